@@ -58,7 +58,7 @@ class Activation:
         which restores the exponential convergence that a kink would otherwise destroy.
     closed_form : str or None
         Key of an exact formula for the Gaussian expectations (``"erf"``, ``"relu"``,
-        ``"leaky_relu"``, ``"linear"``), or None to integrate numerically.
+        ``"leaky_relu"``, ``"linear"``, ``"sin"``), or None to integrate numerically.
     params : tuple of (str, float)
         Parameters of the family (``negative_slope`` of leaky_relu, ``alpha`` of elu...).
     """
@@ -132,7 +132,9 @@ def _leaky_relu(negative_slope: float) -> Activation:
 
 def _linear() -> Activation:
     return Activation(
-        "linear", lambda x: np.asarray(x, dtype=np.float64) * 1.0, np.ones_like,
+        "linear",
+        lambda x: np.asarray(x, dtype=np.float64) * 1.0,
+        np.ones_like,
         closed_form="linear",
     )
 
@@ -211,7 +213,7 @@ def _selu() -> Activation:
 
 
 def _sin() -> Activation:
-    return Activation("sin", np.sin, np.cos)
+    return Activation("sin", np.sin, np.cos, closed_form="sin")
 
 
 _FACTORIES: dict[str, Callable[..., Activation]] = {

@@ -1,0 +1,229 @@
+"""The critical line ``chi_1 = 1`` in the (sigma_w2, sigma_b2) plane.
+
+Notes
+-----
+THEORY.md section 3. On the critical line the fixed point satisfies both
+``q = sigma_w2 F(q) + sigma_b2`` and ``sigma_w2 G(q) = 1`` (``F = E[phi^2]``,
+``G = E[phi'^2]``), so instead of nesting a q* solve inside a sigma_w2 search we solve the
+one-dimensional equation in q
+
+    H(q) = q - F(q) / G(q) - sigma_b2 = 0,
+
+then ``sigma_w2 = 1 / G(q)``. ``H(sigma_b2) = -F/G <= 0``; the first sign change on a
+logarithmic scan of ``q in (sigma_b2, 1e8]`` brackets the root, refined by the Illinois
+method. With ``sigma_b2 = 0`` and ``phi(0) = 0``, ``q = 0`` is a fixed point for every
+sigma_w2 and the critical point is ``sigma_w2 = 1 / phi'(0)^2`` at ``q* = 0`` (tanh: 1).
+
+ReLU, leaky ReLU and linear are positively homogeneous: ``sigma_w2 = 1 / kappa`` (2 for ReLU,
+1 for linear), where the q-map has slope 1. There ``q*`` is infinite for ``sigma_b2 > 0``
+(status ``"divergence-boundary"``) and every q is a fixed point for ``sigma_b2 = 0``
+(status ``"marginal"``, q* NaN). Activations whose H never changes sign on the scan (for
+instance elu, whose chi_1 approaches 1 only as q* -> inf) get status ``"none"`` and NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation, get_activation
+from .errors import MFTheoryError
+from .expectations import (
+    _homogeneous_kappa,
+    derivative_second_moment,
+    second_moment,
+    second_moment_slope,
+)
+from .fixed_points import _gradient_scale, depth_scale
+from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+
+__all__ = ["CriticalPoint", "critical_point"]
+
+Array = NDArray[np.float64]
+_SCAN = np.concatenate([[0.0], np.logspace(-10, 8, 73)])  # offsets above sigma_b2
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """Points of the critical line ``chi_1 = 1`` for given bias variances.
+
+    Attributes
+    ----------
+    activation : Activation
+    sigma_b2, sigma_w2 : ndarray
+        Bias variance (input) and the critical weight variance.
+    q_star, chi_q, xi_q : ndarray
+        Fixed-point length, q-map slope and length depth scale on the line.
+    xi_grad : ndarray
+        Gradient depth scale (infinite on the critical line by definition).
+    status : ndarray of str
+        ``"ok"``, ``"divergence-boundary"``, ``"marginal"`` or ``"none"`` (see module notes).
+    settings : QuadratureSettings
+    """
+
+    activation: Activation
+    sigma_b2: Array
+    sigma_w2: Array
+    q_star: Array
+    chi_q: Array
+    xi_q: Array
+    xi_grad: Array
+    status: NDArray[np.str_]
+    settings: QuadratureSettings
+
+    @property
+    def sigma_w(self) -> Array:
+        return np.sqrt(self.sigma_w2)
+
+    @property
+    def sigma_b(self) -> Array:
+        return np.sqrt(self.sigma_b2)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: nested lists, non-finite floats as None."""
+        from ._json import jsonable
+
+        return {
+            "activation": self.activation.label,
+            "sigma_b2": jsonable(self.sigma_b2),
+            "sigma_w2": jsonable(self.sigma_w2),
+            "sigma_w": jsonable(self.sigma_w),
+            "q_star": jsonable(self.q_star),
+            "chi_q": jsonable(self.chi_q),
+            "xi_q": jsonable(self.xi_q),
+            "status": self.status.tolist(),
+        }
+
+
+def _illinois(
+    fun: object, lo: Array, hi: Array, f_lo: Array, f_hi: Array, maxiter: int = 100
+) -> Array:
+    """Vectorised Illinois (modified regula falsi) on brackets with f_lo < 0 <= f_hi."""
+    f = fun  # callable (x, idx) -> values
+    lo, hi, f_lo, f_hi = lo.copy(), hi.copy(), f_lo.copy(), f_hi.copy()
+    x = hi.copy()
+    side = np.zeros(lo.shape, dtype=np.int8)
+    active = np.flatnonzero(f_hi != 0)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
+        xn = (a * fb - b * fa) / (fb - fa)
+        xn = np.where(np.isfinite(xn) & (xn > a) & (xn < b), xn, 0.5 * (a + b))
+        fx = f(xn, active)  # type: ignore[operator]
+        neg = fx < 0
+        # Illinois: halve the retained end's value when the same side is kept twice
+        keep_hi = neg & (side[active] == 1)
+        keep_lo = ~neg & (side[active] == -1)
+        f_hi[active] = np.where(neg, np.where(keep_hi, 0.5 * fb, fb), fx)
+        f_lo[active] = np.where(neg, fx, np.where(keep_lo, 0.5 * fa, fa))
+        lo[active] = np.where(neg, xn, a)
+        hi[active] = np.where(neg, b, xn)
+        side[active] = np.where(neg, 1, -1)
+        x[active] = xn
+        width = hi[active] - lo[active]
+        done = (fx == 0) | (width <= 4e-16 * np.abs(hi[active]) + 1e-300)
+        active = active[~done]
+    return x
+
+
+def critical_point(
+    act: str | Activation,
+    *,
+    sigma_b2: ArrayLike,
+    settings: QuadratureSettings | None = None,
+) -> CriticalPoint:
+    """The critical weight variance ``sigma_w2`` (``chi_1 = 1``) for each bias variance.
+
+    Parameters
+    ----------
+    act : str or Activation
+    sigma_b2 : array_like
+        Bias variances (``>= 0``), any shape.
+    settings : QuadratureSettings, optional
+
+    Returns
+    -------
+    CriticalPoint
+
+    Notes
+    -----
+    THEORY.md section 3 (the critical line); the method is in the module docstring.
+
+    Examples
+    --------
+    >>> cp = critical_point("tanh", sigma_b2=0.05)
+    >>> round(float(cp.sigma_w2), 2)
+    1.76
+    """
+    a = get_activation(act)
+    st = settings or DEFAULT_SETTINGS
+    b_in = np.asarray(sigma_b2, dtype=np.float64)
+    bad = ~np.isfinite(b_in) | (b_in < 0)
+    if np.any(bad):
+        raise MFTheoryError(f"sigma_b2 must be finite and non-negative, got {b_in[bad].flat[0]!r}")
+    shape = b_in.shape
+    b = b_in.ravel()
+    n = b.size
+    w = np.full(n, np.nan)
+    q = np.full(n, np.nan)
+    status = np.full(n, "none", dtype="<U19")
+    if a.closed_form in ("relu", "leaky_relu", "linear"):
+        w[:] = 1.0 / _homogeneous_kappa(a)
+        q[:] = np.where(b > 0, np.inf, np.nan)
+        status[:] = np.where(b > 0, "divergence-boundary", "marginal")
+    else:
+        phi0 = float(a.phi(np.zeros(1))[0])
+        at_zero = (b == 0) & (phi0 == 0.0)
+        if np.any(at_zero):
+            g0 = float(derivative_second_moment(a, np.zeros(1), settings=st)[0])
+            w[at_zero] = 1.0 / g0 if g0 > 0 else np.nan
+            q[at_zero] = 0.0
+            status[at_zero] = "ok" if g0 > 0 else "none"
+        rest = np.flatnonzero(~at_zero)
+        if rest.size:
+            qs = b[rest, None] + _SCAN * (1.0 + b[rest, None])
+            h = _h(a, qs, b[rest, None], st)
+            pos = h >= 0
+            has = pos.any(axis=1)
+            j = np.argmax(pos, axis=1)
+            idx = rest[has]
+            jj = j[has]
+            rows = np.flatnonzero(has)
+            hi = qs[rows, jj]
+            f_hi = h[rows, jj]
+            lo = np.where(jj > 0, qs[rows, np.maximum(jj - 1, 0)], b[idx])
+            f_lo = np.where(jj > 0, h[rows, np.maximum(jj - 1, 0)], -1.0)
+            bb = b[idx]
+            root = _illinois(lambda x, i: _h(a, x, bb[i], st), lo, hi, f_lo, f_hi)
+            q[idx] = root
+            w[idx] = 1.0 / derivative_second_moment(a, root, settings=st)
+            status[idx] = "ok"
+    chi_q = np.full(n, np.nan)
+    fin = np.isfinite(q) & np.isfinite(w)
+    chi_q[fin] = w[fin] * second_moment_slope(a, q[fin], settings=st)
+    if a.closed_form in ("relu", "leaky_relu", "linear"):
+        chi_q = np.ones(n)  # the q-map's slope is sigma_w2 * kappa = 1 on the line
+    xi_grad = _gradient_scale(np.where(np.isfinite(w), 1.0, np.nan))
+    return CriticalPoint(
+        activation=a,
+        sigma_b2=b.reshape(shape),
+        sigma_w2=w.reshape(shape),
+        q_star=q.reshape(shape),
+        chi_q=chi_q.reshape(shape),
+        xi_q=depth_scale(chi_q).reshape(shape),
+        xi_grad=xi_grad.reshape(shape),
+        status=status.reshape(shape),
+        settings=st,
+    )
+
+
+def _h(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:
+    """``H(q) = q - F(q)/G(q) - sigma_b2`` (NaN where G <= 0)."""
+    F = second_moment(a, q, settings=st)
+    G = derivative_second_moment(a, q, settings=st)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = q - F / G - b
+    return np.where(G > 0, out, np.nan)

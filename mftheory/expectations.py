@@ -1,0 +1,481 @@
+"""Gaussian expectations of an activation: the integrals behind every mean-field map.
+
+One-dimensional (``u = sqrt(q) z``, ``z ~ N(0, 1)``):
+
+* :func:`second_moment` ``F(q) = E[phi(u)^2]`` (the q-map is ``sigma_w2 F(q) + sigma_b2``),
+* :func:`derivative_second_moment` ``G(q) = E[phi'(u)^2]`` (``chi_1 = sigma_w2 G(q*)``),
+* :func:`second_moment_slope` ``F'(q) = E[phi(u) phi'(u) z] / sqrt(q)``
+  (``chi_q = sigma_w2 F'(q*)``).
+
+Two-dimensional: :func:`pair_expectation` ``E[phi(u1) phi(u2)]`` (or with ``phi'``) for a
+Gaussian pair with variances ``q1, q2`` and correlation ``rho``.
+
+Methods, in order of preference: closed forms (erf, relu, leaky_relu, linear); composite
+Gauss-Legendre in z split at the kinks (1D); the Hermite series
+``E[phi(u1) phi(u2)] = sum_k a_k(q1) a_k(q2) rho^k`` whose truncation error is bounded
+exactly because ``sum_k a_k(q)^2 = F(q)`` is known (2D, fast); a nested kink-aware 2D
+Gauss-Legendre rule where that bound exceeds ``settings.tol`` (2D, slow, robust).
+
+Notes
+-----
+THEORY.md section 3 (q- and C-maps, slopes, closed forms, the dual activation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation
+from .errors import MFTheoryError
+from .quadrature import DEFAULT_SETTINGS, QuadratureSettings, hermite_functions, normal_rule
+
+__all__ = [
+    "HermiteSeries",
+    "derivative_second_moment",
+    "hermite_series",
+    "pair_expectation",
+    "second_moment",
+    "second_moment_slope",
+]
+
+Array = NDArray[np.float64]
+_MAX_BLOCK = 4_000_000  # array elements per block of the nested 2D rule (memory bound)
+_LAYER = np.array([-8.0, -4.0, -2.0, -1.0, -0.5, 0.5, 1.0, 2.0, 4.0, 8.0])
+
+
+def _as_nonneg(q: ArrayLike, name: str = "q") -> Array:
+    arr = np.asarray(q, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise MFTheoryError(f"{name} must be finite, got {arr[~np.isfinite(arr)].flat[0]!r}")
+    if np.any(arr < 0):
+        raise MFTheoryError(f"{name} must be non-negative, got {arr[arr < 0].flat[0]!r}")
+    return arr
+
+
+def _kinks(act: Activation) -> Array:
+    return np.asarray(act.kinks, dtype=np.float64)
+
+
+#: Extra panel edges in h = sqrt(q) z, used once q > 9: they keep panels at most 0.75 wide in
+#: h where activations bend (|h| < 3), so the rule stays accurate as q grows.
+_H_EDGES = np.array([0.75, 1.5, 2.25, 3.0, 4.0, 5.5, 7.5, 10.0, 14.0, 20.0])
+_H_EDGES = np.concatenate([-_H_EDGES[::-1], _H_EDGES])
+
+
+def _kink_breaks(act: Activation, s: Array) -> Array | None:
+    """Panel edges in z for ``phi(s z)``: kinks ``k / s``, and fixed h-edges for large q.
+
+    Returns shape (..., B), or None when there are none.
+    """
+    pts = _kinks(act)
+    if s.size and float(np.max(s)) > 3.0:
+        pts = np.concatenate([pts, _H_EDGES])
+    if pts.size == 0:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        br = pts / s[..., None]
+    return np.where(s[..., None] > 0, br, np.inf)
+
+
+def _expect_1d(act: Activation, q: Array, integrand: str, settings: QuadratureSettings) -> Array:
+    """E over z of phi^2, phi'^2 or phi phi' z / sqrt(q) at u = sqrt(q) z."""
+    s_true = np.sqrt(q)
+    # q = 0 is evaluated as the limit q -> 0+ (one-sided derivatives at a kink at 0 average).
+    s = np.where(s_true > 0, s_true, 1e-150)
+    breaks = _kink_breaks(act, s)
+    z, w = normal_rule(breaks, settings)
+    u = s[..., None] * z
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if integrand == "phi2":
+            vals = np.square(act.phi(u))
+        elif integrand == "dphi2":
+            vals = np.square(act.dphi(u))
+        else:  # "slope": F'(q) = E[phi(u) phi'(u) z] / sqrt(q)  (Stein's lemma)
+            vals = act.phi(u) * act.dphi(u) * z
+        out = np.sum(w * vals, axis=-1)
+        if integrand == "slope":
+            out = out / s
+    if integrand == "phi2" and np.any(s_true == 0):
+        out = np.where(s_true == 0, float(np.square(act.phi(np.zeros(1)))[0]), out)
+    if integrand == "slope" and np.any(s_true == 0):
+        # q = 0: F'(0+) = (phi'(0+)^2 + phi'(0-)^2) / 2 when phi(0) = 0. (If phi(0) != 0 a
+        # zero q* needs sigma_w2 = 0, where chi_q = 0 whatever this value is.)
+        eps = np.array([1e-300, -1e-300])
+        d0 = 0.5 * float(np.sum(np.square(act.dphi(eps))))
+        out = np.where(s_true == 0, d0, out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def second_moment(
+    act: Activation, q: ArrayLike, *, settings: QuadratureSettings | None = None
+) -> Array:
+    """``F(q) = E_z[phi(sqrt(q) z)^2]``, the q-map without its affine part.
+
+    Parameters
+    ----------
+    act : Activation
+    q : array_like
+        Pre-activation variances, ``q >= 0``; any shape.
+    settings : QuadratureSettings, optional
+
+    Returns
+    -------
+    ndarray of the shape of ``q``.
+
+    Notes
+    -----
+    THEORY.md section 3. Closed forms: erf ``(2/pi) asin(2q/(1+2q))``; relu ``q/2``;
+    leaky_relu ``(1+a^2) q/2``; linear ``q``; sin ``(1 - e^{-2q})/2``.
+    """
+    qa = _as_nonneg(q)
+    cf = act.closed_form
+    if cf == "erf":
+        return (2.0 / math.pi) * np.arcsin(2.0 * qa / (1.0 + 2.0 * qa))
+    if cf in ("relu", "leaky_relu", "linear"):
+        return _homogeneous_kappa(act) * qa
+    if cf == "sin":
+        return 0.5 * (1.0 - np.exp(-2.0 * qa))
+    return _expect_1d(act, qa, "phi2", settings or DEFAULT_SETTINGS)
+
+
+def derivative_second_moment(
+    act: Activation, q: ArrayLike, *, settings: QuadratureSettings | None = None
+) -> Array:
+    """``G(q) = E_z[phi'(sqrt(q) z)^2]``; ``chi_1 = sigma_w2 G(q*)``.
+
+    Notes
+    -----
+    THEORY.md section 3. Closed forms: erf ``(4/pi)/sqrt(1+4q)``; relu ``1/2``;
+    leaky_relu ``(1+a^2)/2``; linear ``1``.
+    """
+    qa = _as_nonneg(q)
+    cf = act.closed_form
+    if cf == "erf":
+        return (4.0 / math.pi) / np.sqrt(1.0 + 4.0 * qa)
+    if cf in ("relu", "leaky_relu", "linear"):
+        return np.full_like(qa, _homogeneous_kappa(act))
+    if cf == "sin":
+        return 0.5 * (1.0 + np.exp(-2.0 * qa))
+    return _expect_1d(act, qa, "dphi2", settings or DEFAULT_SETTINGS)
+
+
+def second_moment_slope(
+    act: Activation, q: ArrayLike, *, settings: QuadratureSettings | None = None
+) -> Array:
+    """``F'(q) = dF/dq``; the q-map's slope is ``chi_q = sigma_w2 F'(q*)``.
+
+    Notes
+    -----
+    THEORY.md section 3 gives ``chi_q = sigma_w2 E[phi'(u)^2 + phi(u) phi''(u)]``. By Stein's
+    lemma that equals ``sigma_w2 E[phi(u) phi'(u) z] / sqrt(q)``, which needs no second
+    derivative and so also holds for kinked activations. Closed form for erf:
+    ``(4/pi) / ((1+2q) sqrt(1+4q))``.
+    """
+    qa = _as_nonneg(q)
+    cf = act.closed_form
+    if cf == "erf":
+        return (4.0 / math.pi) / ((1.0 + 2.0 * qa) * np.sqrt(1.0 + 4.0 * qa))
+    if cf in ("relu", "leaky_relu", "linear"):
+        return np.full_like(qa, _homogeneous_kappa(act))
+    if cf == "sin":
+        return np.exp(-2.0 * qa)
+    return _expect_1d(act, qa, "slope", settings or DEFAULT_SETTINGS)
+
+
+def _homogeneous_kappa(act: Activation) -> float:
+    """``F(q)/q`` for the positively homogeneous closed forms."""
+    if act.closed_form == "relu":
+        return 0.5
+    if act.closed_form == "leaky_relu":
+        a = act.param("negative_slope")
+        return 0.5 * (1.0 + a * a)
+    return 1.0
+
+
+# --- two-dimensional expectations ------------------------------------------------------------
+
+
+def _closed_pair(act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool) -> Array:
+    cf = act.closed_form
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if cf == "erf":
+            s1, s2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
+            if derivative:
+                return (4.0 / math.pi) / np.sqrt(s1 * s2 - 4.0 * rho**2 * q1 * q2)
+            arg = np.clip(2.0 * rho * np.sqrt(q1 * q2) / np.sqrt(s1 * s2), -1.0, 1.0)
+            return (2.0 / math.pi) * np.arcsin(arg)
+        if cf == "sin":  # E[sin u1 sin u2] = e^{-(q1+q2)/2} sinh(rho sqrt(q1 q2)); cos: cosh
+            damp = np.exp(-0.5 * (q1 + q2))
+            r = rho * np.sqrt(q1 * q2)
+            return damp * (np.cosh(r) if derivative else np.sinh(r))
+        if cf == "linear":
+            return np.ones_like(rho) if derivative else rho * np.sqrt(q1 * q2)
+        a = act.param("negative_slope") if cf == "leaky_relu" else 0.0
+        if derivative:
+            p_pos = (math.pi - np.arccos(rho)) / (2.0 * math.pi)  # P(u1 > 0, u2 > 0)
+            return (1.0 + a * a) * p_pos + 2.0 * a * (0.5 - p_pos)
+
+        def k(r: Array) -> Array:  # E[relu(u1) relu(u2)] / sqrt(q1 q2)
+            return (np.sqrt(np.clip(1.0 - r * r, 0.0, None)) + (math.pi - np.arccos(r)) * r) / (
+                2.0 * math.pi
+            )
+
+        return np.sqrt(q1 * q2) * ((1.0 + a * a) * k(rho) - 2.0 * a * k(-rho))
+
+
+class HermiteSeries:
+    """Hermite (dual-activation) coefficients of ``phi(sqrt(q) z)`` for a batch of q.
+
+    ``E[phi(u1) phi(u2)] = sum_k a_k(q1) a_k(q2) rho^k`` with
+    ``a_k(q) = E_z[phi(sqrt(q) z) He_k(z)] / sqrt(k!)``. The tail after K terms is bounded
+    by ``sqrt(T(q1) T(q2)) |rho|^(K+1)`` where ``T(q) = F(q) - sum_{k<=K} a_k(q)^2``, and the
+    tail of the c-derivative series ``sum k a_k^2 c^(k-1)`` by ``T1(q) c^K`` with
+    ``T1(q) = q G(q) - sum k a_k^2`` (Price's theorem: ``sum_k k a_k^2 = q E[phi'^2]``).
+
+    Attributes
+    ----------
+    a : ndarray (P, K+1)
+        Coefficients, one row per q.
+    tail, tail1 : ndarray (P,)
+        ``T(q)`` and ``T1(q)`` (clipped at 0).
+    norm : ndarray (P,)
+        ``F(q)``.
+    """
+
+    def __init__(self, a: Array, F: Array, qG: Array) -> None:
+        k = np.arange(a.shape[-1], dtype=np.float64)
+        a2 = a * a
+        self.a = a
+        self.norm = F
+        self.tail = np.maximum(F - a2.sum(axis=-1), 0.0)
+        self.tail1 = np.maximum(qG - (k * a2).sum(axis=-1), 0.0)
+        self._a2 = a2
+        self._ka2 = (k * a2)[:, 1:]  # coefficients of the derivative series, powers 0..K-1
+
+    @property
+    def terms(self) -> int:
+        return int(self.a.shape[-1] - 1)
+
+    def value(self, c: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        """``sum_k a_k^2 c^k`` (equal-variance pair) for rows ``idx`` (all by default)."""
+        return _horner(self._a2 if idx is None else self._a2[idx], c)
+
+    def slope(self, c: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        """``sum_k k a_k^2 c^(k-1)`` = ``q E[phi'(u1) phi'(u2)]`` at correlation c."""
+        return _horner(self._ka2 if idx is None else self._ka2[idx], c)
+
+    def value_bound(self, c: Array) -> Array:
+        """Upper bound on the truncation error of :meth:`value` at c."""
+        return self.tail * np.abs(c) ** (self.terms + 1)
+
+    def slope_bound(self, c: Array) -> Array:
+        """Upper bound on the truncation error of :meth:`slope` at c."""
+        return self.tail1 * np.abs(c) ** self.terms
+
+
+def _horner(coef: Array, c: Array) -> Array:
+    out = np.zeros_like(c)
+    for j in range(coef.shape[-1] - 1, -1, -1):
+        out = out * c + coef[:, j]
+    return out
+
+
+def hermite_series(
+    act: Activation, q: ArrayLike, *, settings: QuadratureSettings | None = None
+) -> HermiteSeries:
+    """The Hermite coefficients ``a_k(q)``, k = 0..K, for a flat array of variances.
+
+    Notes
+    -----
+    THEORY.md section 3 (the "dual activation"). Activations whose kinks are all at 0 use one
+    shared node set (kinks at 0 stay at z = 0, a panel edge); other kinks move with q and
+    get a per-q rule.
+    """
+    st = settings or DEFAULT_SETTINGS
+    qa = _as_nonneg(q).ravel()
+    s = np.sqrt(qa)
+    K = st.hermite_terms
+    F = second_moment(act, qa, settings=st)
+    qG = qa * derivative_second_moment(act, qa, settings=st)
+    kinks = _kinks(act)
+    if np.all(kinks == 0.0):
+        z, w, H = hermite_functions(K)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            fz = act.phi(s[:, None] * z) * w
+        a = fz @ H.T
+        return HermiteSeries(a, F, qG)
+    a = np.empty((qa.size, K + 1))
+    m = 16
+    for start in range(0, qa.size, 256):
+        sl = slice(start, start + 256)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            br = np.where(s[sl, None] > 0, kinks / s[sl, None], np.inf)
+        br = np.clip(np.nan_to_num(br, posinf=13.0, neginf=-13.0), -13.0, 13.0)
+        edges = np.sort(
+            np.concatenate(
+                [np.broadcast_to(np.linspace(-13.0, 13.0, 105), (br.shape[0], 105)), br], axis=-1
+            ),
+            axis=-1,
+        )
+        x, wl = np.polynomial.legendre.leggauss(m)
+        lo, hi = edges[:, :-1, None], edges[:, 1:, None]
+        z = (0.5 * (lo + hi) + 0.5 * (hi - lo) * x).reshape(br.shape[0], -1)
+        w = (0.5 * (hi - lo) * wl).reshape(br.shape[0], -1)
+        g = np.exp(-0.25 * z * z) * (2.0 * math.pi) ** -0.25
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            fz = act.phi(s[sl, None] * z) * w * g
+        h_prev = g
+        h = z * g
+        a[sl, 0] = np.sum(fz * h_prev, axis=-1)
+        if K >= 1:
+            a[sl, 1] = np.sum(fz * h, axis=-1)
+        for k in range(1, K):
+            h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
+            a[sl, k + 1] = np.sum(fz * h, axis=-1)
+    return HermiteSeries(a, F, qG)
+
+
+def _nested_pair(
+    act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool, st: QuadratureSettings
+) -> Array:
+    """Nested composite Gauss-Legendre for E[f(u1) f(u2)], kink-aware in both variables.
+
+    ``u1 = sqrt(q1) x``, ``u2 = sqrt(q2) (rho x + t y)``, ``t = sqrt(1 - rho^2)``. The inner
+    rule over y is split where ``u2`` crosses a kink, ``y = (k/sqrt(q2) - rho x) / t``; the
+    outer rule over x at the kinks of ``u1`` and at ``x = k / (rho sqrt(q2))``, where the
+    inner (Gaussian-smoothed) integral has its smoothed kink when t is small.
+    """
+    f = act.dphi if derivative else act.phi
+    s1, s2 = np.sqrt(q1), np.sqrt(q2)
+    t = np.sqrt(np.clip(1.0 - rho * rho, 0.0, None))
+    kinks = _kinks(act)
+    out = np.empty(q1.shape)
+    if kinks.size:
+        # The inner integral, as a function of x, is the kink smoothed over a width
+        # t / |rho| around x_k = k / (rho sqrt(q2)): resolve that layer with extra edges.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_k = kinks / (rho * s2)[:, None]
+            width = (t / np.abs(rho))[:, None, None]
+            layer = (x_k[..., None] + width * _LAYER).reshape(q1.size, -1)
+            outer_br = np.concatenate([kinks / s1[:, None], x_k, layer], axis=-1)
+        zx, wx = normal_rule(outer_br, st)
+    else:
+        zx1, wx1 = normal_rule(None, st)
+        zx = np.broadcast_to(zx1, (q1.size, zx1.size))
+        wx = np.broadcast_to(wx1, (q1.size, zx1.size))
+    m_out = zx.shape[-1]
+    m_in = (st.panels + kinks.size) * st.nodes_per_panel
+    block = max(1, _MAX_BLOCK // (m_out * m_in))
+    for start in range(0, q1.size, block):
+        sl = slice(start, start + block)
+        x = zx[sl]
+        if kinks.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inner_br = (kinks / s2[sl, None, None] - rho[sl, None, None] * x[..., None]) / t[
+                    sl, None, None
+                ]
+            zy, wy = normal_rule(inner_br, st)
+        else:
+            zy1, wy1 = normal_rule(None, st)
+            zy, wy = zy1[None, None, :], wy1[None, None, :]
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            u2 = s2[sl, None, None] * (rho[sl, None, None] * x[..., None] + t[sl, None, None] * zy)
+            inner = np.sum(wy * f(u2), axis=-1)
+            out[sl] = np.sum(wx[sl] * f(s1[sl, None] * x) * inner, axis=-1)
+    return out
+
+
+def _diagonal_pair(
+    act: Activation, q1: Array, q2: Array, sign: Array, derivative: bool, st: QuadratureSettings
+) -> Array:
+    """rho = +-1: the 1D integral E[f(s1 z) f(+-s2 z)], split at the kinks of both factors."""
+    f = act.dphi if derivative else act.phi
+    s1, s2 = np.sqrt(q1), np.sqrt(q2)
+    kinks = _kinks(act)
+    if kinks.size:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            br = np.concatenate([kinks / s1[:, None], sign[:, None] * kinks / s2[:, None]], -1)
+        z, w = normal_rule(br, st)
+    else:
+        z, w = normal_rule(None, st)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return np.sum(w * f(s1[:, None] * z) * f(sign[:, None] * s2[:, None] * z), axis=-1)
+
+
+def pair_expectation(
+    act: Activation,
+    q1: ArrayLike,
+    q2: ArrayLike,
+    rho: ArrayLike,
+    *,
+    derivative: bool = False,
+    settings: QuadratureSettings | None = None,
+) -> Array:
+    """``E[phi(u1) phi(u2)]`` (or ``E[phi'(u1) phi'(u2)]``) for a correlated Gaussian pair.
+
+    Parameters
+    ----------
+    act : Activation
+    q1, q2 : array_like
+        Variances of ``u1`` and ``u2`` (``>= 0``).
+    rho : array_like
+        Their correlation, in ``[-1, 1]``.
+    derivative : bool
+        Integrate ``phi'`` instead of ``phi`` (``chi_c = sigma_w2 E[phi'(u1) phi'(u2)]``).
+    settings : QuadratureSettings, optional
+
+    Returns
+    -------
+    ndarray of the broadcast shape of the arguments.
+
+    Notes
+    -----
+    THEORY.md section 2 (entries of ``C(Sigma)``) and 3 (the C-map). Closed forms for erf,
+    relu, leaky_relu, linear; a 1D rule at ``|rho| = 1``; otherwise the Hermite series where
+    its exact truncation bound is below ``settings.tol * sqrt(F(q1) F(q2))``, and the nested
+    kink-aware 2D Gauss-Legendre rule elsewhere.
+    """
+    st = settings or DEFAULT_SETTINGS
+    q1a, q2a = _as_nonneg(q1, "q1"), _as_nonneg(q2, "q2")
+    ra = np.asarray(rho, dtype=np.float64)
+    if not np.all(np.isfinite(ra)) or np.any(np.abs(ra) > 1.0 + 1e-12):
+        raise MFTheoryError("rho must be a correlation in [-1, 1]")
+    ra = np.clip(ra, -1.0, 1.0)
+    q1b, q2b, rb = (np.ascontiguousarray(x).ravel() for x in np.broadcast_arrays(q1a, q2a, ra))
+    shape = np.broadcast_shapes(q1a.shape, q2a.shape, ra.shape)
+    if act.closed_form is not None:
+        return np.asarray(_closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
+    out = np.empty(q1b.shape)
+    diag = np.abs(rb) == 1.0
+    if np.any(diag):
+        out[diag] = _diagonal_pair(act, q1b[diag], q2b[diag], np.sign(rb[diag]), derivative, st)
+    rest = ~diag
+    if np.any(rest):
+        out[rest] = _series_or_nested(act, q1b[rest], q2b[rest], rb[rest], derivative, st)
+    return out.reshape(shape)
+
+
+def _series_or_nested(
+    act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool, st: QuadratureSettings
+) -> Array:
+    out = np.empty(q1.shape)
+    if derivative:
+        # Hermite coefficients of phi' converge slowly for kinked phi; use the nested rule.
+        return _nested_pair(act, q1, q2, rho, True, st)
+    qs, inv = np.unique(np.concatenate([q1, q2]), return_inverse=True)
+    ser = hermite_series(act, qs, settings=st)
+    i1, i2 = inv[: q1.size], inv[q1.size :]
+    a1, a2 = ser.a[i1], ser.a[i2]
+    K = ser.terms
+    powers = rho[:, None] ** np.arange(K + 1)
+    val = np.sum(a1 * a2 * powers, axis=-1)
+    bound = np.sqrt(ser.tail[i1] * ser.tail[i2]) * np.abs(rho) ** (K + 1)
+    scale = np.sqrt(ser.norm[i1] * ser.norm[i2])
+    bad = bound > st.tol * np.maximum(scale, 1e-300)
+    out[:] = val
+    if np.any(bad):
+        out[bad] = _nested_pair(act, q1[bad], q2[bad], rho[bad], False, st)
+    return out

@@ -1,0 +1,431 @@
+"""Fixed points of the q- and C-maps, their slopes, depth scales and the phase.
+
+Notes
+-----
+THEORY.md section 3. For a point ``(sigma_w2, sigma_b2)``:
+
+* ``q*``: the fixed point of the q-map **reached by iterating it from** ``q0`` (default 1,
+  a unit-variance input). It is found by bracketing in the direction the map moves from q0
+  (so the root nearest q0 on that side, which is the limit of the iteration whenever the
+  q-map is increasing, as it is for every built-in activation) and polished by safeguarded
+  Newton. If the map still moves up at ``q = 1e15`` the point is *divergent*: no finite q*.
+* ``chi_1 = sigma_w2 E[phi'(u)^2]``, ``chi_q = sigma_w2 dF/dq``, both at ``q*``.
+* ``c*``: 1 in the ordered and critical phases; in the chaotic phase the fixed point of the
+  C-map in ``[0, 1)``. On ``[0, 1]`` the C-map is a power series in c with non-negative
+  coefficients (increasing and convex), so that root is unique and Newton from ``c = 0``
+  converges monotonically to it.
+* ``chi_c`` is the C-map's slope at ``c*`` (``= chi_1`` when ``c* = 1``);
+  ``xi_c = -1/log(chi_c)``, ``xi_q = -1/log(chi_q)``, gradient scale
+  ``xi_grad = 1/|log(chi_1)|`` (gradients vanish for chi_1 < 1 and explode for chi_1 > 1).
+* phase: ``critical`` where ``|chi_1 - 1| <= critical_tol`` (default 1e-10), else
+  ``ordered`` (chi_1 < 1) or ``chaotic``; ``divergent`` where q* is infinite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation, get_activation
+from .errors import MFTheoryError
+from .expectations import (
+    _closed_pair,
+    _homogeneous_kappa,
+    derivative_second_moment,
+    hermite_series,
+    pair_expectation,
+    second_moment,
+    second_moment_slope,
+)
+from .maps import check_variances
+from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+
+__all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
+
+Array = NDArray[np.float64]
+PHASES = ("ordered", "critical", "chaotic", "divergent")
+Q_MAX = 1e15  # beyond this q the q-map is declared divergent
+Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
+
+
+def depth_scale(chi: ArrayLike) -> Array:
+    """``-1 / log(chi)`` for ``0 <= chi < 1``; ``inf`` at ``chi = 1``; NaN elsewhere.
+
+    Notes
+    -----
+    THEORY.md section 4 (``xi_c``, ``xi_q``, ``xi_f``).
+    """
+    x = np.asarray(chi, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -1.0 / np.log(x)
+    out = np.where(x == 1.0, np.inf, out)
+    return np.where((x >= 0) & (x <= 1), out, np.nan)
+
+
+def _gradient_scale(chi_1: Array) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1.0 / np.abs(np.log(chi_1))
+    return np.where(np.isfinite(chi_1) & (chi_1 > 0), out, np.where(chi_1 == 0, 0.0, np.nan))
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Mean-field fixed point and slopes on a broadcast grid of (sigma_w2, sigma_b2).
+
+    Every array attribute has the broadcast shape of the inputs. Divergent points have
+    ``q_star = inf`` and NaN in every quantity that needs a finite q*.
+
+    Attributes
+    ----------
+    activation : Activation
+    sigma_w2, sigma_b2 : ndarray
+        Weight and bias variances (``sigma_w = sqrt(sigma_w2)``).
+    q_star, c_star : ndarray
+        Fixed-point length and correlation.
+    chi_1, chi_c, chi_q : ndarray
+        C-map slope at c = 1, C-map slope at c*, q-map slope at q*.
+    xi_c, xi_q, xi_grad : ndarray
+        Correlation, length and gradient depth scales.
+    phase : ndarray of str
+        ``"ordered"``, ``"critical"``, ``"chaotic"`` or ``"divergent"``.
+    settings : QuadratureSettings
+    q0, critical_tol : float
+        Starting length of the q-map iteration; tolerance of the critical label.
+    """
+
+    activation: Activation
+    sigma_w2: Array
+    sigma_b2: Array
+    q_star: Array
+    c_star: Array
+    chi_1: Array
+    chi_c: Array
+    chi_q: Array
+    xi_c: Array
+    xi_q: Array
+    xi_grad: Array
+    phase: NDArray[np.str_]
+    settings: QuadratureSettings
+    q0: float = 1.0
+    critical_tol: float = 1e-10
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "q_star",
+        "c_star",
+        "chi_1",
+        "chi_c",
+        "chi_q",
+        "xi_c",
+        "xi_q",
+        "xi_grad",
+    )
+
+    @property
+    def sigma_w(self) -> Array:
+        return np.sqrt(self.sigma_w2)
+
+    @property
+    def sigma_b(self) -> Array:
+        return np.sqrt(self.sigma_b2)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.q_star.shape)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: nested lists, non-finite floats as None."""
+        from ._json import jsonable
+
+        out: dict[str, object] = {
+            "activation": self.activation.label,
+            "sigma_w2": jsonable(self.sigma_w2),
+            "sigma_b2": jsonable(self.sigma_b2),
+        }
+        for name in self.FIELDS:
+            out[name] = jsonable(getattr(self, name))
+        out["phase"] = self.phase.tolist()
+        return out
+
+
+# --- root finding --------------------------------------------------------------------------
+
+
+def _bracketed_newton(
+    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]],
+    lo: Array,
+    hi: Array,
+    f_lo_sign: Array,
+    *,
+    rtol: float = 4e-16,
+    maxiter: int = 200,
+) -> Array:
+    """Vectorised Newton safeguarded by bisection on brackets ``[lo, hi]``.
+
+    ``fun(x, idx)`` returns ``(f, f')`` at points ``x`` of problems ``idx``; ``f_lo_sign`` is
+    the sign of f at ``lo`` (f changes sign on the bracket).
+    """
+    lo, hi = lo.astype(np.float64).copy(), hi.astype(np.float64).copy()
+    x = 0.5 * (lo + hi)
+    active = np.arange(x.size)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        xa = x[active]
+        f, df = fun(xa, active)
+        same = np.sign(f) == f_lo_sign[active]
+        lo[active] = np.where(same, xa, lo[active])
+        hi[active] = np.where(same, hi[active], xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xn = xa - f / df
+        la, ha = lo[active], hi[active]
+        outside = ~np.isfinite(xn) | (xn <= la) | (xn >= ha)
+        xn = np.where(outside, 0.5 * (la + ha), xn)
+        done = (
+            (f == 0)
+            | (np.abs(xn - xa) <= rtol * np.abs(xa) + 1e-300)
+            | (ha - la <= rtol * np.abs(ha))
+        )
+        x[active] = np.where(f == 0, xa, xn)
+        active = active[~done]
+    return x
+
+
+def solve_q_star(
+    act: Activation,
+    sigma_w2: Array,
+    sigma_b2: Array,
+    *,
+    q0: float = 1.0,
+    settings: QuadratureSettings | None = None,
+) -> Array:
+    """The stable length ``q*`` reached from ``q0``; ``inf`` where the q-map diverges.
+
+    Parameters are flat arrays of equal size. See the module notes for the definition.
+
+    Notes
+    -----
+    THEORY.md section 3 (q-map); "unbounded activations ... have no finite q*".
+    """
+    st = settings or DEFAULT_SETTINGS
+    w, b = sigma_w2.ravel(), sigma_b2.ravel()
+    q = np.full(w.shape, np.nan)
+    if act.closed_form in ("relu", "leaky_relu", "linear"):
+        slope = w * _homogeneous_kappa(act)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(slope < 1.0, b / (1.0 - slope), np.inf)
+        return np.where((slope == 1.0) & (b == 0.0), q0, q)
+
+    def g(x: Array, idx: NDArray[np.intp]) -> Array:
+        return w[idx] * second_moment(act, x, settings=st) + b[idx] - x
+
+    def g_and_slope(x: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
+        return g(x, idx), w[idx] * second_moment_slope(act, x, settings=st) - 1.0
+
+    all_idx = np.arange(w.size)
+    g0 = g(np.full(w.shape, q0), all_idx)
+    q[g0 == 0] = q0
+    lo = np.full(w.shape, q0)
+    hi = np.full(w.shape, q0)
+    # upward: the map moves q up from q0
+    up = np.flatnonzero(g0 > 0)
+    while up.size:
+        hi[up] = np.maximum(4.0 * hi[up], 1.0)
+        gh = g(hi[up], up)
+        found = gh <= 0
+        diverged = ~found & (hi[up] > Q_MAX)
+        q[up[diverged]] = np.inf
+        lo[up] = np.where(found, hi[up] / 4.0, lo[up])
+        up = up[~found & ~diverged]
+        # keep lo as the last point with g > 0
+        lo[up] = hi[up]
+    # downward: the map moves q down from q0
+    down = np.flatnonzero(g0 < 0)
+    while down.size:
+        nxt = np.maximum(lo[down] / 16.0, b[down])
+        tiny = nxt < Q_MIN
+        nxt = np.where(tiny, 0.0, nxt)
+        gl = g(nxt, down)
+        # g(0) = sigma_b2 + sigma_w2 phi(0)^2 >= 0; g(0) = 0 makes q = 0 the fixed point.
+        zero = tiny & (gl <= 0)
+        found = (gl >= 0) & ~zero
+        hi[down] = np.where(found, lo[down], nxt)  # last point with g < 0
+        lo[down] = nxt
+        q[down[zero]] = 0.0
+        down = down[~found & ~zero]
+    todo = np.flatnonzero(np.isnan(q))
+    if todo.size:
+        sign_lo = np.sign(g(lo[todo], todo))
+        # a zero exactly at lo
+        at_lo = sign_lo == 0
+        q[todo[at_lo]] = lo[todo[at_lo]]
+        todo = todo[~at_lo]
+        sign_lo = sign_lo[~at_lo]
+        if todo.size:
+            q[todo] = _bracketed_newton(
+                lambda x, i: g_and_slope(x, todo[i]), lo[todo], hi[todo], sign_lo
+            )
+    q[w == 0] = b[w == 0]
+    return q
+
+
+def _solve_c_star(
+    act: Activation, w: Array, b: Array, q: Array, st: QuadratureSettings
+) -> tuple[Array, Array]:
+    """c* in [0, 1) and chi_c there, for chaotic points (flat arrays)."""
+    if act.closed_form in ("erf", "sin"):
+
+        def cmap_and_slope(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
+            qi = q[idx]
+            e = _closed_pair(act, qi, qi, c, False)
+            de = _closed_pair(act, qi, qi, c, True)
+            return (w[idx] * e + b[idx]) / qi, w[idx] * de
+
+        c = _newton_from_zero(cmap_and_slope, q.size)
+        return c, cmap_and_slope(c, np.arange(q.size))[1]
+
+    ser = hermite_series(act, q, settings=st)
+
+    def series(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
+        return (w[idx] * ser.value(c, idx) + b[idx]) / q[idx], w[idx] * ser.slope(c, idx) / q[idx]
+
+    c = _newton_from_zero(series, q.size)
+    chi_c = series(c, np.arange(q.size))[1]
+    # where the truncation bound is too loose, polish with the nested 2D rule
+    bad = (ser.value_bound(c) > st.tol * ser.norm) | (w * ser.slope_bound(c) / q > st.tol * chi_c)
+    if np.any(bad):
+        idx = np.flatnonzero(bad)
+
+        def nested(cc: Array, ii: NDArray[np.intp]) -> tuple[Array, Array]:
+            j = idx[ii]
+            qi = q[j]
+            e = pair_expectation(act, qi, qi, cc, settings=st)
+            de = pair_expectation(act, qi, qi, cc, derivative=True, settings=st)
+            return (w[j] * e + b[j]) / qi, w[j] * de
+
+        cb = c[idx].copy()
+        for _ in range(8):
+            cm, slope = nested(cb, np.arange(idx.size))
+            step = (cm - cb) / (slope - 1.0)
+            cb = np.clip(cb - step, 0.0, 1.0 - 1e-16)
+            if np.all(np.abs(step) <= 1e-15):
+                break
+        c[idx] = cb
+        chi_c[idx] = nested(cb, np.arange(idx.size))[1]
+    return c, chi_c
+
+
+def _newton_from_zero(
+    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]], n: int, maxiter: int = 200
+) -> Array:
+    """Newton for g(c) = C(c) - c from c = 0 (monotone on the convex branch)."""
+    c = np.zeros(n)
+    active = np.arange(n)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        ca = c[active]
+        cm, slope = fun(ca, active)
+        gval = cm - ca
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = gval / (1.0 - slope)
+        step = np.where(np.isfinite(step), step, 0.0)
+        cn = np.clip(ca + step, 0.0, 1.0)
+        done = np.abs(cn - ca) <= 1e-15 * np.maximum(np.abs(ca), 1e-3)
+        c[active] = cn
+        active = active[~done]
+    return c
+
+
+def fixed_point(
+    act: str | Activation,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+    q0: float = 1.0,
+    critical_tol: float = 1e-10,
+    settings: QuadratureSettings | None = None,
+) -> FixedPoint:
+    """Fixed point ``(q*, c*)``, slopes, depth scales and phase, vectorised.
+
+    Parameters
+    ----------
+    act : str or Activation
+        Activation name or expression (see :func:`mftheory.activations.get_activation`).
+    sigma_w2, sigma_b2 : array_like
+        Weight and bias variances; broadcast against each other.
+    q0 : float
+        Length the q-map iteration starts from (which stable q* is reported).
+    critical_tol : float
+        ``|chi_1 - 1|`` up to which a point is labelled critical (and c* = 1).
+    settings : QuadratureSettings, optional
+
+    Returns
+    -------
+    FixedPoint
+
+    Raises
+    ------
+    MFTheoryError
+        Negative, NaN or infinite variances; q0 not positive.
+
+    Notes
+    -----
+    THEORY.md section 3; definitions in this module's docstring.
+
+    Examples
+    --------
+    >>> fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
+    >>> str(fp.phase)
+    'chaotic'
+    """
+    a = get_activation(act)
+    st = settings or DEFAULT_SETTINGS
+    if not (np.isfinite(q0) and q0 > 0):
+        raise MFTheoryError(f"q0 must be positive and finite, got {q0!r}")
+    w_arr, b_arr = check_variances(sigma_w2, sigma_b2)
+    shape = w_arr.shape
+    w, b = w_arr.ravel(), b_arr.ravel()
+    q = solve_q_star(a, w, b, q0=q0, settings=st)
+    finite = np.isfinite(q)
+    nan = np.full(w.shape, np.nan)
+    chi_1, chi_q = nan.copy(), nan.copy()
+    qf = q[finite]
+    chi_1[finite] = w[finite] * derivative_second_moment(a, qf, settings=st)
+    chi_q[finite] = w[finite] * second_moment_slope(a, qf, settings=st)
+    if a.closed_form in ("relu", "leaky_relu", "linear"):
+        chi_1 = np.where(finite, chi_1, w * _homogeneous_kappa(a))
+    phase = np.full(w.shape, "divergent", dtype="<U9")
+    crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)
+    phase[finite & (chi_1 < 1.0)] = "ordered"
+    phase[finite & (chi_1 > 1.0)] = "chaotic"
+    phase[crit] = "critical"
+    c_star = np.where(finite, 1.0, np.nan)
+    chi_c = chi_1.copy()
+    chaos = np.flatnonzero(phase == "chaotic")
+    if chaos.size:
+        c_star[chaos], chi_c[chaos] = _solve_c_star(a, w[chaos], b[chaos], q[chaos], st)
+
+    def r(x: Array) -> Array:
+        return np.asarray(x).reshape(shape)
+
+    return FixedPoint(
+        activation=a,
+        sigma_w2=r(w),
+        sigma_b2=r(b),
+        q_star=r(q),
+        c_star=r(c_star),
+        chi_1=r(chi_1),
+        chi_c=r(chi_c),
+        chi_q=r(chi_q),
+        xi_c=r(depth_scale(chi_c)),
+        xi_q=r(depth_scale(chi_q)),
+        xi_grad=r(_gradient_scale(chi_1)),
+        phase=phase.reshape(shape),
+        settings=st,
+        q0=float(q0),
+        critical_tol=float(critical_tol),
+    )
