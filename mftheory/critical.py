@@ -9,16 +9,22 @@ one-dimensional equation in q
 
     H(q) = q - F(q) / G(q) - sigma_b2 = 0,
 
-then ``sigma_w2 = 1 / G(q)``. ``H(sigma_b2) = -F/G <= 0``; the first sign change on a
-logarithmic scan of ``q in (sigma_b2, 1e8]`` brackets the root, refined by the Illinois
-method. With ``sigma_b2 = 0`` and ``phi(0) = 0``, ``q = 0`` is a fixed point for every
-sigma_w2 and the critical point is ``sigma_w2 = 1 / phi'(0)^2`` at ``q* = 0`` (tanh: 1).
+then ``sigma_w2 = 1 / G(q)``. ``H(sigma_b2) = -F/G <= 0``; each sign change on a
+logarithmic scan of ``q in (sigma_b2, 1e8]`` brackets a root, refined by the Illinois
+method. Only a root where the q-map is stable (``chi_q < 1``) is a point of the critical
+line; the first such root (smallest q*) is returned. For silu and gelu at small bias the
+ordered phase ends instead at a saddle-node of the q-map, where the finite q* disappears
+with chi_1 < 1: there is no critical point and the status is ``"none"``.
+
+With ``sigma_b2 = 0`` and ``phi(0) = 0``, ``q = 0`` is a fixed point for every sigma_w2
+and the critical point is ``sigma_w2 = 1 / phi'(0)^2`` at ``q* = 0`` (tanh: 1).
 
 ReLU, leaky ReLU and linear are positively homogeneous: ``sigma_w2 = 1 / kappa`` (2 for ReLU,
 1 for linear), where the q-map has slope 1. There ``q*`` is infinite for ``sigma_b2 > 0``
 (status ``"divergence-boundary"``) and every q is a fixed point for ``sigma_b2 = 0``
-(status ``"marginal"``, q* NaN). Activations whose H never changes sign on the scan (for
-instance elu, whose chi_1 approaches 1 only as q* -> inf) get status ``"none"`` and NaN.
+(status ``"marginal"``, q* NaN). Activations with no stable root on the scan get status
+``"none"`` and NaN: for instance softplus, whose chi_1 approaches 1 only as q* -> inf, so
+that, as for ReLU, the ordered phase ends at the divergence boundary sigma_w2 = 2.
 """
 
 from __future__ import annotations
@@ -184,23 +190,7 @@ def critical_point(
             status[at_zero] = "ok" if g0 > 0 else "none"
         rest = np.flatnonzero(~at_zero)
         if rest.size:
-            qs = b[rest, None] + _SCAN * (1.0 + b[rest, None])
-            h = _h(a, qs, b[rest, None], st)
-            pos = h >= 0
-            has = pos.any(axis=1)
-            j = np.argmax(pos, axis=1)
-            idx = rest[has]
-            jj = j[has]
-            rows = np.flatnonzero(has)
-            hi = qs[rows, jj]
-            f_hi = h[rows, jj]
-            lo = np.where(jj > 0, qs[rows, np.maximum(jj - 1, 0)], b[idx])
-            f_lo = np.where(jj > 0, h[rows, np.maximum(jj - 1, 0)], -1.0)
-            bb = b[idx]
-            root = _illinois(lambda x, i: _h(a, x, bb[i], st), lo, hi, f_lo, f_hi)
-            q[idx] = root
-            w[idx] = 1.0 / derivative_second_moment(a, root, settings=st)
-            status[idx] = "ok"
+            _scan_roots(a, b, rest, q, w, status, st)
     chi_q = np.full(n, np.nan)
     fin = np.isfinite(q) & np.isfinite(w)
     chi_q[fin] = w[fin] * second_moment_slope(a, q[fin], settings=st)
@@ -218,6 +208,51 @@ def critical_point(
         status=status.reshape(shape),
         settings=st,
     )
+
+
+_MAX_ROOTS = 4  # sign changes of H examined per bias, in increasing q
+
+
+def _scan_roots(
+    a: Activation,
+    b: Array,
+    rest: NDArray[np.intp],
+    q: Array,
+    w: Array,
+    status: NDArray[np.str_],
+    st: QuadratureSettings,
+) -> None:
+    """Fill q, w, status for biases ``rest``: the first root of H with chi_q < 1."""
+    qs = b[rest, None] + _SCAN * (1.0 + b[rest, None])
+    h = _h(a, qs, b[rest, None], st)
+    sg = np.sign(np.nan_to_num(h, nan=0.0))
+    change = (sg[:, :-1] * sg[:, 1:] < 0) | ((sg[:, 1:] == 0) & (sg[:, :-1] != 0))
+    rank = np.cumsum(change, axis=1)
+    pending = np.ones(rest.size, dtype=bool)
+    for r in range(1, _MAX_ROOTS + 1):
+        mask = change & (rank == r) & pending[:, None]
+        has = mask.any(axis=1)
+        if not has.any():
+            break
+        rows = np.flatnonzero(has)
+        j = np.argmax(mask[rows], axis=1)
+        lo, hi = qs[rows, j], qs[rows, j + 1]
+        f_lo, f_hi = h[rows, j], h[rows, j + 1]
+        flip = np.where(f_lo > 0, -1.0, 1.0)  # orient so that f(lo) < 0 <= f(hi)
+        bb = b[rest[rows]]
+
+        def oriented(x: Array, i: NDArray[np.intp], fl: Array = flip, bv: Array = bb) -> Array:
+            return fl[i] * _h(a, x, bv[i], st)
+
+        root = _illinois(oriented, lo, hi, flip * f_lo, flip * f_hi)
+        w_root = 1.0 / derivative_second_moment(a, root, settings=st)
+        chi_q = w_root * second_moment_slope(a, root, settings=st)
+        stable = chi_q < 1.0
+        ok = rest[rows[stable]]
+        q[ok] = root[stable]
+        w[ok] = w_root[stable]
+        status[ok] = "ok"
+        pending[rows[stable]] = False
 
 
 def _h(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:

@@ -35,9 +35,9 @@ from .errors import MFTheoryError
 from .expectations import (
     _closed_pair,
     _homogeneous_kappa,
+    _nested_pair,
     derivative_second_moment,
     hermite_series,
-    pair_expectation,
     second_moment,
     second_moment_slope,
 )
@@ -49,11 +49,12 @@ __all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
 Array = NDArray[np.float64]
 PHASES = ("ordered", "critical", "chaotic", "divergent")
 Q_MAX = 1e15  # beyond this q the q-map is declared divergent
+_MAX_POLISH = 200  # Newton steps of the nested-rule polish of c*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
 
 
 def depth_scale(chi: ArrayLike) -> Array:
-    """``-1 / log(chi)`` for ``0 <= chi < 1``; ``inf`` at ``chi = 1``; NaN elsewhere.
+    """``-1 / log(chi)`` for ``0 <= chi < 1``; ``inf`` at ``chi = 1`` (within 8 ulp); else NaN.
 
     Notes
     -----
@@ -62,8 +63,10 @@ def depth_scale(chi: ArrayLike) -> Array:
     x = np.asarray(chi, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = -1.0 / np.log(x)
-    out = np.where(x == 1.0, np.inf, out)
-    return np.where((x >= 0) & (x <= 1), out, np.nan)
+    # chi is known to a few ulp: within 8 ulp of 1 the scale is not resolvable, call it inf
+    at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
+    out = np.where(at_one, np.inf, out)
+    return np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan)
 
 
 def _gradient_scale(chi_1: Array) -> Array:
@@ -299,23 +302,45 @@ def _solve_c_star(
     if np.any(bad):
         idx = np.flatnonzero(bad)
 
-        def nested(cc: Array, ii: NDArray[np.intp]) -> tuple[Array, Array]:
-            j = idx[ii]
+        # The truncated series has non-negative missing terms, so its root lies left of the
+        # true c*; Newton on the convex g(c) = C(c) - c from the left converges monotonically.
+        def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
             qi = q[j]
-            e = pair_expectation(act, qi, qi, cc, settings=st)
-            de = pair_expectation(act, qi, qi, cc, derivative=True, settings=st)
+            e = _nested_pair(act, qi, qi, cc, False, st)
+            de = _nested_pair(act, qi, qi, cc, True, st)
             return (w[j] * e + b[j]) / qi, w[j] * de
 
-        cb = c[idx].copy()
-        for _ in range(8):
-            cm, slope = nested(cb, np.arange(idx.size))
-            step = (cm - cb) / (slope - 1.0)
-            cb = np.clip(cb - step, 0.0, 1.0 - 1e-16)
-            if np.all(np.abs(step) <= 1e-15):
+        active = idx.copy()
+        prev = np.full(c.shape, np.inf)
+        for _ in range(_MAX_POLISH):
+            if active.size == 0:
                 break
-        c[idx] = cb
-        chi_c[idx] = nested(cb, np.arange(idx.size))[1]
+            ca = c[active]
+            cm, slope = nested(ca, active)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = (cm - ca) / (1.0 - slope)
+            step = np.where(np.isfinite(step), step, 0.0)
+            c[active] = np.clip(ca + step, 0.0, 1.0)
+            chi_c[active] = slope
+            done = _converged(step, cm - ca, prev[active])
+            prev[active] = np.abs(step)
+            active = active[~done]
+        if active.size:
+            raise MFTheoryError(
+                f"the C-map fixed point did not converge for sigma_w2={w[active[0]]!r}, "
+                f"sigma_b2={b[active[0]]!r}; try finer QuadratureSettings"
+            )
+        cm, chi_c[idx] = nested(c[idx], idx)
     return c, chi_c
+
+
+def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.bool_]:
+    """Newton on c in [0, 1] has converged: a step at rounding level, a residual
+    ``C(c) - c`` at rounding level, or a small step that no longer shrinks (the noise floor
+    of the expectation, amplified by ``1 / (1 - chi_c)`` near the critical line)."""
+    a = np.abs(step)
+    eps = np.finfo(np.float64).eps
+    return (a <= 2e-15) | (np.abs(residual) <= 8 * eps) | ((a < 1e-9) & (a >= 0.5 * prev_step))
 
 
 def _newton_from_zero(
@@ -323,6 +348,7 @@ def _newton_from_zero(
 ) -> Array:
     """Newton for g(c) = C(c) - c from c = 0 (monotone on the convex branch)."""
     c = np.zeros(n)
+    prev = np.full(n, np.inf)
     active = np.arange(n)
     for _ in range(maxiter):
         if active.size == 0:
@@ -334,7 +360,8 @@ def _newton_from_zero(
             step = gval / (1.0 - slope)
         step = np.where(np.isfinite(step), step, 0.0)
         cn = np.clip(ca + step, 0.0, 1.0)
-        done = np.abs(cn - ca) <= 1e-15 * np.maximum(np.abs(ca), 1e-3)
+        done = _converged(cn - ca, gval, prev[active])
+        prev[active] = np.abs(cn - ca)
         c[active] = cn
         active = active[~done]
     return c
@@ -404,7 +431,7 @@ def fixed_point(
     phase[finite & (chi_1 > 1.0)] = "chaotic"
     phase[crit] = "critical"
     c_star = np.where(finite, 1.0, np.nan)
-    chi_c = chi_1.copy()
+    chi_c = np.where(finite, chi_1, np.nan)
     chaos = np.flatnonzero(phase == "chaotic")
     if chaos.size:
         c_star[chaos], chi_c[chaos] = _solve_c_star(a, w[chaos], b[chaos], q[chaos], st)

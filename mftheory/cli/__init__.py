@@ -1,0 +1,8 @@
+"""The ``mftheory`` command line: ``critical``, ``fixed-point``, ``depthscales``, ``phase-diagram``.
+
+Only the console script imports this package (it needs typer); ``import mftheory`` does not.
+"""
+
+from .app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,530 @@
+"""The ``mftheory`` command line, through typer's test runner.
+
+These tests check the wiring (every command in every format, the JSON contract of issue 2,
+both forms of each scale, one-line errors with exit code 2, files by suffix); the numbers
+themselves are checked against references in the core's tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mftheory
+from mftheory.cli import app
+from mftheory.critical import critical_point
+from mftheory.fixed_points import fixed_point
+from mftheory.modes import mode_table, normalize_variance_vector, variance_vector
+
+runner = CliRunner()
+
+#: A small phase-diagram grid, fast enough for every test.
+SMALL_GRID = ["--sigma-w2", "0.5:3:12", "--sigma-b2", "0:1:8"]
+
+#: One cheap, valid invocation of each command.
+COMMANDS: dict[str, list[str]] = {
+    "critical": ["critical", "--sigma-b2", "0.05"],
+    "fixed-point": ["fixed-point", "--sigma-w2", "1.5", "--sigma-b2", "0.05"],
+    "depthscales": ["depthscales", "--v", "0.025,0.95,0.025"],
+    "phase-diagram": ["phase-diagram", *SMALL_GRID],
+}
+
+#: Fields of the JSON contract (issue 2), plus the ones every output carries.
+COMMON_FIELDS = {"version", "settings", "activation", "activation_params"}
+CONTRACT_FIELDS: dict[str, set[str]] = {
+    "critical": {"sigma_b2", "sigma_w2", "sigma_w", "q_star", "chi_q", "xi_q", "sigma_b"},
+    "fixed-point": {
+        "sigma_w2",
+        "sigma_b2",
+        "q_star",
+        "c_star",
+        "chi_1",
+        "chi_c",
+        "chi_q",
+        "xi_c",
+        "xi_q",
+        "phase",
+        "sigma_w",
+        "sigma_b",
+        "xi_grad",
+    },
+    "depthscales": {"sigma_w2", "sigma_b2", "n", "v", "chi_c", "xi_c", "modes"},
+    "phase-diagram": {"sigma_w2", "sigma_b2", "q_star", "c_star", "chi_1", "chi_c", "xi_c"},
+}
+
+
+def _no_constants(token: str) -> Any:
+    raise AssertionError(f"non-strict JSON token {token}")
+
+
+def strict_json(text: str) -> dict[str, Any]:
+    """Parse JSON, failing on NaN / Infinity tokens."""
+    data = json.loads(text, parse_constant=_no_constants)
+    assert isinstance(data, dict)
+    return data
+
+
+def run(*args: str) -> Any:
+    """Invoke the app; the result has .exit_code, .stdout, .stderr, .output."""
+    return runner.invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    result = run(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return strict_json(result.stdout)
+
+
+def assert_one_line_error(result: Any, *, code: int = 2, mentions: str = "") -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert mentions in lines[0]
+
+
+# --- version and help -----------------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mftheory {mftheory.__version__}"
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_has_an_example(command: str) -> None:
+    result = run(*([command] if command else []), "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout
+    assert "mftheory " in result.stdout.split("Example", 1)[1]
+
+
+def test_no_arguments_shows_help() -> None:
+    result = run()
+    assert "Commands" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- every command in every format ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_table(command: str) -> None:
+    result = run(*COMMANDS[command])
+    assert result.exit_code == 0, result.output
+    assert "sigma_b" in result.stdout
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_json_is_strict_and_has_the_contract_fields(command: str) -> None:
+    data = run_json(*COMMANDS[command])
+    missing = (COMMON_FIELDS | CONTRACT_FIELDS[command]) - set(data)
+    assert not missing
+    assert data["version"] == mftheory.__version__
+    assert {"z_max", "panels", "nodes_per_panel"} <= set(data["settings"])
+    assert data["activation"] == "tanh"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_csv(command: str) -> None:
+    result = run(*COMMANDS[command], "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows
+    assert "sigma_b2" in rows[0]
+    assert "sigma_w2" in rows[0] or "critical_sigma_w2" in rows[0]
+    for row in rows:
+        assert None not in row.values()  # no ragged lines
+        assert not any(v.lower() in ("nan", "inf", "-inf") for v in row.values())
+
+
+def test_stdout_is_only_data_and_notes_go_to_stderr() -> None:
+    result = run("depthscales", "--v", "1,2,1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    strict_json(result.stdout)
+    assert "rescaled" in result.stderr
+    assert "critical" in result.stderr
+
+
+def test_quiet_silences_notes() -> None:
+    result = run("depthscales", "--v", "1,2,1", "--format", "json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+# --- both forms of each scale ---------------------------------------------------------------
+
+
+def test_fixed_point_sigma_w_equals_sigma_w2() -> None:
+    a = run_json("fixed-point", "--sigma-w", "1.5", "--sigma-b2", "0.05")
+    b = run_json("fixed-point", "--sigma-w2", "2.25", "--sigma-b2", "0.05")
+    assert a == b
+    assert a["sigma_w"] == 1.5 and a["sigma_w2"] == 2.25
+
+
+def test_fixed_point_sigma_b_equals_sigma_b2() -> None:
+    a = run_json("fixed-point", "--sigma-w2", "1.5", "--sigma-b", "0.5")
+    b = run_json("fixed-point", "--sigma-w2", "1.5", "--sigma-b2", "0.25")
+    assert a == b
+    assert a["sigma_b"] == 0.5 and a["sigma_b2"] == 0.25
+
+
+def test_critical_sigma_b_equals_sigma_b2() -> None:
+    assert run_json("critical", "--sigma-b", "0.5") == run_json("critical", "--sigma-b2", "0.25")
+
+
+def test_critical_range_gives_points() -> None:
+    data = run_json("critical", "--sigma-b2", "0:2:5")
+    assert [p["sigma_b2"] for p in data["points"]] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    for p in data["points"]:
+        assert {"activation", "sigma_b2", "sigma_w2", "sigma_w", "q_star", "chi_q", "xi_q"} <= set(
+            p
+        )
+    table = run("critical", "--sigma-b2", "0:2:5")
+    assert table.exit_code == 0
+    assert len([ln for ln in table.stdout.splitlines() if ln.strip()[:1].isdigit()]) == 5
+
+
+def test_critical_sigma_b_range_is_squared() -> None:
+    data = run_json("critical", "--sigma-b", "0:1:3")
+    assert [p["sigma_b2"] for p in data["points"]] == [0.0, 0.25, 1.0]
+    assert [p["sigma_b"] for p in data["points"]] == [0.0, 0.5, 1.0]
+
+
+# --- values are the core's ------------------------------------------------------------------
+
+
+def test_fixed_point_values_are_the_core_values() -> None:
+    data = run_json("fixed-point", "--act", "erf", "--sigma-w2", "2.25", "--sigma-b2", "0.25")
+    fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
+    for key in ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "xi_c", "xi_q", "xi_grad"):
+        assert data[key] == float(getattr(fp, key)), key
+    assert data["phase"] == str(fp.phase) == "chaotic"
+
+
+def test_critical_values_are_the_core_values() -> None:
+    data = run_json("critical", "--sigma-b2", "0.05")
+    cp = critical_point("tanh", sigma_b2=0.05)
+    for key in ("sigma_w2", "q_star", "chi_q", "xi_q"):
+        assert data[key] == float(getattr(cp, key)), key
+    assert data["sigma_w"] == math.sqrt(data["sigma_w2"])
+    assert data["xi_grad"] is None  # chi_1 = 1 on the critical line: infinite
+    assert abs(data["sigma_w2"] - 1.76) < 0.01  # Schoenholz et al. 2017
+
+
+def test_depthscales_values_are_the_core_values() -> None:
+    args = ["--v", "0.025,0.95,0.025", "--act", "erf", "--sigma-w", "1.5", "--sigma-b", "0.5"]
+    data = run_json("depthscales", *args)
+    fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
+    assert data["chi_c"] == float(fp.chi_c)
+    assert data["xi_c"] == float(fp.xi_c)
+    assert data["sigma_w2_source"] == "given"
+    assert data["n"] == 10 and data["v"] == [0.025, 0.95, 0.025]
+    table = mode_table([0.025, 0.95, 0.025], 10, chi_c=float(fp.chi_c), chi_q=float(fp.chi_q))
+    assert len(data["modes"]) == 10
+    for mode, row in zip(data["modes"], table.as_rows(), strict=True):
+        assert mode["frequency"] == row["frequency"]
+        assert mode["lambda"] == row["lambda"]
+        assert mode["rate"] == row["rate"]
+        assert mode["xi"] == row["xi"]
+    assert data["modes"][0]["frequency"] == [0] and data["modes"][0]["lambda"] == 1.0
+    assert math.isclose(data["modes"][0]["xi"], data["xi_c"], rel_tol=1e-12)
+
+
+def test_depthscales_uses_the_critical_weight_when_none_is_given() -> None:
+    result = run("depthscales", "--v", "delta", "--sigma-b2", "0.05", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["sigma_w2_source"] == "critical"
+    assert data["sigma_w2"] == float(critical_point("tanh", sigma_b2=0.05).sigma_w2)
+    assert "critical sigma_w2" in result.stderr
+    assert all(m["lambda"] == 1.0 for m in data["modes"])  # delta: every lambda_f = 1
+
+
+def test_depthscales_rescales_v_and_says_so() -> None:
+    result = run("depthscales", "--v", "1,2,1", "--sigma-w2", "1.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["v"] == [0.25, 0.5, 0.25]
+    assert data["v_sum_given"] == 4.0
+    assert "v sums to 4, not 1; rescaled to sum to 1" in result.stderr
+
+
+def test_depthscales_2d_preset() -> None:
+    data = run_json("depthscales", "--v", "gs2", "--dim", "2", "--sigma-w2", "1.5")
+    assert data["n"] == 8 and data["dim"] == 2 and data["kernel"] == [3, 3]
+    assert len(data["modes"]) == 64
+    assert all(len(m["frequency"]) == 2 for m in data["modes"])
+    expected, _ = normalize_variance_vector(variance_vector("gs2", kernel=3, dim=2))
+    assert np.allclose(data["v"], expected, rtol=0, atol=1e-15)
+    rows = run("depthscales", "--v", "0,1,0;1,4,1;0,1,0", "--sigma-w2", "1.5", "--format", "csv")
+    assert rows.exit_code == 0, rows.output
+    header = rows.stdout.splitlines()[0].split(",")
+    assert header[:2] == ["frequency_1", "frequency_2"]
+
+
+def test_phase_diagram_json_grid_is_the_core_grid() -> None:
+    data = run_json("phase-diagram", "--act", "erf", *SMALL_GRID)
+    w = np.linspace(0.5, 3, 12)
+    b = np.linspace(0, 1, 8)
+    assert data["sigma_w2"] == w.tolist() and data["sigma_b2"] == b.tolist()
+    fp = fixed_point("erf", sigma_w2=w[None, :], sigma_b2=b[:, None])
+    for key in ("q_star", "c_star", "chi_1", "chi_c", "xi_c"):
+        grid = np.array([[np.nan if x is None else x for x in row] for row in data[key]])
+        assert grid.shape == (8, 12)  # B rows of W values
+        np.testing.assert_array_equal(grid, np.asarray(getattr(fp, key)))
+    assert np.array(data["phase"]).shape == (8, 12)
+
+
+# --- activations ----------------------------------------------------------------------------
+
+
+def test_expression_activation_matches_the_named_one() -> None:
+    named = run_json("fixed-point", "--act", "swish", "--sigma-w2", "2", "--sigma-b2", "0.1")
+    expr = run_json("fixed-point", "--act", "x*sigmoid(x)", "--sigma-w2", "2", "--sigma-b2", "0.1")
+    assert expr["activation"] == "x*sigmoid(x)"
+    assert math.isclose(expr["q_star"], named["q_star"], rel_tol=1e-9)
+
+
+def test_activation_parameters_are_recorded() -> None:
+    data = run_json(
+        "fixed-point", "--act", "leaky_relu", "--negative-slope", "0.2", "--sigma-w2", "1.5"
+    )
+    assert data["activation_params"] == {"negative_slope": 0.2}
+    assert data["activation"] == "leaky_relu(negative_slope=0.2)"
+
+
+def test_unused_activation_parameter_is_noted() -> None:
+    result = run("fixed-point", "--act", "tanh", "--alpha", "2", "--sigma-w2", "1.5")
+    assert result.exit_code == 0
+    assert "--alpha applies to elu only" in result.stderr
+
+
+# --- divergent points are results, not errors -----------------------------------------------
+
+
+def test_divergent_point_exits_0_with_nulls() -> None:
+    result = run("fixed-point", "--act", "relu", "--sigma-w2", "3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["phase"] == "divergent"
+    assert data["q_star"] is None and data["c_star"] is None and data["xi_c"] is None
+    assert "diverges" in result.stderr
+    table = run("fixed-point", "--act", "relu", "--sigma-w2", "3")
+    assert table.exit_code == 0 and "divergent" in table.stdout
+
+
+def test_divergent_depthscales_has_null_rates() -> None:
+    result = run("depthscales", "--act", "relu", "--sigma-w2", "3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["phase"] == "divergent"
+    assert all(m["rate"] is None and m["xi"] is None for m in data["modes"])
+
+
+def test_critical_on_the_divergence_boundary_is_null() -> None:
+    result = run("critical", "--act", "relu", "--sigma-b2", "0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["sigma_w2"] == 2.0 and data["q_star"] is None
+    assert "divergent" in result.stderr
+
+
+# --- bad input: one line, exit code 2 -------------------------------------------------------
+
+FP = ["fixed-point", "--sigma-w2", "1.5"]
+BAD_INPUT: list[tuple[list[str], str]] = [
+    (["fixed-point", "--sigma-w2", "-1"], "'-1'"),
+    (["fixed-point", "--sigma-w", "-1"], "'-1'"),
+    ([*FP, "--sigma-b2", "-0.1"], "'-0.1'"),
+    (["fixed-point", "--sigma-w2", "nan"], "'nan'"),
+    (["fixed-point", "--sigma-w2", "inf"], "'inf'"),
+    (["fixed-point", "--sigma-w2", "abc"], "'abc'"),
+    (["fixed-point", "--sigma-b2", "0.05"], "--sigma-w"),
+    (["fixed-point", "--sigma-w", "1", "--sigma-w2", "1"], "not both"),
+    ([*FP, "--sigma-b", "0.1", "--sigma-b2", "0.01"], "give --sigma-b or --sigma-b2, not both"),
+    ([*FP, "--sigma-b2", "0:1:3"], "'0:1:3'"),
+    ([*FP, "--act", "nosuch"], "'nosuch'"),
+    ([*FP, "--act", "__import__('os')"], "__import__"),
+    ([*FP, "--act", "x**"], "x**"),
+    ([*FP, "--act", "leaky_relu", "--negative-slope", "nan"], "--negative-slope"),
+    ([*FP, "--act", "elu", "--alpha", "inf"], "'inf'"),
+    ([*FP, "--negative-slope", "abc"], "'abc'"),
+    ([*FP, "--q0", "-1"], "-1"),
+    ([*FP, "--format", "xml"], "'xml'"),
+    ([*FP, "--no-such-option"], "--no-such-option"),
+    ([*FP, "-o", "out.txt"], "out.txt"),
+    ([*FP, "-o", "figure.png"], "figure.png"),
+    (["critical", "--sigma-b2", "-1"], "'-1'"),
+    (["critical", "--sigma-b2", "1:0:5"], "'1:0:5'"),
+    (["critical", "--sigma-b2", "0:1:0"], "'0:1:0'"),
+    (["critical", "--sigma-b2", "0:1:x"], "'x'"),
+    (["critical", "--sigma-b2", "0:1:2.5"], "'2.5'"),
+    (["critical", "--sigma-b2", "0:1"], "'0:1'"),
+    (["critical", "--sigma-b2", "0:inf:3"], "'inf'"),
+    (["critical", "--sigma-b2", "0:1:1"], "'0:1:1'"),
+    (["critical", "--sigma-b", "0:1:5", "--sigma-b2", "0:1:5"], "not both"),
+    (["depthscales", "--v", "0.2,abc"], "'abc'"),
+    (["depthscales", "--v", "0.2,-0.1,0.9"], "-0.1"),
+    (["depthscales", "--v", "0.5,0.5"], "even"),
+    (["depthscales", "--v", "1,2,1;1,2"], "1,2,1;1,2"),
+    (["depthscales", "--v", "0,0,0"], "zero"),
+    (["depthscales", "--v", "nan,1,0"], "nan"),
+    (["depthscales", "--v", "nosuch"], "'nosuch'"),
+    (["depthscales", "--v", "gs2", "--kernel", "4"], "4"),
+    (["depthscales", "--v", "0.1,0.8,0.1", "--kernel", "5"], "--kernel 5"),
+    (["depthscales", "--v", "0.1,0.8,0.1", "--dim", "2"], "--dim 2"),
+    (["depthscales", "--dim", "3"], "'3'"),
+    (["depthscales", "--n", "0"], "'0'"),
+    (["depthscales", "--n", "abc"], "'abc'"),
+    (["depthscales", "--kernel", "2.5"], "'2.5'"),
+    (["depthscales", "--sigma-w2", "-2"], "'-2'"),
+    (["phase-diagram", "--sigma-w2", "1.5"], "'1.5'"),
+    (["phase-diagram", "--sigma-w2", "0:1:1"], "'0:1:1'"),
+    (["phase-diagram", "--sigma-b2", "1:0:5"], "'1:0:5'"),
+    (["phase-diagram", "--sigma-b2", "-1:0:5"], "'-1:0:5'"),
+    (["phase-diagram", "--color", "nosuch"], "'nosuch'"),
+    (["phase-diagram", "-o", "grid.txt"], "grid.txt"),
+]
+
+
+@pytest.mark.parametrize(("args", "mentions"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], mentions: str) -> None:
+    assert_one_line_error(run(*args), mentions=mentions)
+
+
+def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "out.json"
+    assert_one_line_error(run(*COMMANDS["critical"], "-o", str(target)), code=1)
+
+
+# --- files by suffix ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_phase_diagram_figure_files_are_byte_stable(tmp_path: Path, suffix: str) -> None:
+    first, second = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
+    for path in (first, second):
+        result = run(*COMMANDS["phase-diagram"], "--act", "relu", "-o", str(path))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+    assert first.stat().st_size > 1000
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_phase_diagram_png_is_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "phase.png"
+    result = run(*COMMANDS["phase-diagram"], "--color", "chi_1", "-o", str(path))
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"Software" not in path.read_bytes()
+
+
+def test_phase_diagram_npz(tmp_path: Path) -> None:
+    path = tmp_path / "grid.npz"
+    result = run(*COMMANDS["phase-diagram"], "-o", str(path))
+    assert result.exit_code == 0, result.output
+    with np.load(path) as f:  # allow_pickle=False: plain arrays only
+        assert f["sigma_w2"].shape == (12,) and f["sigma_b2"].shape == (8,)
+        for key in ("q_star", "c_star", "chi_1", "chi_c", "xi_c", "phase"):
+            assert f[key].shape == (8, 12), key
+        meta = strict_json(str(f["meta"]))
+    assert meta["version"] == mftheory.__version__ and meta["activation"] == "tanh"
+    assert "settings" in meta and "q_star" not in meta
+
+
+def test_phase_diagram_json_and_csv_files(tmp_path: Path) -> None:
+    jpath, cpath = tmp_path / "grid.json", tmp_path / "grid.csv"
+    for path in (jpath, cpath):
+        result = run(*COMMANDS["phase-diagram"], "-o", str(path))
+        assert result.exit_code == 0, result.output
+    data = strict_json(jpath.read_text())
+    assert len(data["q_star"]) == 8 and len(data["q_star"][0]) == 12
+    rows = list(csv.DictReader(io.StringIO(cpath.read_text())))
+    assert len(rows) == 8 * 12  # long format, one row per point
+    assert {"sigma_w2", "sigma_b2", "q_star", "xi_c", "phase"} <= set(rows[0])
+
+
+def test_output_file_and_explicit_format_on_stdout(tmp_path: Path) -> None:
+    path = tmp_path / "fp.json"
+    result = run(*COMMANDS["fixed-point"], "-o", str(path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert strict_json(path.read_text()) == strict_json(result.stdout)
+
+
+@pytest.mark.parametrize("command", ["critical", "fixed-point", "depthscales"])
+def test_data_files_of_the_other_commands(tmp_path: Path, command: str) -> None:
+    for suffix in (".json", ".csv", ".npz"):
+        path = tmp_path / f"out{suffix}"
+        result = run(*COMMANDS[command], "-o", str(path))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+        assert path.stat().st_size > 0
+    with np.load(tmp_path / "out.npz") as f:
+        assert "meta" in f.files and "sigma_b2" in f.files
+
+
+# --- plotting API ---------------------------------------------------------------------------
+
+
+def test_phase_diagram_figure_needs_a_grid() -> None:
+    from mftheory.errors import MFTheoryError
+    from mftheory.plotting import phase_diagram_figure
+
+    with pytest.raises(MFTheoryError, match="2D grid"):
+        phase_diagram_figure(fixed_point("tanh", sigma_w2=[1.0, 2.0], sigma_b2=0.1))
+
+
+def test_phase_diagram_figure_object_api() -> None:
+    from matplotlib.figure import Figure
+
+    from mftheory.plotting import phase_diagram_figure
+
+    w, b = np.linspace(0.5, 3, 6), np.linspace(0, 1, 5)
+    fp = fixed_point("relu", sigma_w2=w[None, :], sigma_b2=b[:, None])
+    for quantity in ("xi_c", "q_star", "c_star", "chi_1"):
+        fig = phase_diagram_figure(fp, quantity=quantity)
+        assert isinstance(fig, Figure)
+        ax = fig.axes[0]
+        assert "sigma_w^2" in ax.get_xlabel() and "sigma_b^2" in ax.get_ylabel()
+        texts = {t.get_text() for t in ax.texts}
+        assert {"ordered", "divergent"} <= texts
+        assert fig.axes[1].get_ylabel()  # labelled colour bar
+    assert "matplotlib.pyplot" not in sys.modules
+
+
+# --- import hygiene -------------------------------------------------------------------------
+
+
+def test_core_import_loads_no_cli_or_plotting_dependencies() -> None:
+    code = (
+        "import sys\n"
+        "import mftheory, mftheory.fixed_points, mftheory.critical, mftheory.modes\n"
+        "heavy = {'typer', 'rich', 'matplotlib', 'torch', 'click'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_phase_diagram_with_zero_depth_scales_draws_without_warnings(tmp_path: Path) -> None:
+    # sigma_w2 = 0 gives chi_1 = 0 and xi_c = 0, which a log colour scale must leave out.
+    path = tmp_path / "zero.png"
+    args = ["--sigma-w2", "0:2:5", "--sigma-b2", "0:1:4", "--act", "erf", "-o", str(path)]
+    result = run("phase-diagram", *args)
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_size > 1000

@@ -1,0 +1,44 @@
+"""Packaging hygiene: light import, consistent version, README quick start."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mftheory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HEAVY_MODULES = ("torch", "matplotlib", "typer", "rich")
+
+QUICK_START = (
+    "pip install -e . && mftheory critical --act tanh --sigma-b2 0.05",
+    'pip install -e ".[test]" && python -m pytest',
+)
+
+
+def test_import_does_not_load_heavy_dependencies() -> None:
+    code = (
+        "import json, sys\n"
+        "import mftheory\n"
+        f"heavy = {HEAVY_MODULES!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"import mftheory loaded {loaded}"
+
+
+def test_version_matches_installed_metadata() -> None:
+    assert mftheory.__version__ == importlib.metadata.version("mftheory")
+
+
+def test_readme_has_the_quick_start_commands() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    for command in QUICK_START:
+        assert command in lines, f"README.md lacks the quick-start line: {command}"
