@@ -290,9 +290,9 @@ def hermite_series(
 
     Notes
     -----
-    THEORY.md section 3 (the "dual activation"). Activations whose kinks are all at 0 use one
-    shared node set (kinks at 0 stay at z = 0, a panel edge); other kinks move with q and
-    get a per-q rule.
+    THEORY.md section 3 (the "dual activation"). One shared node set serves every q (kinks at
+    0 stay at z = 0, a panel edge); kinks elsewhere move with q, and only the panels that
+    contain one are integrated again with a per-q rule split at the kinks.
     """
     st = settings or DEFAULT_SETTINGS
     qa = _as_nonneg(q).ravel()
@@ -307,35 +307,63 @@ def hermite_series(
             fz = act.phi(s[:, None] * z) * w
         a = fz @ H.T
         return HermiteSeries(a, F, qG)
-    a = np.empty((qa.size, K + 1))
-    m = 16
-    for start in range(0, qa.size, 256):
-        sl = slice(start, start + 256)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            br = np.where(s[sl, None] > 0, kinks / s[sl, None], np.inf)
-        br = np.clip(np.nan_to_num(br, posinf=13.0, neginf=-13.0), -13.0, 13.0)
-        edges = np.sort(
-            np.concatenate(
-                [np.broadcast_to(np.linspace(-13.0, 13.0, 105), (br.shape[0], 105)), br], axis=-1
-            ),
-            axis=-1,
-        )
-        x, wl = np.polynomial.legendre.leggauss(m)
-        lo, hi = edges[:, :-1, None], edges[:, 1:, None]
-        z = (0.5 * (lo + hi) + 0.5 * (hi - lo) * x).reshape(br.shape[0], -1)
-        w = (0.5 * (hi - lo) * wl).reshape(br.shape[0], -1)
-        g = np.exp(-0.25 * z * z) * (2.0 * math.pi) ** -0.25
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            fz = act.phi(s[sl, None] * z) * w * g
-        h_prev = g
-        h = z * g
-        a[sl, 0] = np.sum(fz * h_prev, axis=-1)
-        if K >= 1:
-            a[sl, 1] = np.sum(fz * h, axis=-1)
-        for k in range(1, K):
-            h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
-            a[sl, k + 1] = np.sum(fz * h, axis=-1)
+    a = np.vstack(
+        [_kinked_coefficients(act, s[i : i + 512], kinks, K) for i in range(0, s.size, 512)]
+    )
     return HermiteSeries(a, F, qG)
+
+
+def _kinked_coefficients(act: Activation, s: Array, kinks: Array, K: int) -> Array:
+    """Hermite coefficients for kinks off 0: the shared rule with the kink panels replaced.
+
+    Panels of the shared rule (width 1/4 on [-13, 13], see ``hermite_functions``) that hold
+    a kink ``k / s`` get weight 0 there; each is integrated instead by a sub-rule split at all
+    kinks in it, with the Hermite functions evaluated at those nodes by the same recurrence.
+    """
+    z, w, H = hermite_functions(K)
+    n_pan, m, z_max = 104, 16, 13.0
+    width = 2 * z_max / n_pan
+    P, B = s.size, kinks.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zk = np.where(s[:, None] > 0, kinks[None, :] / s[:, None], np.inf)
+    pos = (zk + z_max) / width
+    inside = np.isfinite(zk) & (np.abs(zk) < z_max) & (pos != np.floor(pos))
+    pan = np.where(inside, np.clip(np.floor(np.nan_to_num(pos)), 0, n_pan - 1), -1).astype(int)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        fz = (act.phi(s[:, None] * z) * w).reshape(P, n_pan, m)
+    rows = np.repeat(np.arange(P), B)
+    hit = pan.ravel() >= 0
+    fz[rows[hit], pan.ravel()[hit], :] = 0.0
+    a = fz.reshape(P, -1) @ H.T
+    # sub-rules: kink j handles its panel unless an earlier kink is in the same panel
+    x, wl = _legendre_nodes(m)
+    same = pan[:, :, None] == pan[:, None, :]  # (P, B, B)
+    first = inside & ~np.any(np.tril(same, k=-1) & inside[:, None, :], axis=2)
+    lo_edge = -z_max + width * np.maximum(pan, 0)
+    cuts = np.where(same & inside[:, None, :], zk[:, None, :], lo_edge[:, :, None])
+    edges = np.sort(
+        np.concatenate([lo_edge[..., None], lo_edge[..., None] + width, cuts], axis=-1), axis=-1
+    )  # (P, B, B + 2)
+    lo, hi = edges[..., :-1, None], edges[..., 1:, None]
+    zs = (0.5 * (lo + hi) + 0.5 * (hi - lo) * x).reshape(P, -1)
+    ws = (0.5 * (hi - lo) * wl * first[:, :, None, None]).reshape(P, -1)
+    g = np.exp(-0.25 * zs * zs) * (2.0 * math.pi) ** -0.25
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        fs = np.where(ws != 0, act.phi(s[:, None] * zs), 0.0) * ws * g
+    h_prev, h = g, zs * g
+    a[:, 0] += np.sum(fs * h_prev, axis=-1)
+    if K >= 1:
+        a[:, 1] += np.sum(fs * h, axis=-1)
+    for k in range(1, K):
+        h_prev, h = h, (zs * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
+        a[:, k + 1] += np.sum(fs * h, axis=-1)
+    return a
+
+
+def _legendre_nodes(m: int) -> tuple[Array, Array]:
+    from .quadrature import _legendre
+
+    return _legendre(m)
 
 
 def _nested_pair(

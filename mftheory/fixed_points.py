@@ -24,7 +24,7 @@ THEORY.md section 3. For a point ``(sigma_w2, sigma_b2)``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from .activations import Activation, get_activation
 from .errors import MFTheoryError
 from .expectations import (
+    HermiteSeries,
     _closed_pair,
     _homogeneous_kappa,
     _nested_pair,
@@ -49,6 +50,7 @@ __all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
 Array = NDArray[np.float64]
 PHASES = ("ordered", "critical", "chaotic", "divergent")
 Q_MAX = 1e15  # beyond this q the q-map is declared divergent
+HERMITE_ESCALATION = 8  # factor on hermite_terms before the nested 2D rule
 _MAX_POLISH = 200  # Newton steps of the nested-rule polish of c*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
 
@@ -236,12 +238,12 @@ def solve_q_star(
     # upward: the map moves q up from q0
     up = np.flatnonzero(g0 > 0)
     while up.size:
-        hi[up] = np.maximum(4.0 * hi[up], 1.0)
+        hi[up] = np.maximum(16.0 * hi[up], 1.0)
         gh = g(hi[up], up)
         found = gh <= 0
         diverged = ~found & (hi[up] > Q_MAX)
         q[up[diverged]] = np.inf
-        lo[up] = np.where(found, hi[up] / 4.0, lo[up])
+        lo[up] = np.where(found, hi[up] / 16.0, lo[up])
         up = up[~found & ~diverged]
         # keep lo as the last point with g > 0
         lo[up] = hi[up]
@@ -297,8 +299,24 @@ def _solve_c_star(
 
     c = _newton_from_zero(series, q.size)
     chi_c = series(c, np.arange(q.size))[1]
-    # where the truncation bound is too loose, polish with the nested 2D rule
-    bad = (ser.value_bound(c) > st.tol * ser.norm) | (w * ser.slope_bound(c) / q > st.tol * chi_c)
+    bad = _loose(ser, c, w, q, chi_c, st)
+    if np.any(bad):
+        # retry with HERMITE_ESCALATION times more terms (cheap), then the nested 2D rule
+        idx = np.flatnonzero(bad)
+        big = replace(st, hermite_terms=st.hermite_terms * HERMITE_ESCALATION)
+        ser = hermite_series(act, q[idx], settings=big)
+        wi, bi, qi = w[idx], b[idx], q[idx]
+
+        def series_big(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+            return (
+                (wi[j] * ser.value(cc, j) + bi[j]) / qi[j],
+                wi[j] * ser.slope(cc, j) / qi[j],
+            )
+
+        c[idx] = _newton_from_zero(series_big, idx.size)
+        chi_c[idx] = series_big(c[idx], np.arange(idx.size))[1]
+        bad = np.zeros(q.size, dtype=bool)
+        bad[idx] = _loose(ser, c[idx], wi, qi, chi_c[idx], st)
     if np.any(bad):
         idx = np.flatnonzero(bad)
 
@@ -332,6 +350,13 @@ def _solve_c_star(
             )
         cm, chi_c[idx] = nested(c[idx], idx)
     return c, chi_c
+
+
+def _loose(
+    ser: HermiteSeries, c: Array, w: Array, q: Array, chi_c: Array, st: QuadratureSettings
+) -> NDArray[np.bool_]:
+    """Where the series' truncation bound exceeds ``st.tol`` (value or slope, relative)."""
+    return (ser.value_bound(c) > st.tol * ser.norm) | (w * ser.slope_bound(c) / q > st.tol * chi_c)
 
 
 def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.bool_]:
