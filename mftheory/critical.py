@@ -10,7 +10,7 @@ one-dimensional equation in q
     H(q) = q - F(q) / G(q) - sigma_b2 = 0,
 
 then ``sigma_w2 = 1 / G(q)``. ``H(sigma_b2) = -F/G <= 0``; each sign change on a
-logarithmic scan of ``q in (sigma_b2, 1e8]`` brackets a root, refined by the Illinois
+logarithmic scan of ``q in (sigma_b2, 1e6]`` brackets a root, refined by the Illinois
 method. Only a root where the q-map is stable (``chi_q < 1``) is a point of the critical
 line; the first such root (smallest q*) is returned. For silu and gelu at small bias the
 ordered phase ends instead at a saddle-node of the q-map, where the finite q* disappears
@@ -39,16 +39,16 @@ from .errors import MFTheoryError
 from .expectations import (
     _homogeneous_kappa,
     derivative_second_moment,
-    second_moment,
     second_moment_slope,
 )
-from .fixed_points import _gradient_scale, depth_scale
+from .fixed_points import ExactMoments, QMoments, _gradient_scale, depth_scale
 from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
 
 __all__ = ["CriticalPoint", "critical_point"]
 
 Array = NDArray[np.float64]
-_SCAN = np.concatenate([[0.0], np.logspace(-10, 8, 73)])  # offsets above sigma_b2
+_SCAN = np.concatenate([[0.0], np.logspace(-10, 6, 65)])  # offsets above sigma_b2
+Q_SCAN_MAX = 1e6  # critical points with a larger q* are reported as "none"
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,7 @@ def critical_point(
     n = b.size
     w = np.full(n, np.nan)
     q = np.full(n, np.nan)
+    chi_q = np.full(n, np.nan)
     status = np.full(n, "none", dtype="<U19")
     if a.closed_form in ("relu", "leaky_relu", "linear"):
         w[:] = 1.0 / _homogeneous_kappa(a)
@@ -190,10 +191,9 @@ def critical_point(
             status[at_zero] = "ok" if g0 > 0 else "none"
         rest = np.flatnonzero(~at_zero)
         if rest.size:
-            _scan_roots(a, b, rest, q, w, status, st)
-    chi_q = np.full(n, np.nan)
-    fin = np.isfinite(q) & np.isfinite(w)
-    chi_q[fin] = w[fin] * second_moment_slope(a, q[fin], settings=st)
+            _scan_roots(a, b, rest, q, w, chi_q, status, st, _moments(a, st, rest.size))
+    zero = np.isfinite(q) & np.isfinite(w) & (q == 0)
+    chi_q[zero] = w[zero] * second_moment_slope(a, q[zero], settings=st)
     if a.closed_form in ("relu", "leaky_relu", "linear"):
         chi_q = np.ones(n)  # the q-map's slope is sigma_w2 * kappa = 1 on the line
     xi_grad = _gradient_scale(np.where(np.isfinite(w), 1.0, np.nan))
@@ -219,12 +219,21 @@ def _scan_roots(
     rest: NDArray[np.intp],
     q: Array,
     w: Array,
+    chi_q_out: Array,
     status: NDArray[np.str_],
     st: QuadratureSettings,
+    mom: QMoments,
 ) -> None:
-    """Fill q, w, status for biases ``rest``: the first root of H with chi_q < 1."""
-    qs = b[rest, None] + _SCAN * (1.0 + b[rest, None])
-    h = _h(a, qs, b[rest, None], st)
+    """Fill q, w, status for biases ``rest``: the first root of H with chi_q < 1.
+
+    The scan and the Illinois iteration use ``mom`` (a table for many biases); each root is
+    then polished by one Newton step on the exact quadrature, so the result does not carry
+    the table's interpolation error (about 1e-11).
+    """
+    qs = np.minimum(
+        b[rest, None] + _SCAN * (1.0 + b[rest, None]), np.maximum(Q_SCAN_MAX, b[rest, None])
+    )
+    h = _h(mom, qs, b[rest, None])
     sg = np.sign(np.nan_to_num(h, nan=0.0))
     change = (sg[:, :-1] * sg[:, 1:] < 0) | ((sg[:, 1:] == 0) & (sg[:, :-1] != 0))
     rank = np.cumsum(change, axis=1)
@@ -242,23 +251,70 @@ def _scan_roots(
         bb = b[rest[rows]]
 
         def oriented(x: Array, i: NDArray[np.intp], fl: Array = flip, bv: Array = bb) -> Array:
-            return fl[i] * _h(a, x, bv[i], st)
+            return fl[i] * _h(mom, x, bv[i])
 
         root = _illinois(oriented, lo, hi, flip * f_lo, flip * f_hi)
-        w_root = 1.0 / derivative_second_moment(a, root, settings=st)
-        chi_q = w_root * second_moment_slope(a, root, settings=st)
+        if not isinstance(mom, ExactMoments):
+            root = _exact_newton_step(a, root, bb, st)
+        F_q, G = _exact_slope_and_g(a, root, st)
+        w_root = 1.0 / G
+        chi_q = w_root * F_q
         stable = chi_q < 1.0
         ok = rest[rows[stable]]
         q[ok] = root[stable]
         w[ok] = w_root[stable]
+        chi_q_out[ok] = chi_q[stable]
         status[ok] = "ok"
         pending[rows[stable]] = False
 
 
-def _h(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:
+_TABLE_FROM = 64  # biases from which the scan uses a QTable
+
+
+def _moments(a: Activation, st: QuadratureSettings, count: int) -> QMoments:
+    if count >= _TABLE_FROM:
+        from .tables import q_table
+
+        return q_table(a, st)
+    return ExactMoments(a, st)
+
+
+def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:
+    """One Newton step on ``H(q) = q - F/G - b`` with exact F, F', G, G' (heat identities)."""
+    from .tables import _node_moments
+
+    pos = q > 0
+    out = q.copy()
+    if np.any(pos):
+        values, slopes = _node_moments(a, q[pos], st)
+        F, F1, G = values
+        G1 = slopes[2] / q[pos]
+        h = q[pos] - F / G - b[pos]
+        dh = 1.0 - (F1 * G - F * G1) / (G * G)
+        step = h / dh
+        out[pos] = np.where(np.isfinite(step), q[pos] - step, q[pos])
+    return out
+
+
+def _exact_slope_and_g(a: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array]:
+    """Exact ``F'(q)`` and ``G(q)`` in one quadrature pass (q > 0)."""
+    from .tables import _node_moments
+
+    F_q, G = np.full(q.shape, np.nan), np.full(q.shape, np.nan)
+    pos = q > 0
+    if np.any(pos):
+        values, _ = _node_moments(a, q[pos], st)
+        F_q[pos], G[pos] = values[1], values[2]
+    if not np.all(pos):
+        F_q[~pos] = second_moment_slope(a, q[~pos], settings=st)
+        G[~pos] = derivative_second_moment(a, q[~pos], settings=st)
+    return F_q, G
+
+
+def _h(mom: QMoments, q: Array, b: Array) -> Array:
     """``H(q) = q - F(q)/G(q) - sigma_b2`` (NaN where G <= 0)."""
-    F = second_moment(a, q, settings=st)
-    G = derivative_second_moment(a, q, settings=st)
+    F = mom.F(q)
+    G = mom.G(q)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = q - F / G - b
     return np.where(G > 0, out, np.nan)

@@ -30,7 +30,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from .activations import Activation
 from .errors import MFTheoryError
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings, hermite_functions, normal_rule
+from .quadrature import (
+    DEFAULT_SETTINGS,
+    QuadratureSettings,
+    hermite_functions,
+    hermite_panels,
+    normal_rule,
+)
 
 __all__ = [
     "HermiteSeries",
@@ -81,7 +87,23 @@ def _kink_breaks(act: Activation, s: Array) -> Array | None:
 
 
 def _expect_1d(act: Activation, q: Array, integrand: str, settings: QuadratureSettings) -> Array:
-    """E over z of phi^2, phi'^2 or phi phi' z / sqrt(q) at u = sqrt(q) z."""
+    """E over z of phi^2, phi'^2 or phi phi' z / sqrt(q) at u = sqrt(q) z.
+
+    Batches mixing q <= 9 and q > 9 are split, so that only the large ones pay for the
+    per-q panel edges in h (``_kink_breaks``).
+    """
+    large = q > 9.0
+    if np.any(large) and not np.all(large):
+        out = np.empty(q.shape)
+        out[large] = _expect_1d_batch(act, q[large], integrand, settings)
+        out[~large] = _expect_1d_batch(act, q[~large], integrand, settings)
+        return out
+    return _expect_1d_batch(act, q, integrand, settings)
+
+
+def _expect_1d_batch(
+    act: Activation, q: Array, integrand: str, settings: QuadratureSettings
+) -> Array:
     s_true = np.sqrt(q)
     # q = 0 is evaluated as the limit q -> 0+ (one-sided derivatives at a kink at 0 average).
     s = np.where(s_true > 0, s_true, 1e-150)
@@ -321,7 +343,7 @@ def _kinked_coefficients(act: Activation, s: Array, kinks: Array, K: int) -> Arr
     kinks in it, with the Hermite functions evaluated at those nodes by the same recurrence.
     """
     z, w, H = hermite_functions(K)
-    n_pan, m, z_max = 104, 16, 13.0
+    n_pan, m, z_max = hermite_panels(K), 16, 13.0
     width = 2 * z_max / n_pan
     P, B = s.size, kinks.size
     with np.errstate(divide="ignore", invalid="ignore"):

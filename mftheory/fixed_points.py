@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -199,6 +199,32 @@ def _bracketed_newton(
     return x
 
 
+class QMoments(Protocol):
+    """The functions of q alone behind the q-map: ``F``, ``F' = dF/dq`` and ``G``."""
+
+    def F(self, q: ArrayLike) -> Array: ...
+
+    def F_q(self, q: ArrayLike) -> Array: ...
+
+    def G(self, q: ArrayLike) -> Array: ...
+
+
+class ExactMoments:
+    """:class:`QMoments` by direct quadrature (see :mod:`mftheory.expectations`)."""
+
+    def __init__(self, act: Activation, settings: QuadratureSettings) -> None:
+        self.act, self.settings = act, settings
+
+    def F(self, q: ArrayLike) -> Array:
+        return second_moment(self.act, q, settings=self.settings)
+
+    def F_q(self, q: ArrayLike) -> Array:
+        return second_moment_slope(self.act, q, settings=self.settings)
+
+    def G(self, q: ArrayLike) -> Array:
+        return derivative_second_moment(self.act, q, settings=self.settings)
+
+
 def solve_q_star(
     act: Activation,
     sigma_w2: Array,
@@ -206,10 +232,13 @@ def solve_q_star(
     *,
     q0: float = 1.0,
     settings: QuadratureSettings | None = None,
+    moments: QMoments | None = None,
 ) -> Array:
     """The stable length ``q*`` reached from ``q0``; ``inf`` where the q-map diverges.
 
     Parameters are flat arrays of equal size. See the module notes for the definition.
+    ``moments`` supplies ``F(q)`` and ``F'(q)`` (default: exact quadrature; a
+    :class:`mftheory.tables.QTable` for grids).
 
     Notes
     -----
@@ -224,11 +253,13 @@ def solve_q_star(
             q = np.where(slope < 1.0, b / (1.0 - slope), np.inf)
         return np.where((slope == 1.0) & (b == 0.0), q0, q)
 
+    mom = moments or ExactMoments(act, st)
+
     def g(x: Array, idx: NDArray[np.intp]) -> Array:
-        return w[idx] * second_moment(act, x, settings=st) + b[idx] - x
+        return w[idx] * mom.F(x) + b[idx] - x
 
     def g_and_slope(x: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
-        return g(x, idx), w[idx] * second_moment_slope(act, x, settings=st) - 1.0
+        return g(x, idx), w[idx] * mom.F_q(x) - 1.0
 
     all_idx = np.arange(w.size)
     g0 = g(np.full(w.shape, q0), all_idx)
@@ -292,30 +323,30 @@ def _solve_c_star(
         c = _newton_from_zero(cmap_and_slope, q.size)
         return c, cmap_and_slope(c, np.arange(q.size))[1]
 
-    ser = hermite_series(act, q, settings=st)
-
-    def series(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
-        return (w[idx] * ser.value(c, idx) + b[idx]) / q[idx], w[idx] * ser.slope(c, idx) / q[idx]
-
-    c = _newton_from_zero(series, q.size)
-    chi_c = series(c, np.arange(q.size))[1]
-    bad = _loose(ser, c, w, q, chi_c, st)
-    if np.any(bad):
-        # retry with HERMITE_ESCALATION times more terms (cheap), then the nested 2D rule
+    # The Hermite series with growing numbers of terms, each stage only for the points whose
+    # truncation bound is still above tol; what is left goes to the nested 2D rule.
+    c = np.zeros(q.size)
+    chi_c = np.zeros(q.size)
+    bad = np.ones(q.size, dtype=bool)
+    for terms in _hermite_ladder(st.hermite_terms):
         idx = np.flatnonzero(bad)
-        big = replace(st, hermite_terms=st.hermite_terms * HERMITE_ESCALATION)
-        ser = hermite_series(act, q[idx], settings=big)
+        if idx.size == 0:
+            break
+        ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms))
         wi, bi, qi = w[idx], b[idx], q[idx]
 
-        def series_big(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
-            return (
-                (wi[j] * ser.value(cc, j) + bi[j]) / qi[j],
-                wi[j] * ser.slope(cc, j) / qi[j],
-            )
+        def series(
+            cc: Array,
+            j: NDArray[np.intp],
+            ser: HermiteSeries = ser,
+            wi: Array = wi,
+            bi: Array = bi,
+            qi: Array = qi,
+        ) -> tuple[Array, Array]:
+            return (wi[j] * ser.value(cc, j) + bi[j]) / qi[j], wi[j] * ser.slope(cc, j) / qi[j]
 
-        c[idx] = _newton_from_zero(series_big, idx.size)
-        chi_c[idx] = series_big(c[idx], np.arange(idx.size))[1]
-        bad = np.zeros(q.size, dtype=bool)
+        c[idx] = _newton_from_zero(series, idx.size)
+        chi_c[idx] = series(c[idx], np.arange(idx.size))[1]
         bad[idx] = _loose(ser, c[idx], wi, qi, chi_c[idx], st)
     if np.any(bad):
         idx = np.flatnonzero(bad)
@@ -350,6 +381,12 @@ def _solve_c_star(
             )
         cm, chi_c[idx] = nested(c[idx], idx)
     return c, chi_c
+
+
+def _hermite_ladder(terms: int) -> tuple[int, ...]:
+    """Numbers of Hermite terms tried in turn: a cheap first pass, the setting, 8x it."""
+    first = min(128, terms)
+    return tuple(dict.fromkeys((first, terms, terms * HERMITE_ESCALATION)))
 
 
 def _loose(

@@ -31,7 +31,7 @@ from scipy.special import roots_legendre
 
 from .errors import MFTheoryError
 
-__all__ = ["QuadratureSettings", "hermite_functions", "normal_rule"]
+__all__ = ["QuadratureSettings", "hermite_functions", "hermite_panels", "normal_rule"]
 
 Array = NDArray[np.float64]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -142,6 +142,11 @@ def normal_rule(
     return _composite(edges, m)
 
 
+def hermite_panels(terms: int) -> int:
+    """Number of panels on [-13, 13] of the Hermite rule for ``terms`` terms."""
+    return 52 if terms <= 160 else 104
+
+
 @lru_cache(maxsize=8)
 def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
     """Normalised Hermite functions on a composite rule, for Hermite coefficients.
@@ -155,12 +160,13 @@ def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
     ``h_k = He_k(z) (2 pi)^(-1/4) exp(-z^2/4) / sqrt(k!)``, computed by the stable three-term
     recurrence ``h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)`` (|h_k| <= 1.09, Cramér).
     Because of that bound the integrand is below ``exp(-z^2/4)`` and ``[-13, 13]`` suffices
-    (neglected part < 1e-18). Panels of width 1/4 with 16 nodes resolve the oscillations of
-    ``h_k`` (wavelength about ``2 pi / sqrt(k)``) up to k of several thousand.
+    (neglected part < 1e-18). Panels of width 1/4 (1/2 for at most 160 terms) with 16 nodes
+    resolve the oscillations of ``h_k`` (wavelength about ``2 pi / sqrt(k)``) up to k of
+    several thousand.
     """
     z_max = 13.0
     x, wl = _legendre(16)
-    edges = np.linspace(-z_max, z_max, 105)
+    edges = np.linspace(-z_max, z_max, hermite_panels(terms) + 1)
     a, b = edges[:-1, None], edges[1:, None]
     z = (0.5 * (a + b) + 0.5 * (b - a) * x).ravel()
     w = (0.5 * (b - a) * wl).ravel()

@@ -12,11 +12,12 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
@@ -34,21 +35,40 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_SUFFIXES",
     "FIGURE_SUFFIXES",
+    "PROGRESS_NOTE_POINTS",
     "Column",
+    "ColumnArrays",
     "Messages",
+    "ProgressCallback",
     "Records",
     "Report",
     "activation_fields",
     "check_output_path",
+    "csv_text",
     "emit",
     "jsonable",
     "scalar",
     "settings_of",
     "to_json",
+    "write_csv",
+    "write_json",
 ]
 
 DATA_SUFFIXES = (".json", ".csv", ".npz")
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+#: ``progress(done, total)``: called by a long computation after each chunk of its work.
+ProgressCallback = Callable[[int, int], None]
+
+#: Above this many points a computation without a progress bar (stderr not a terminal) says
+#: on stderr when it starts and when it ends.
+PROGRESS_NOTE_POINTS = 1_000_000
+
+#: Points per block when CSV is written from :class:`ColumnArrays` (bounds the memory the
+#: text of one block takes).
+_CSV_BLOCK_POINTS = 1 << 16
+#: Characters that make csv.writer quote a field.
+_CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,27 @@ class Records:
     title: str | None = None
 
 
+@dataclass(frozen=True)
+class ColumnArrays:
+    """Records stored column-wise, for CSV with many rows (a big grid in long format).
+
+    Every array in ``data`` has the same shape; record ``k`` is element ``k`` of each array
+    in C order. The arrays may be broadcast views (``np.broadcast_to``): a column that repeats
+    along an axis is formatted once per distinct value, not once per record.
+    """
+
+    columns: Sequence[Column]
+    data: Mapping[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = np.shape(self.data[self.columns[0].key])
+        for col in self.columns:
+            if np.shape(self.data[col.key]) != first:
+                raise ValueError(f"column {col.key!r} does not have the shape {first}")
+        return tuple(first)
+
+
 @dataclass
 class Report:
     """Everything a command can output.
@@ -90,7 +131,7 @@ class Report:
         The numerical settings used (quadrature, solver options).
     table : Records
         What ``--format table`` shows.
-    csv : Records or None
+    csv : Records, ColumnArrays or None
         What ``--format csv`` writes (machine-readable keys as headers); defaults to ``table``.
     arrays : mapping or None
         Arrays for ``-o file.npz``; defaults to the CSV columns. The JSON payload without these
@@ -105,7 +146,7 @@ class Report:
     payload: dict[str, Any]
     settings: Mapping[str, Any]
     table: Records
-    csv: Records | None = None
+    csv: Records | ColumnArrays | None = None
     arrays: Mapping[str, Any] | None = None
     figure: Callable[[], Figure] | None = None
     json_indent: int | None = 2
@@ -141,6 +182,55 @@ class Messages:
             return nullcontext()
         return self.console.status(text)
 
+    @contextmanager
+    def progress(self, text: str, *, points: int) -> Iterator[ProgressCallback]:
+        """A progress bar on stderr while a block runs; yields its ``progress(done, total)``.
+
+        The bar (with a spinner and the elapsed time) shows only on an interactive stderr and
+        without ``--quiet``, and disappears when the block ends. Otherwise the callback does
+        nothing; a computation of more than :data:`PROGRESS_NOTE_POINTS` points then notes on
+        stderr when it starts and when it ends (unless ``--quiet``), so that a log shows what
+        the wait was for.
+        """
+        if self.quiet:
+            yield _ignore_progress
+            return
+        if not self.console.is_terminal:
+            if points <= PROGRESS_NOTE_POINTS:
+                yield _ignore_progress
+                return
+            self.note(f"{text} ...")
+            start = time.perf_counter()
+            yield _ignore_progress
+            self.note(f"{text}: done in {time.perf_counter() - start:.1f} s")
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(text, total=None)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            yield update
+
     def note(self, text: str) -> None:
         """An informational line (suppressed by ``--quiet``)."""
         if not self.quiet:
@@ -154,6 +244,10 @@ class Messages:
             from rich.text import Text
 
             self.console.print(Text(f"Note: {text}", style="yellow"))
+
+
+def _ignore_progress(done: int, total: int) -> None:
+    """The progress callback when no bar is shown."""
 
 
 # --- conversions ----------------------------------------------------------------------------
@@ -185,7 +279,7 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
+        return _array_jsonable(obj)
     if isinstance(obj, np.generic):
         return jsonable(obj.item())
     if isinstance(obj, float):
@@ -195,9 +289,48 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def _array_jsonable(a: np.ndarray) -> Any:
+    """:func:`jsonable` of an array, without a Python call per element where possible.
+
+    Float arrays become nested lists of floats with ``None`` for non-finite values (through an
+    object array, so the conversion stays in C); booleans, integers and strings convert as
+    they are.
+    """
+    kind = a.dtype.kind
+    if kind == "f":
+        finite = np.isfinite(a)
+        if finite.all():
+            return a.tolist()
+        obj = a.astype(object)
+        obj[~finite] = None
+        return obj.tolist()
+    if kind in "biuU":
+        return a.tolist()
+    if kind == "c":
+        raise TypeError(f"complex array of dtype {a.dtype} has no JSON form")
+    return jsonable(a.tolist())
+
+
 def to_json(payload: Mapping[str, Any], indent: int | None = 2) -> str:
     """Strict JSON text (no NaN/Infinity tokens) of ``payload``."""
     return json.dumps(jsonable(payload), allow_nan=False, indent=indent)
+
+
+def write_json(fh: TextIO, payload: Mapping[str, Any], indent: int | None = 2) -> None:
+    """Write ``to_json(payload, indent)`` to ``fh``.
+
+    With ``indent=None`` (one line, used for big grids) the object is converted and written
+    one top-level field at a time, so that only one field's Python objects exist at once; the
+    text is the same as :func:`to_json`'s.
+    """
+    if indent is not None:
+        fh.write(to_json(payload, indent))
+        return
+    fh.write("{")
+    for i, (key, value) in enumerate(payload.items()):
+        item = json.dumps(jsonable(value), allow_nan=False)
+        fh.write(f"{', ' if i else ''}{json.dumps(str(key))}: {item}")
+    fh.write("}")
 
 
 def _format_float(x: float) -> str:
@@ -295,14 +428,73 @@ def render_table(records: Records) -> None:
     console.print(table)
 
 
-def csv_text(records: Records) -> str:
+def csv_text(records: Records | ColumnArrays) -> str:
     """CSV text: a header of column keys, then one line per record."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([col.key for col in records.columns])
-    for row in records.rows:
-        writer.writerow([_csv_cell(row.get(col.key)) for col in records.columns])
+    write_csv(buf, records)
     return buf.getvalue()
+
+
+def write_csv(fh: TextIO, records: Records | ColumnArrays) -> None:
+    """Write CSV to ``fh``: a header of column keys, then one line per record.
+
+    Numbers are written in full precision (``repr``), missing and non-finite values as empty
+    fields. :class:`ColumnArrays` are written in blocks of rows, each column converted to text
+    as a whole.
+    """
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow([col.key for col in records.columns])
+    if isinstance(records, Records):
+        for row in records.rows:
+            writer.writerow([_csv_cell(row.get(col.key)) for col in records.columns])
+        return
+    shape = records.shape
+    arrays = [np.asarray(records.data[col.key]) for col in records.columns]
+    if not shape:  # one record
+        writer.writerow([_csv_cell(a.item()) for a in arrays])
+        return
+    if len(arrays) == 1:  # csv quotes a lone empty field: let it write every row
+        for value in arrays[0].reshape(-1).tolist():
+            writer.writerow([_csv_cell(value)])
+        return
+    per_row = math.prod(shape[1:])
+    block = max(1, _CSV_BLOCK_POINTS // max(per_row, 1))
+    for start in range(0, shape[0], block):
+        columns = [_csv_strings(a[start : start + block]) for a in arrays]
+        fh.write("\n".join(map(",".join, zip(*columns, strict=True))))
+        fh.write("\n")
+
+
+def _csv_strings(a: np.ndarray) -> list[str]:
+    """The CSV fields of array ``a`` in C order, as :func:`_csv_cell` writes them.
+
+    Axes along which ``a`` is a broadcast view (stride 0) are formatted once and repeated.
+    """
+    index = tuple(
+        slice(0, 1) if stride == 0 and n > 1 else slice(None)
+        for stride, n in zip(a.strides, a.shape, strict=True)
+    )
+    base = a[index]
+    flat = base.reshape(-1)
+    kind = flat.dtype.kind
+    if kind == "f":
+        text = list(map(repr, flat.tolist()))
+        for k in np.flatnonzero(~np.isfinite(flat)).tolist():
+            text[k] = ""
+    elif kind == "b":
+        text = ["true" if v else "false" for v in flat.tolist()]
+    elif kind in "iu":
+        text = list(map(str, flat.tolist()))
+    else:
+        text = flat.tolist() if kind == "U" else [_csv_cell(v) for v in flat.tolist()]
+        special = {v for v in set(text) if any(ch in v for ch in _CSV_SPECIAL)}
+        if special:  # as csv.writer's QUOTE_MINIMAL quotes them
+            text = ['"' + v.replace('"', '""') + '"' if v in special else v for v in text]
+    if base.shape == a.shape:
+        return text
+    cells = np.empty(flat.size, dtype=object)
+    cells[:] = text
+    return np.broadcast_to(cells.reshape(base.shape), a.shape).reshape(-1).tolist()
 
 
 def _npz_arrays(report: Report) -> dict[str, np.ndarray]:
@@ -310,10 +502,15 @@ def _npz_arrays(report: Report) -> dict[str, np.ndarray]:
         arrays = {k: np.asarray(v) for k, v in report.arrays.items()}
     else:
         records = report.csv or report.table
-        arrays = {
-            col.key: _array_of([row.get(col.key) for row in records.rows])
-            for col in records.columns
-        }
+        if isinstance(records, ColumnArrays):
+            arrays = {
+                col.key: np.asarray(records.data[col.key]).reshape(-1) for col in records.columns
+            }
+        else:
+            arrays = {
+                col.key: _array_of([row.get(col.key) for row in records.rows])
+                for col in records.columns
+            }
     meta = {k: v for k, v in report.document().items() if k not in arrays}
     arrays["meta"] = np.asarray(to_json(meta, indent=None))
     return arrays
@@ -347,20 +544,23 @@ def _write_file(path: Path, report: Report, messages: Messages) -> None:
     check_output_path(path, figures=report.figure is not None)
     suffix = path.suffix.lower()
     try:
-        if suffix in FIGURE_SUFFIXES:
-            assert report.figure is not None
-            from mftheory.plotting import save_figure
+        with messages.status(f"writing {path}"):
+            if suffix in FIGURE_SUFFIXES:
+                assert report.figure is not None
+                from mftheory.plotting import save_figure
 
-            save_figure(report.figure(), path)
-        elif suffix == ".json":
-            text = to_json(report.document(), report.json_indent) + "\n"
-            path.write_text(text, encoding="utf-8")
-        elif suffix == ".csv":
-            path.write_text(csv_text(report.csv or report.table), encoding="utf-8")
-        else:
-            with path.open("wb") as fh:
-                savez: Any = np.savez  # its stub types **kwds like allow_pickle (bool)
-                savez(fh, **_npz_arrays(report))
+                save_figure(report.figure(), path)
+            elif suffix == ".json":
+                with path.open("w", encoding="utf-8", newline="\n") as fh:
+                    write_json(fh, report.document(), report.json_indent)
+                    fh.write("\n")
+            elif suffix == ".csv":
+                with path.open("w", encoding="utf-8", newline="") as fh:
+                    write_csv(fh, report.csv or report.table)
+            else:
+                with path.open("wb") as fh:
+                    savez: Any = np.savez  # its stub types **kwds like allow_pickle (bool)
+                    savez(fh, **_npz_arrays(report))
     except OSError as exc:
         raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     messages.note(f"wrote {path}")
@@ -384,8 +584,9 @@ def emit(
             return
     fmt = fmt or OutputFormat.table
     if fmt is OutputFormat.json:
-        sys.stdout.write(to_json(report.document(), report.json_indent) + "\n")
+        write_json(sys.stdout, report.document(), report.json_indent)
+        sys.stdout.write("\n")
     elif fmt is OutputFormat.csv:
-        sys.stdout.write(csv_text(report.csv or report.table))
+        write_csv(sys.stdout, report.csv or report.table)
     else:
         render_table(report.table)

@@ -10,14 +10,28 @@ import typer
 from .options import Act, Alpha, Format, NegativeSlope, OutputFormat, Quiet
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
+    from numpy.typing import NDArray
 
+    from mftheory.activations import Activation
     from mftheory.critical import CriticalPoint
     from mftheory.fixed_points import FixedPoint
 
-    from .output import Report
+    from .output import ProgressCallback, Report
 
-__all__ = ["DEFAULT_SIGMA_B2_RANGE", "DEFAULT_SIGMA_W2_RANGE", "phase_diagram"]
+    FloatArray = NDArray[np.float64]
+    IntArray = NDArray[np.intp]
+
+__all__ = [
+    "DEFAULT_SIGMA_B2_RANGE",
+    "DEFAULT_SIGMA_W2_RANGE",
+    "MAX_FIGURE_POINTS",
+    "MAX_TABLE_ROWS",
+    "phase_diagram",
+    "solve_grid",
+    "thin_for_figure",
+]
 
 #: Default grid: sigma_w^2 (columns) and sigma_b^2 (rows), START:STOP:COUNT.
 DEFAULT_SIGMA_W2_RANGE = "0.5:4:81"
@@ -25,6 +39,13 @@ DEFAULT_SIGMA_B2_RANGE = "0:1:61"
 
 #: Grid quantities written to JSON, CSV and npz (each B rows of W values).
 GRID_FIELDS = ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "xi_c", "xi_q")
+#: Phases counted per bias in the table.
+PHASE_NAMES = ("ordered", "critical", "chaotic", "divergent")
+#: Most biases the table shows (evenly spaced); data formats always hold the whole grid.
+MAX_TABLE_ROWS = 40
+#: Most grid values per axis a figure draws (evenly spaced): more cells than pixels only cost
+#: time.
+MAX_FIGURE_POINTS = 1000
 
 
 class ColourQuantity(str, enum.Enum):
@@ -94,20 +115,112 @@ FigureOutput = Annotated[
 ]
 
 
-def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None) -> "Report":
-    """The grid as JSON/CSV/npz, a per-bias summary table, and the figure maker."""
+def solve_grid(
+    activation: "Activation",
+    w2: "FloatArray",
+    b2: "FloatArray",
+    *,
+    progress: "ProgressCallback | None" = None,
+    chunk_rows: int | None = None,
+) -> "FixedPoint":
+    """The fixed points on the grid ``sigma_w2 = w2`` (columns) x ``sigma_b2 = b2`` (rows).
+
+    :func:`mftheory.grid.phase_grid`: arrays of shape ``(b2.size, w2.size)``, computed in
+    chunks of rows with ``progress(rows_done, rows_total)`` called after each.
+    """
+    phase_grid = _fixed_point_in_chunks  # until mftheory.grid lands: from mftheory.grid import
+
+    return phase_grid(
+        activation, sigma_w2=w2, sigma_b2=b2, progress=progress, chunk_rows=chunk_rows
+    )
+
+
+def _fixed_point_in_chunks(
+    activation: "Activation",
+    *,
+    sigma_w2: "FloatArray",
+    sigma_b2: "FloatArray",
+    progress: "ProgressCallback | None" = None,
+    chunk_rows: int | None = None,
+) -> "FixedPoint":
+    """Stand-in for :func:`mftheory.grid.phase_grid`: ``fixed_point`` on chunks of rows."""
+    import dataclasses
+
     import numpy as np
 
-    from .output import Column, Records, Report, activation_fields, settings_of
+    from mftheory.fixed_points import fixed_point
+
+    rows = chunk_rows or max(1, 20_000 // max(sigma_w2.size, 1))
+    parts = []
+    for start in range(0, sigma_b2.size, rows):
+        b = sigma_b2[start : start + rows]
+        parts.append(fixed_point(activation, sigma_w2=sigma_w2[None, :], sigma_b2=b[:, None]))
+        if progress is not None:
+            progress(start + b.size, sigma_b2.size)
+    if len(parts) == 1:
+        return parts[0]
+    shape = (sigma_b2.size, sigma_w2.size)
+    fields = ("sigma_w2", "sigma_b2", *parts[0].FIELDS, "phase")
+    joined: dict[str, Any] = {
+        key: np.concatenate(
+            [np.broadcast_to(getattr(fp, key), (np.shape(fp.q_star)[0], shape[1])) for fp in parts]
+        )
+        for key in fields
+    }
+    return dataclasses.replace(parts[0], **joined)
+
+
+def _summary_rows(b2: "FloatArray") -> "IntArray":
+    """Indices of the biases the table shows: all, or at most MAX_TABLE_ROWS evenly spaced."""
+    import numpy as np
+
+    if b2.size <= MAX_TABLE_ROWS:
+        return np.arange(b2.size)
+    return np.unique(np.linspace(0, b2.size - 1, MAX_TABLE_ROWS).round().astype(np.intp))
+
+
+def thin_for_figure(fp: "FixedPoint", limit: int = MAX_FIGURE_POINTS) -> "FixedPoint":
+    """``fp`` with at most ``limit`` evenly spaced values along each axis (both ends kept).
+
+    A figure cannot show more cells than it has pixels; drawing a 4000 x 4000 mesh only costs
+    time. The grid written to data files is never thinned.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    shape = np.shape(fp.q_star)
+    rows, cols = (
+        np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.intp)) for n in shape
+    )
+    if rows.size == shape[0] and cols.size == shape[1]:
+        return fp
+    index = np.ix_(rows, cols)
+    fields = ("sigma_w2", "sigma_b2", *fp.FIELDS, "phase")
+    thinned: dict[str, Any] = {
+        key: np.broadcast_to(np.asarray(getattr(fp, key)), shape)[index] for key in fields
+    }
+    return dataclasses.replace(fp, **thinned)
+
+
+def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None) -> "Report":
+    """The grid as JSON/CSV/npz, a per-bias summary table, and the figure maker.
+
+    Nothing here converts the grid point by point: JSON and CSV are converted when written,
+    npz takes the arrays as they are.
+    """
+    import numpy as np
+
+    from .output import Column, ColumnArrays, Records, Report, activation_fields, settings_of
 
     activation = fp.activation
     w2 = np.asarray(fp.sigma_w2, dtype=np.float64)[0, :]
     b2 = np.asarray(fp.sigma_b2, dtype=np.float64)[:, 0]
     shape = (b2.size, w2.size)
     grids = {
-        key: np.broadcast_to(np.asarray(getattr(fp, key), float), shape) for key in GRID_FIELDS
+        key: np.broadcast_to(np.asarray(getattr(fp, key), np.float64), shape) for key in GRID_FIELDS
     }
-    phase = np.broadcast_to(np.asarray(fp.phase).astype(str), shape)
+    phase = np.broadcast_to(np.asarray(fp.phase, dtype=str), shape)
     critical_w2 = np.asarray(cp.sigma_w2, dtype=np.float64).reshape(-1)
 
     payload: dict[str, Any] = {
@@ -120,31 +233,31 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
         "phase": phase,
         "critical_sigma_w2": critical_w2,
     }
+    shown = _summary_rows(b2)
+    counts = {name: (phase[shown] == name).sum(axis=1) for name in PHASE_NAMES}
     summary = [
         {
             "sigma_b": math.sqrt(float(b2[i])),
             "sigma_b2": float(b2[i]),
             "critical_sigma_w2": float(critical_w2[i]),
-            **{
-                name: int((phase[i] == name).sum())
-                for name in ("ordered", "critical", "chaotic", "divergent")
-            },
+            **{name: int(counts[name][k]) for name in PHASE_NAMES},
         }
-        for i in range(b2.size)
+        for k, i in enumerate(shown.tolist())
     ]
-    long_rows = [
+    long_format = ColumnArrays(
+        [
+            Column(key)
+            for key in ("sigma_w", "sigma_w2", "sigma_b", "sigma_b2", *GRID_FIELDS, "phase")
+        ],
         {
-            "sigma_w": math.sqrt(float(w2[j])),
-            "sigma_w2": float(w2[j]),
-            "sigma_b": math.sqrt(float(b2[i])),
-            "sigma_b2": float(b2[i]),
-            **{key: float(grids[key][i, j]) for key in GRID_FIELDS},
-            "phase": str(phase[i, j]),
-        }
-        for i in range(b2.size)
-        for j in range(w2.size)
-    ]
-    long_columns = [Column(key) for key in long_rows[0]]
+            "sigma_w": np.broadcast_to(np.sqrt(w2), shape),
+            "sigma_w2": np.broadcast_to(w2, shape),
+            "sigma_b": np.broadcast_to(np.sqrt(b2)[:, None], shape),
+            "sigma_b2": np.broadcast_to(b2[:, None], shape),
+            **grids,
+            "phase": phase,
+        },
+    )
     arrays = {
         "sigma_w2": w2,
         "sigma_b2": b2,
@@ -156,12 +269,17 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
     def figure() -> "Figure":
         from mftheory.plotting import phase_diagram_figure
 
-        return phase_diagram_figure(fp, quantity=color, log=log, critical=cp)
+        return phase_diagram_figure(thin_for_figure(fp), quantity=color, log=log, critical=cp)
 
     title = (
         f"Phase diagram of {activation.label}: {w2.size} sigma_w^2 values in"
         f" [{w2[0]:g}, {w2[-1]:g}], grid points per phase"
     )
+    if shown.size < b2.size:
+        title += (
+            f"\n(showing {shown.size} of {b2.size} sigma_b^2 values, evenly spaced;"
+            " the whole grid: --format csv|json or -o FILE.npz)"
+        )
     return Report(
         command="phase-diagram",
         payload=payload,
@@ -171,15 +289,12 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
                 Column("sigma_b", "sigma_b"),
                 Column("sigma_b2", "sigma_b^2"),
                 Column("critical_sigma_w2", "critical sigma_w^2"),
-                Column("ordered"),
-                Column("critical"),
-                Column("chaotic"),
-                Column("divergent"),
+                *(Column(name) for name in PHASE_NAMES),
             ],
             summary,
             title=title,
         ),
-        csv=Records(long_columns, long_rows),
+        csv=long_format,
         arrays=arrays,
         figure=figure,
         json_indent=None,
@@ -218,9 +333,8 @@ def phase_diagram(
     import numpy as np
 
     from mftheory.critical import critical_point
-    from mftheory.fixed_points import fixed_point
 
-    from .output import Messages, check_output_path, emit
+    from .output import FIGURE_SUFFIXES, Messages, check_output_path, emit
     from .params import load_activation, scale_option
 
     messages = Messages(quiet)
@@ -237,12 +351,19 @@ def phase_diagram(
         messages.warn(note)
 
     w2, b2 = weight.variance, bias.variance
-    with messages.status(f"solving {b2.size} x {w2.size} fixed points for {activation.label}"):
-        fp = fixed_point(activation, sigma_w2=w2[None, :], sigma_b2=b2[:, None])
+    text = f"solving {b2.size} x {w2.size} fixed points for {activation.label}"
+    with messages.progress(text, points=b2.size * w2.size) as progress:
+        fp = solve_grid(activation, w2, b2, progress=progress)
         cp = critical_point(activation, sigma_b2=b2, settings=fp.settings)
     n_div = int((np.asarray(fp.phase) == "divergent").sum())
     if n_div:
         messages.note(f"{n_div} of {w2.size * b2.size} grid points have no finite q* (divergent)")
+    if output is not None and output.suffix.lower() in FIGURE_SUFFIXES:
+        if max(w2.size, b2.size) > MAX_FIGURE_POINTS:
+            messages.note(
+                f"the figure draws at most {MAX_FIGURE_POINTS} evenly spaced values per axis"
+                f" of the {b2.size} x {w2.size} grid; -o FILE.npz writes all of it"
+            )
     report = _report(fp, cp, color.value, log)
     if output is None and fmt in (None, OutputFormat.table):
         messages.note("write the figure with -o phase.png, the grid with --format json or csv")
