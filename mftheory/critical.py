@@ -286,7 +286,7 @@ def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings
     pos = q > 0
     out = q.copy()
     if np.any(pos):
-        values, slopes = _node_moments(a, q[pos], st)
+        values, slopes, _ = _node_moments(a, q[pos], st)
         F, F1, G = values
         G1 = slopes[2] / q[pos]
         h = q[pos] - F / G - b[pos]
@@ -303,7 +303,7 @@ def _exact_slope_and_g(a: Activation, q: Array, st: QuadratureSettings) -> tuple
     F_q, G = np.full(q.shape, np.nan), np.full(q.shape, np.nan)
     pos = q > 0
     if np.any(pos):
-        values, _ = _node_moments(a, q[pos], st)
+        values, _, _ = _node_moments(a, q[pos], st)
         F_q[pos], G[pos] = values[1], values[2]
     if not np.all(pos):
         F_q[~pos] = second_moment_slope(a, q[~pos], settings=st)

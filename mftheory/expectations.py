@@ -289,6 +289,16 @@ class HermiteSeries:
         """``sum_k k a_k^2 c^(k-1)`` = ``q E[phi'(u1) phi'(u2)]`` at correlation c."""
         return _horner(self._ka2 if idx is None else self._ka2[idx], c)
 
+    def value_and_slope(self, c: Array, idx: NDArray[np.intp] | None = None) -> tuple[Array, Array]:
+        """:meth:`value` and :meth:`slope` (its c-derivative) in one Horner pass."""
+        a2 = self._a2 if idx is None else self._a2[idx]
+        p = np.zeros_like(c)
+        dp = np.zeros_like(c)
+        for j in range(a2.shape[-1] - 1, -1, -1):
+            dp = dp * c + p
+            p = p * c + a2[:, j]
+        return p, dp
+
     def value_bound(self, c: Array) -> Array:
         """Upper bound on the truncation error of :meth:`value` at c."""
         return self.tail * np.abs(c) ** (self.terms + 1)
@@ -306,7 +316,11 @@ def _horner(coef: Array, c: Array) -> Array:
 
 
 def hermite_series(
-    act: Activation, q: ArrayLike, *, settings: QuadratureSettings | None = None
+    act: Activation,
+    q: ArrayLike,
+    *,
+    settings: QuadratureSettings | None = None,
+    moments: tuple[Array, Array] | None = None,
 ) -> HermiteSeries:
     """The Hermite coefficients ``a_k(q)``, k = 0..K, for a flat array of variances.
 
@@ -320,8 +334,11 @@ def hermite_series(
     qa = _as_nonneg(q).ravel()
     s = np.sqrt(qa)
     K = st.hermite_terms
-    F = second_moment(act, qa, settings=st)
-    qG = qa * derivative_second_moment(act, qa, settings=st)
+    if moments is None:
+        F = second_moment(act, qa, settings=st)
+        qG = qa * derivative_second_moment(act, qa, settings=st)
+    else:  # F(q) and G(q) supplied by the caller (e.g. from a QTable)
+        F, qG = moments[0].ravel(), qa * moments[1].ravel()
     kinks = _kinks(act)
     if np.all(kinks == 0.0):
         z, w, H = hermite_functions(K)

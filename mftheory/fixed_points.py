@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,6 +50,7 @@ __all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
 Array = NDArray[np.float64]
 PHASES = ("ordered", "critical", "chaotic", "divergent")
 Q_MAX = 1e15  # beyond this q the q-map is declared divergent
+_PROBES = (0.5, 0.9, 0.99, 0.999, 0.9999)  # warm starts of the c* Newton iteration
 HERMITE_ESCALATION = 8  # factor on hermite_terms before the nested 2D rule
 _MAX_POLISH = 200  # Newton steps of the nested-rule polish of c*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
@@ -167,6 +168,7 @@ def _bracketed_newton(
     *,
     rtol: float = 4e-16,
     maxiter: int = 200,
+    x0: Array | None = None,
 ) -> Array:
     """Vectorised Newton safeguarded by bisection on brackets ``[lo, hi]``.
 
@@ -174,7 +176,7 @@ def _bracketed_newton(
     the sign of f at ``lo`` (f changes sign on the bracket).
     """
     lo, hi = lo.astype(np.float64).copy(), hi.astype(np.float64).copy()
-    x = 0.5 * (lo + hi)
+    x = 0.5 * (lo + hi) if x0 is None else np.clip(x0, lo, hi)
     active = np.arange(x.size)
     for _ in range(maxiter):
         if active.size == 0:
@@ -208,6 +210,8 @@ class QMoments(Protocol):
 
     def G(self, q: ArrayLike) -> Array: ...
 
+    def F_and_F_q(self, q: ArrayLike) -> tuple[Array, Array]: ...
+
 
 class ExactMoments:
     """:class:`QMoments` by direct quadrature (see :mod:`mftheory.expectations`)."""
@@ -223,6 +227,9 @@ class ExactMoments:
 
     def G(self, q: ArrayLike) -> Array:
         return derivative_second_moment(self.act, q, settings=self.settings)
+
+    def F_and_F_q(self, q: ArrayLike) -> tuple[Array, Array]:
+        return self.F(q), self.F_q(q)
 
 
 def solve_q_star(
@@ -259,7 +266,8 @@ def solve_q_star(
         return w[idx] * mom.F(x) + b[idx] - x
 
     def g_and_slope(x: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
-        return g(x, idx), w[idx] * mom.F_q(x) - 1.0
+        F, F_q = mom.F_and_F_q(x)
+        return w[idx] * F + b[idx] - x, w[idx] * F_q - 1.0
 
     all_idx = np.arange(w.size)
     g0 = g(np.full(w.shape, q0), all_idx)
@@ -301,17 +309,30 @@ def solve_q_star(
         todo = todo[~at_lo]
         sign_lo = sign_lo[~at_lo]
         if todo.size:
+            # start at the secant point of the bracket (the q-map is smooth there)
+            g_lo, g_hi = g(lo[todo], todo), g(hi[todo], todo)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x0 = lo[todo] - g_lo * (hi[todo] - lo[todo]) / (g_hi - g_lo)
+            x0 = np.where(np.isfinite(x0), x0, 0.5 * (lo[todo] + hi[todo]))
             q[todo] = _bracketed_newton(
-                lambda x, i: g_and_slope(x, todo[i]), lo[todo], hi[todo], sign_lo
+                lambda x, i: g_and_slope(x, todo[i]), lo[todo], hi[todo], sign_lo, x0=x0
             )
     q[w == 0] = b[w == 0]
     return q
 
 
 def _solve_c_star(
-    act: Activation, w: Array, b: Array, q: Array, st: QuadratureSettings
+    act: Activation,
+    w: Array,
+    b: Array,
+    q: Array,
+    st: QuadratureSettings,
+    moments: QMoments | None = None,
 ) -> tuple[Array, Array]:
-    """c* in [0, 1) and chi_c there, for chaotic points (flat arrays)."""
+    """c* in [0, 1) and chi_c there, for chaotic points (flat arrays).
+
+    ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
+    """
     if act.closed_form in ("erf", "sin"):
 
         def cmap_and_slope(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
@@ -332,7 +353,8 @@ def _solve_c_star(
         idx = np.flatnonzero(bad)
         if idx.size == 0:
             break
-        ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms))
+        fg = None if moments is None else (moments.F(q[idx]), moments.G(q[idx]))
+        ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms), moments=fg)
         wi, bi, qi = w[idx], b[idx], q[idx]
 
         def series(
@@ -343,7 +365,8 @@ def _solve_c_star(
             bi: Array = bi,
             qi: Array = qi,
         ) -> tuple[Array, Array]:
-            return (wi[j] * ser.value(cc, j) + bi[j]) / qi[j], wi[j] * ser.slope(cc, j) / qi[j]
+            val, slope = ser.value_and_slope(cc, j)
+            return (wi[j] * val + bi[j]) / qi[j], wi[j] * slope / qi[j]
 
         c[idx] = _newton_from_zero(series, idx.size)
         chi_c[idx] = series(c[idx], np.arange(idx.size))[1]
@@ -408,8 +431,17 @@ def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.boo
 def _newton_from_zero(
     fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]], n: int, maxiter: int = 200
 ) -> Array:
-    """Newton for g(c) = C(c) - c from c = 0 (monotone on the convex branch)."""
+    """Newton for g(c) = C(c) - c from the left (monotone on the convex branch).
+
+    The start is the largest of a few probe values of c where g >= 0 (0 always is), which
+    is still left of the root, so convergence stays monotone; near c = 1 this saves most
+    of the iterations that a start at 0 would need.
+    """
     c = np.zeros(n)
+    everyone = np.arange(n)
+    for probe in _PROBES:
+        cm, _ = fun(np.full(n, probe), everyone)
+        c = np.where(cm - probe >= 0, probe, c)
     prev = np.full(n, np.inf)
     active = np.arange(n)
     for _ in range(maxiter):
@@ -427,6 +459,53 @@ def _newton_from_zero(
         c[active] = cn
         active = active[~done]
     return c
+
+
+CStarSolver = Callable[[Activation, Array, Array, Array, QuadratureSettings], tuple[Array, Array]]
+
+
+def _assemble(
+    a: Activation,
+    w: Array,
+    b: Array,
+    q0: float,
+    critical_tol: float,
+    st: QuadratureSettings,
+    mom: QMoments,
+    c_solver: CStarSolver,
+) -> dict[str, NDArray[Any]]:
+    """q*, slopes, phase and (through ``c_solver`` on the chaotic points) c* and chi_c.
+
+    Flat arrays in, flat arrays out; shared by :func:`fixed_point` (exact quadrature) and
+    :func:`mftheory.grid.phase_grid` (tables and interpolation along rows).
+    """
+    q = solve_q_star(a, w, b, q0=q0, settings=st, moments=mom)
+    finite = np.isfinite(q)
+    chi_1 = np.full(w.shape, np.nan)
+    chi_q = np.full(w.shape, np.nan)
+    qf = q[finite]
+    chi_1[finite] = w[finite] * mom.G(qf)
+    chi_q[finite] = w[finite] * mom.F_q(qf)
+    if a.closed_form in ("relu", "leaky_relu", "linear"):
+        chi_1 = np.where(finite, chi_1, w * _homogeneous_kappa(a))
+    phase = np.full(w.shape, "divergent", dtype="<U9")
+    crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)
+    phase[finite & (chi_1 < 1.0)] = "ordered"
+    phase[finite & (chi_1 > 1.0)] = "chaotic"
+    phase[crit] = "critical"
+    c_star = np.where(finite, 1.0, np.nan)
+    chi_c = np.where(finite, chi_1, np.nan)
+    chaos = np.flatnonzero(phase == "chaotic")
+    if chaos.size:
+        c_star[chaos], chi_c[chaos] = c_solver(a, w[chaos], b[chaos], q[chaos], st)
+    return {
+        "q_star": q,
+        "c_star": c_star,
+        "chi_1": chi_1,
+        "chi_c": chi_c,
+        "chi_q": chi_q,
+        "phase": phase,
+    }
 
 
 def fixed_point(
@@ -478,25 +557,10 @@ def fixed_point(
     w_arr, b_arr = check_variances(sigma_w2, sigma_b2)
     shape = w_arr.shape
     w, b = w_arr.ravel(), b_arr.ravel()
-    q = solve_q_star(a, w, b, q0=q0, settings=st)
-    finite = np.isfinite(q)
-    nan = np.full(w.shape, np.nan)
-    chi_1, chi_q = nan.copy(), nan.copy()
-    qf = q[finite]
-    chi_1[finite] = w[finite] * derivative_second_moment(a, qf, settings=st)
-    chi_q[finite] = w[finite] * second_moment_slope(a, qf, settings=st)
-    if a.closed_form in ("relu", "leaky_relu", "linear"):
-        chi_1 = np.where(finite, chi_1, w * _homogeneous_kappa(a))
-    phase = np.full(w.shape, "divergent", dtype="<U9")
-    crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)
-    phase[finite & (chi_1 < 1.0)] = "ordered"
-    phase[finite & (chi_1 > 1.0)] = "chaotic"
-    phase[crit] = "critical"
-    c_star = np.where(finite, 1.0, np.nan)
-    chi_c = np.where(finite, chi_1, np.nan)
-    chaos = np.flatnonzero(phase == "chaotic")
-    if chaos.size:
-        c_star[chaos], chi_c[chaos] = _solve_c_star(a, w[chaos], b[chaos], q[chaos], st)
+    fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star)
+    q, c_star, chi_1, chi_c, chi_q, phase = (
+        fields[k] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "phase")
+    )
 
     def r(x: Array) -> Array:
         return np.asarray(x).reshape(shape)

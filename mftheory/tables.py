@@ -55,8 +55,8 @@ class QTable:
         The range covered (exactly as requested; outside it, exact quadrature).
     values : ndarray (3, N)
         F, F', G at the nodes.
-    slopes : ndarray (3, N)
-        Their t-derivatives ``q dF/dq``, ``q dF'/dq``, ``q dG/dq``.
+    slopes, curvatures : ndarray (3, N)
+        Their first and second derivatives in t (``d/dt = q d/dq``).
     """
 
     activation: Activation
@@ -65,10 +65,12 @@ class QTable:
     dt: float
     values: Array
     slopes: Array
+    curvatures: Array
     q_min: float
     q_max: float
 
-    def _interp(self, which: int, q: Array) -> tuple[Array, NDArray[np.bool_]]:
+    def _interp(self, which: int | tuple[int, ...], q: Array) -> tuple[Array, NDArray[np.bool_]]:
+        """Interpolate table(s) ``which`` at q; shape (len(which), *q.shape) for a tuple."""
         n = self.values.shape[1]
         inside = (q >= self.q_min) & (q <= self.q_max)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -78,14 +80,29 @@ class QTable:
         s = u - i
         s2 = s * s
         s3 = s2 * s
-        y, d = self.values[which], self.slopes[which]
-        out = (
-            (2 * s3 - 3 * s2 + 1) * y[i]
-            + (s3 - 2 * s2 + s) * self.dt * d[i]
-            + (3 * s2 - 2 * s3) * y[i + 1]
-            + (s3 - s2) * self.dt * d[i + 1]
+        s4 = s3 * s
+        s5 = s4 * s
+        h, hh = self.dt, self.dt * self.dt
+        basis = (
+            1 - 10 * s3 + 15 * s4 - 6 * s5,
+            (s - 6 * s3 + 8 * s4 - 3 * s5) * h,
+            0.5 * (s2 - 3 * s3 + 3 * s4 - s5) * hh,
+            10 * s3 - 15 * s4 + 6 * s5,
+            (-4 * s3 + 7 * s4 - 3 * s5) * h,
+            0.5 * (s3 - 2 * s4 + s5) * hh,
         )
-        return out, inside
+        outs = []
+        for k in (which,) if isinstance(which, int) else which:
+            y, d1, d2 = self.values[k], self.slopes[k], self.curvatures[k]
+            outs.append(
+                basis[0] * y[i]
+                + basis[1] * d1[i]
+                + basis[2] * d2[i]
+                + basis[3] * y[i + 1]
+                + basis[4] * d1[i + 1]
+                + basis[5] * d2[i + 1]
+            )
+        return (outs[0] if isinstance(which, int) else np.stack(outs)), inside
 
     def _eval(self, which: int, q: ArrayLike) -> Array:
         qa = np.asarray(q, dtype=np.float64)
@@ -95,6 +112,16 @@ class QTable:
             out = np.array(out, dtype=np.float64)
             out[~inside] = exact(self.activation, qa[~inside], settings=self.settings)
         return out
+
+    def F_and_F_q(self, q: ArrayLike) -> tuple[Array, Array]:
+        """``F`` and ``dF/dq`` together (one index computation)."""
+        qa = np.asarray(q, dtype=np.float64)
+        both, inside = self._interp((0, 1), qa)
+        F, F_q = both[0], both[1]
+        if not np.all(inside):
+            F[~inside] = second_moment(self.activation, qa[~inside], settings=self.settings)
+            F_q[~inside] = second_moment_slope(self.activation, qa[~inside], settings=self.settings)
+        return F, F_q
 
     def F(self, q: ArrayLike) -> Array:
         """``E[phi(sqrt(q) z)^2]``."""
@@ -109,24 +136,33 @@ class QTable:
         return self._eval(2, q)
 
 
-def _node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array]:
-    """F, F', F'', G, G' at the nodes q (quadrature with the heat-equation identities)."""
+def _node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array, Array]:
+    """F, F', G at the nodes q and their first and second t-derivatives (t = log q).
+
+    q-derivatives by the heat-equation identity ``d^n/dq^n E[f] = E[f He_2n] / (2q)^n``
+    (up to the third of F and the second of G), so no derivative of phi beyond phi'.
+    """
     s = np.sqrt(q)
     z, w = normal_rule(_kink_breaks(act, s), st)
     u = s[:, None] * z
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         f = np.square(act.phi(u))
         g = np.square(act.dphi(u))
-    he2 = z * z - 1.0
-    he4 = z**4 - 6.0 * z * z + 3.0
-    F = np.sum(w * f, axis=-1)
-    F1 = np.sum(w * f * he2, axis=-1) / (2 * q)
-    F2 = np.sum(w * f * he4, axis=-1) / (4 * q * q)
-    G = np.sum(w * g, axis=-1)
-    G1 = np.sum(w * g * he2, axis=-1) / (2 * q)
+    z2 = z * z
+    he2 = z2 - 1.0
+    he4 = (z2 - 6.0) * z2 + 3.0
+    he6 = ((z2 - 15.0) * z2 + 45.0) * z2 - 15.0
+
+    def moment(vals: Array, he: Array | None, n: int) -> Array:
+        m = np.sum(w * vals, axis=-1) if he is None else np.sum(w * vals * he, axis=-1)
+        return np.asarray(m / (2 * q) ** n)
+
+    F, F1, F2, F3 = moment(f, None, 0), moment(f, he2, 1), moment(f, he4, 2), moment(f, he6, 3)
+    G, G1, G2 = moment(g, None, 0), moment(g, he2, 1), moment(g, he4, 2)
     values = np.stack([F, F1, G])
-    slopes = q * np.stack([F1, F2, G1])  # d/dt = q d/dq
-    return values, slopes
+    d_q = np.stack([F1, F2, G1])
+    d_qq = np.stack([F2, F3, G2])
+    return values, q * d_q, q * d_q + q * q * d_qq
 
 
 @lru_cache(maxsize=16)
@@ -159,11 +195,15 @@ def q_table(
     q = np.exp(np.linspace(t0, t1, nodes))
     values = np.empty((3, nodes))
     slopes = np.empty((3, nodes))
+    curvatures = np.empty((3, nodes))
     small = q <= 9.0  # above, the rule gains fixed panel edges in h (see expectations)
     for mask in (small, ~small):
         for start in range(0, int(mask.sum()), 1024):
             idx = np.flatnonzero(mask)[start : start + 1024]
-            values[:, idx], slopes[:, idx] = _node_moments(act, q[idx], settings)
-    for arr in (values, slopes):
+            values[:, idx], slopes[:, idx], curvatures[:, idx] = _node_moments(
+                act, q[idx], settings
+            )
+    for arr in (values, slopes, curvatures):
         arr.setflags(write=False)
-    return QTable(act, settings, t0, (t1 - t0) / (nodes - 1), values, slopes, q_min, q_max)
+    dt = (t1 - t0) / (nodes - 1)
+    return QTable(act, settings, t0, dt, values, slopes, curvatures, q_min, q_max)
