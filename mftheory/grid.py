@@ -57,6 +57,8 @@ Array = NDArray[np.float64]
 INTERP_TOL = 1e-10  # accepted interpolation error of c* (absolute); chi_c: 10x, vs 1 - chi_c
 _NOISE = 5e-15  # noise of an exact chi_c solve is about _NOISE / (1 - chi_c)
 _NODES = (33, 65)  # Chebyshev nodes per row, tried in turn
+_TENSOR_NODES = 33  # Chebyshev nodes per axis of the (x, sigma_b2) tensor interpolant
+_TENSOR_CHECKS = 64  # exact check points of the tensor interpolant
 _CHECKS = 6  # exact check points per row
 _POINTS_PER_CHUNK = 1_000_000
 
@@ -207,6 +209,16 @@ class _RowSolver:
                 exact[pts] = True
             else:
                 plans.append(plan)
+        # rows with sigma_b2 = 0 are excluded from the tensor: there c* can jump from 1 to 0
+        # at the critical point (odd activations), so c*(x, b) is discontinuous at b = 0
+        # and, for biases near 0, c* falls steeply from 1 just above the critical point, so
+        # if the tensor fails for all rows it is tried again without the smallest biases
+        b_max = max((p.b for p in plans), default=0.0)
+        for b_min in (0.0, 0.01 * b_max):
+            tensor = [p for p in plans if p.b > b_min]
+            if self._tensor(a, tensor, w, c, chi_c, st):
+                plans = [p for p in plans if p.b <= b_min]
+                break
         for n_nodes in _NODES:
             if not plans:
                 break
@@ -217,6 +229,77 @@ class _RowSolver:
         if idx.size:
             c[idx], chi_c[idx] = _solve_c_star(a, w[idx], b[idx], q[idx], st, self.mom)
         return c, chi_c
+
+    def _tensor(
+        self,
+        a: Activation,
+        plans: list[_Plan],
+        w: Array,
+        c: Array,
+        chi_c: Array,
+        st: QuadratureSettings,
+    ) -> bool:
+        """All rows at once: c*, chi_c as tensor Chebyshev interpolants in (x, sqrt(sigma_b2)).
+
+        Applies when every planned row's segment runs from its critical point to the last
+        column; ``x = (w - w_c(b)) / (w_max - w_c(b))`` then maps every segment onto [0, 1]
+        and c*(x, b) is smooth in both. Checked at random points; False if not applicable or
+        the check fails (the caller then interpolates row by row).
+        """
+        w_max = float(self.w_axis[-1])
+        if len(plans) < 2 * _TENSOR_NODES or not all(
+            p.from_critical and p.hi == w_max for p in plans
+        ):
+            return False
+        b_rows = np.array([p.b for p in plans])
+        b_lo, b_hi = float(b_rows.min()), float(b_rows.max())
+        # c* varies fast in sigma_b2 near 0 (tanh: c* = 0 at sigma_b2 = 0), smoothly in
+        # sqrt(sigma_b2): interpolate in u = sqrt(sigma_b2)
+        x_nodes = _cheb(0.0, 1.0, _TENSOR_NODES)
+        u_nodes = _cheb(np.sqrt(b_lo), np.sqrt(b_hi), _TENSOR_NODES)
+        b_nodes = u_nodes**2
+        wc_nodes = critical_point(a, sigma_b2=b_nodes, settings=st).sigma_w2
+        rng = np.random.default_rng(0)
+        x_chk = rng.uniform(0.0, 1.0, _TENSOR_CHECKS)
+        b_chk = rng.uniform(np.sqrt(b_lo), np.sqrt(b_hi), _TENSOR_CHECKS) ** 2
+        wc_chk = critical_point(a, sigma_b2=b_chk, settings=st).sigma_w2
+        if not (np.all(np.isfinite(wc_nodes)) and np.all(np.isfinite(wc_chk))):
+            return False
+        if np.any(wc_nodes >= w_max) or np.any(wc_chk >= w_max):
+            return False
+        wv = np.concatenate(
+            [
+                (wc_nodes[:, None] + x_nodes[None, :] * (w_max - wc_nodes[:, None])).ravel(),
+                wc_chk + x_chk * (w_max - wc_chk),
+            ]
+        )
+        bv = np.concatenate([np.repeat(b_nodes, _TENSOR_NODES), b_chk])
+        crit = np.flatnonzero(
+            np.concatenate([np.tile(x_nodes == 0.0, _TENSOR_NODES), np.zeros(_TENSOR_CHECKS, bool)])
+        )
+        cv, chiv = self._exact(a, wv, bv, crit, st)
+        if not (np.all(np.isfinite(cv)) and np.all(np.isfinite(chiv))):
+            return False
+        m = _TENSOR_NODES * _TENSOR_NODES
+        C = cv[:m].reshape(_TENSOR_NODES, _TENSOR_NODES)  # rows: b nodes, columns: x nodes
+        X = chiv[:m].reshape(_TENSOR_NODES, _TENSOR_NODES)
+        Lb = _lagrange_matrix(u_nodes, np.sqrt(b_chk))
+        Lx = _lagrange_matrix(x_nodes, x_chk)
+        c_got = np.einsum("ij,jk,ik->i", Lb, C, Lx)
+        chi_got = np.einsum("ij,jk,ik->i", Lb, X, Lx)
+        gap = np.maximum(np.abs(1.0 - chiv[m:]), 1e-300)
+        if not (
+            np.all(np.abs(c_got - cv[m:]) <= INTERP_TOL)
+            and np.all(np.abs(chi_got - chiv[m:]) <= 10 * INTERP_TOL * gap + _NOISE / gap)
+        ):
+            return False
+        Lrows = _lagrange_matrix(u_nodes, np.sqrt(b_rows))
+        C_rows, X_rows = Lrows @ C, Lrows @ X
+        for k, p in enumerate(plans):
+            x = (w[p.pts] - p.lo) / (w_max - p.lo)
+            L = _lagrange_matrix(x_nodes, x)
+            c[p.pts], chi_c[p.pts] = L @ C_rows[k], L @ X_rows[k]
+        return True
 
     def _plan(self, pts: NDArray[np.intp], w: Array, b_r: float, wc: float) -> _Plan | None:
         """Interpolation segment of one row, or None to solve its points exactly."""
@@ -301,6 +384,25 @@ class _RowSolver:
             c[idx], chi[idx] = _solve_c_star(a, wv[idx], bv[idx], q[idx], st, self.mom)
         c[~np.isfinite(q)] = np.nan
         return c, chi
+
+
+def _cheb(lo: float, hi: float, n: int) -> Array:
+    """Chebyshev points of the second kind on [lo, hi] (descending)."""
+    return 0.5 * (hi + lo) + 0.5 * (hi - lo) * np.cos(np.pi * np.arange(n) / (n - 1))
+
+
+def _lagrange_matrix(nodes: Array, x: Array) -> Array:
+    """Matrix L with ``L @ f(nodes) = p(x)``, p the barycentric interpolant (2nd kind)."""
+    n = nodes.size
+    bary = np.ones(n)
+    bary[1::2] = -1.0
+    bary[[0, -1]] *= 0.5
+    diff = x[:, None] - nodes[None, :]
+    exact = diff == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = bary / diff
+    k = np.where(exact.any(axis=1, keepdims=True), exact.astype(np.float64), k)
+    return np.asarray(k / k.sum(axis=1, keepdims=True))
 
 
 def _increasing(x: Array) -> bool:

@@ -6,7 +6,7 @@ is ``sigma_w2 F + sigma_b2``, ``chi_q = sigma_w2 F'``, ``chi_1 = sigma_w2 G``. A
 :class:`QTable` computes them once at ``N`` points uniform in ``t = log q`` on
 ``[q_min, q_max]``, together with their q-derivatives, and interpolates with cubic Hermite
 polynomials in t (error about ``dt^4 / 384`` times the fourth t-derivative: 1e-12 relative
-for the default 4096 points on [1e-6, 1e6]). Outside the range it falls back to the exact
+for the default 2048 points on [1e-6, 1e6]). Outside the range it falls back to the exact
 quadrature, so results are defined everywhere.
 
 The derivatives come without derivatives of phi, from the heat equation for the Gaussian
@@ -172,7 +172,7 @@ def q_table(
     *,
     q_min: float = 1e-6,
     q_max: float = 1e6,
-    nodes: int = 4096,
+    nodes: int = 2048,
 ) -> QTable:
     """Build (and cache) the :class:`QTable` of an activation.
 

@@ -528,3 +528,163 @@ def test_phase_diagram_with_zero_depth_scales_draws_without_warnings(tmp_path: P
     result = run("phase-diagram", *args)
     assert result.exit_code == 0, result.output
     assert path.stat().st_size > 1000
+
+
+# --- big grids: progress, file formats, capped table ----------------------------------------
+
+
+def test_grid_solver_reports_progress_to_the_end() -> None:
+    from mftheory.cli.phase_diagram import solve_grid
+
+    calls: list[tuple[int, int]] = []
+    w, b = np.linspace(0.5, 3, 6), np.linspace(0, 1, 7)
+    fp = solve_grid(
+        mftheory.get_activation("erf"),
+        w,
+        b,
+        progress=lambda done, total: calls.append((done, total)),
+        chunk_rows=2,
+    )
+    assert np.shape(fp.q_star) == (7, 6)
+    assert len(calls) >= 2 and calls[-1] == (7, 7)
+    assert all(total == 7 for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    reference = fixed_point("erf", sigma_w2=w[None, :], sigma_b2=b[:, None])
+    np.testing.assert_allclose(fp.q_star, reference.q_star, rtol=1e-8)
+    np.testing.assert_array_equal(fp.phase, reference.phase)
+
+
+def _messages_on(stream: io.StringIO, *, terminal: bool, quiet: bool = False) -> Any:
+    from rich.console import Console
+
+    from mftheory.cli.output import Messages
+
+    messages = Messages(quiet)
+    messages._console = Console(file=stream, force_terminal=terminal, width=100)
+    return messages
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    stream = io.StringIO()
+    messages = _messages_on(stream, terminal=True)
+    with messages.progress("solving the grid", points=100) as progress:
+        progress(1, 4)
+        progress(4, 4)
+    assert "solving the grid" in stream.getvalue()
+
+
+def test_progress_is_silent_off_a_terminal_and_quiet() -> None:
+    from mftheory.cli.output import PROGRESS_NOTE_POINTS
+
+    small, quiet = io.StringIO(), io.StringIO()
+    with _messages_on(small, terminal=False).progress("small", points=100) as progress:
+        progress(1, 1)
+    with _messages_on(quiet, terminal=True, quiet=True).progress("q", points=10**8) as progress:
+        progress(1, 1)
+    assert small.getvalue() == "" and quiet.getvalue() == ""
+    big = io.StringIO()
+    with _messages_on(big, terminal=False).progress("big grid", points=PROGRESS_NOTE_POINTS + 1):
+        pass
+    lines = big.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("big grid") and "done in" in lines[1]
+
+
+def test_phase_diagram_shows_a_progress_bar_on_a_terminal_stderr() -> None:
+    env = {"NO_COLOR": "1", "COLUMNS": "200", "FORCE_COLOR": "1"}
+    result = runner.invoke(app, ["phase-diagram", *SMALL_GRID, "--format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "solving 8 x 12 fixed points" in result.stderr
+    strict_json(result.stdout)  # the bar never touches stdout
+    plain = run("phase-diagram", *SMALL_GRID, "--format", "json")
+    assert "solving" not in plain.stderr
+
+
+def _nan_grid(rows: list[Any]) -> np.ndarray:
+    return np.array([[np.nan if x is None else x for x in row] for row in rows], dtype=float)
+
+
+def test_phase_diagram_npz_round_trips_the_json_fields(tmp_path: Path) -> None:
+    path = tmp_path / "grid.npz"
+    args = ["phase-diagram", "--act", "relu", *SMALL_GRID]
+    assert run(*args, "-o", str(path)).exit_code == 0
+    data = run_json(*args)
+    with np.load(path) as f:
+        arrays = {key: f[key] for key in f.files}
+    meta = strict_json(str(arrays.pop("meta")))
+    assert set(arrays) | set(meta) == set(data)
+    assert not set(arrays) & set(meta)
+    assert {"sigma_w2", "sigma_b2", "q_star", "xi_c", "phase", "critical_sigma_w2"} <= set(arrays)
+    for key, value in arrays.items():
+        if value.dtype.kind == "U":
+            assert value.tolist() == data[key], key
+            continue
+        finite = np.where(np.isfinite(value), value, np.nan)  # npz keeps inf; JSON has null
+        expected = _nan_grid(data[key] if value.ndim == 2 else [data[key]]).reshape(value.shape)
+        np.testing.assert_array_equal(finite, expected, err_msg=key)
+    assert arrays["q_star"].dtype == np.float64 and np.isinf(arrays["q_star"]).any()
+    for key, value in meta.items():
+        assert value == data[key], key
+
+
+def test_phase_diagram_csv_has_one_row_per_point(tmp_path: Path) -> None:
+    path = tmp_path / "grid.csv"
+    assert run("phase-diagram", "--act", "relu", *SMALL_GRID, "-o", str(path)).exit_code == 0
+    text = path.read_text()
+    assert text.endswith("\n") and text.count("\n") == 8 * 12 + 1
+    rows = list(csv.DictReader(io.StringIO(text)))
+    data = run_json("phase-diagram", "--act", "relu", *SMALL_GRID)
+    assert [float(r["sigma_w2"]) for r in rows[:12]] == data["sigma_w2"]
+    assert [float(r["sigma_b2"]) for r in rows[::12]] == data["sigma_b2"]
+    assert [float(r["sigma_w"]) ** 2 for r in rows[:3]] == pytest.approx(data["sigma_w2"][:3])
+    q = [
+        [None if r["q_star"] == "" else float(r["q_star"]) for r in rows[i : i + 12]]
+        for i in range(0, len(rows), 12)
+    ]
+    assert q == data["q_star"]  # full precision; empty field where JSON has null
+    assert [r["phase"] for r in rows] == [p for line in data["phase"] for p in line]
+
+
+def test_phase_diagram_table_of_a_big_grid_is_capped() -> None:
+    from mftheory.cli.phase_diagram import MAX_TABLE_ROWS
+
+    result = run(
+        "phase-diagram", "--act", "relu", "--sigma-w2", "0.5:4:200", "--sigma-b2", "0:1:200"
+    )
+    assert result.exit_code == 0, result.output
+    rows = [ln for ln in result.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    assert 2 <= len(rows) <= MAX_TABLE_ROWS
+    assert rows[0].split()[1] == "0" and rows[-1].split()[1] == "1"  # both ends shown
+    assert "of 200 sigma_b^2 values" in result.stdout
+    small = run("phase-diagram", *SMALL_GRID)
+    assert "showing" not in small.stdout
+
+
+def test_thin_for_figure_keeps_the_ends() -> None:
+    from mftheory.cli.phase_diagram import thin_for_figure
+
+    w, b = np.linspace(0.5, 3, 30), np.linspace(0, 1, 7)
+    fp = fixed_point("relu", sigma_w2=w[None, :], sigma_b2=b[:, None])
+    thin = thin_for_figure(fp, limit=10)
+    assert np.shape(thin.q_star) == (7, 10) and np.shape(thin.phase) == (7, 10)
+    assert thin.sigma_w2[0, 0] == w[0] and thin.sigma_w2[0, -1] == w[-1]
+    np.testing.assert_array_equal(thin.sigma_b2[:, 0], b)
+    assert thin_for_figure(fp, limit=100) is fp
+
+
+def test_csv_writer_of_columns_matches_the_row_writer() -> None:
+    from mftheory.cli.output import Column, ColumnArrays, Records, csv_text
+
+    rng = np.random.default_rng(3)
+    grid = rng.normal(size=(5, 4))
+    grid[1, 2], grid[3, 0] = np.nan, -np.inf
+    data = {
+        "w": np.broadcast_to(rng.random(4), (5, 4)),
+        "b": np.broadcast_to(rng.random(5)[:, None], (5, 4)),
+        "g": grid,
+        "text": np.array([["ok", "a,b", 'say "x"', ""]] * 5),
+        "n": np.broadcast_to(np.arange(4), (5, 4)),
+        "flag": grid > 0,
+    }
+    columns = [Column(key) for key in data]
+    rows = [{k: v[i, j].item() for k, v in data.items()} for i in range(5) for j in range(4)]
+    assert csv_text(ColumnArrays(columns, data)) == csv_text(Records(columns, rows))

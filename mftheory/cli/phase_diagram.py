@@ -128,46 +128,11 @@ def solve_grid(
     :func:`mftheory.grid.phase_grid`: arrays of shape ``(b2.size, w2.size)``, computed in
     chunks of rows with ``progress(rows_done, rows_total)`` called after each.
     """
-    phase_grid = _fixed_point_in_chunks  # until mftheory.grid lands: from mftheory.grid import
+    from mftheory.grid import phase_grid
 
     return phase_grid(
         activation, sigma_w2=w2, sigma_b2=b2, progress=progress, chunk_rows=chunk_rows
     )
-
-
-def _fixed_point_in_chunks(
-    activation: "Activation",
-    *,
-    sigma_w2: "FloatArray",
-    sigma_b2: "FloatArray",
-    progress: "ProgressCallback | None" = None,
-    chunk_rows: int | None = None,
-) -> "FixedPoint":
-    """Stand-in for :func:`mftheory.grid.phase_grid`: ``fixed_point`` on chunks of rows."""
-    import dataclasses
-
-    import numpy as np
-
-    from mftheory.fixed_points import fixed_point
-
-    rows = chunk_rows or max(1, 20_000 // max(sigma_w2.size, 1))
-    parts = []
-    for start in range(0, sigma_b2.size, rows):
-        b = sigma_b2[start : start + rows]
-        parts.append(fixed_point(activation, sigma_w2=sigma_w2[None, :], sigma_b2=b[:, None]))
-        if progress is not None:
-            progress(start + b.size, sigma_b2.size)
-    if len(parts) == 1:
-        return parts[0]
-    shape = (sigma_b2.size, sigma_w2.size)
-    fields = ("sigma_w2", "sigma_b2", *parts[0].FIELDS, "phase")
-    joined: dict[str, Any] = {
-        key: np.concatenate(
-            [np.broadcast_to(getattr(fp, key), (np.shape(fp.q_star)[0], shape[1])) for fp in parts]
-        )
-        for key in fields
-    }
-    return dataclasses.replace(parts[0], **joined)
 
 
 def _summary_rows(b2: "FloatArray") -> "IntArray":
@@ -321,14 +286,19 @@ def phase_diagram(
     with the critical line chi_1 = 1 on top and the divergent region (no finite q*) in grey.
     --format json|csv (or -o .json/.csv/.npz) writes the grid itself: q_star, c_star, chi_1,
     chi_c, chi_q, xi_c, xi_q and phase, each as B rows of W values (row i belongs to
-    sigma_b2[i]); CSV has one row per point. The table shows, per bias, the critical sigma_w^2
-    and how many grid points lie in each phase.
+    sigma_b2[i]); CSV has one row per point; .npz holds the same names as numpy arrays (the
+    fastest for big grids). The table shows, per bias, the critical sigma_w^2 and how many grid
+    points lie in each phase (at most 40 biases, evenly spaced).
+
+    Big grids are solved in chunks of rows, with a progress bar on an interactive stderr; a
+    figure draws at most 1000 evenly spaced values per axis.
 
     Example:
 
     \b
         mftheory phase-diagram -o phase.png
         mftheory phase-diagram --act erf --sigma-w2 0.5:4:50 --sigma-b2 0:1:40 --format json
+        mftheory phase-diagram --sigma-w2 0.5:4:1000 --sigma-b2 0.01:1:1000 -o grid.npz
     """
     import numpy as np
 
