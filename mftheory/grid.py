@@ -10,10 +10,14 @@ of the maps so that a million points take about a second:
 2. ``c*`` and ``chi_c`` need the 2D C-map. Along one row of the grid (fixed sigma_b2) the
    chaotic fixed point is an analytic function of sigma_w2 on the chaotic segment, which
    starts at the critical point (c* = 1, chi_c = 1, a transcritical bifurcation). It is
-   solved exactly (Hermite series, see :mod:`mftheory.fixed_points`) at Chebyshev nodes of
-   the segment and interpolated (barycentric formula). Every row is **checked**: the
-   interpolant is compared with exact solves at points between the nodes; a row that misses
-   ``INTERP_TOL`` is redone with twice the nodes, then exactly at every point.
+   solved exactly (Hermite series, see :mod:`mftheory.fixed_points`) at Chebyshev nodes and
+   interpolated (barycentric formula). First for all rows at once: in the coordinates
+   ``x = (w - w_c(b)) / (w_max - w_c(b))`` and ``u = sqrt(sigma_b2)`` the segments of all
+   rows fill a rectangle on which c* is smooth, so a 33 x 33 tensor interpolant serves a
+   whole grid (about a thousand exact solves for a million points). Otherwise row by row.
+   Every interpolant is **checked** against exact solves at points between the nodes (64
+   random points for the tensor, 6 per row); what misses ``INTERP_TOL`` falls back: tensor
+   to rows, a row to twice the nodes, then to exact solves at every point.
    Activations with kinks are solved exactly at every point: a jump in phi' (hard_tanh,
    selu) puts a ``sqrt(1 - c)`` singularity into the C-map's slope, so c* is not analytic
    in sigma_w2 at the critical end of the segment and interpolation would converge slowly.
