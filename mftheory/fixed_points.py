@@ -558,26 +558,33 @@ def fixed_point(
     shape = w_arr.shape
     w, b = w_arr.ravel(), b_arr.ravel()
     fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star)
-    q, c_star, chi_1, chi_c, chi_q, phase = (
-        fields[k] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "phase")
-    )
+    fields = {k: np.asarray(v).reshape(shape) for k, v in fields.items()}
+    return _result(a, w.reshape(shape), b.reshape(shape), fields, st, q0, critical_tol)
 
-    def r(x: Array) -> Array:
-        return np.asarray(x).reshape(shape)
 
+def _result(
+    a: Activation,
+    sigma_w2: Array,
+    sigma_b2: Array,
+    fields: dict[str, NDArray[Any]],
+    st: QuadratureSettings,
+    q0: float,
+    critical_tol: float,
+) -> FixedPoint:
+    """A :class:`FixedPoint` from the solved fields, adding the depth scales."""
     return FixedPoint(
         activation=a,
-        sigma_w2=r(w),
-        sigma_b2=r(b),
-        q_star=r(q),
-        c_star=r(c_star),
-        chi_1=r(chi_1),
-        chi_c=r(chi_c),
-        chi_q=r(chi_q),
-        xi_c=r(depth_scale(chi_c)),
-        xi_q=r(depth_scale(chi_q)),
-        xi_grad=r(_gradient_scale(chi_1)),
-        phase=phase.reshape(shape),
+        sigma_w2=sigma_w2,
+        sigma_b2=sigma_b2,
+        q_star=fields["q_star"],
+        c_star=fields["c_star"],
+        chi_1=fields["chi_1"],
+        chi_c=fields["chi_c"],
+        chi_q=fields["chi_q"],
+        xi_c=depth_scale(fields["chi_c"]),
+        xi_q=depth_scale(fields["chi_q"]),
+        xi_grad=_gradient_scale(fields["chi_1"]),
+        phase=fields["phase"],
         settings=st,
         q0=float(q0),
         critical_tol=float(critical_tol),

@@ -47,9 +47,8 @@ from .fixed_points import (
     FixedPoint,
     QMoments,
     _assemble,
-    _gradient_scale,
+    _result,
     _solve_c_star,
-    depth_scale,
     solve_q_star,
 )
 from .maps import check_variances
@@ -154,22 +153,15 @@ def phase_grid(
         phase[r0:r1] = fields["phase"].reshape(r1 - r0, W)
         if progress is not None:
             progress(r1, B)
-    return FixedPoint(
-        activation=a,
-        sigma_w2=np.broadcast_to(w_axis, (B, W)).copy(),
-        sigma_b2=np.broadcast_to(b_axis[:, None], (B, W)).copy(),
-        q_star=out["q_star"],
-        c_star=out["c_star"],
-        chi_1=out["chi_1"],
-        chi_c=out["chi_c"],
-        chi_q=out["chi_q"],
-        xi_c=depth_scale(out["chi_c"]),
-        xi_q=depth_scale(out["chi_q"]),
-        xi_grad=_gradient_scale(out["chi_1"]),
-        phase=phase,
-        settings=st,
-        q0=float(q0),
-        critical_tol=float(critical_tol),
+    out["phase"] = phase
+    return _result(
+        a,
+        np.broadcast_to(w_axis, (B, W)).copy(),
+        np.broadcast_to(b_axis[:, None], (B, W)).copy(),
+        out,
+        st,
+        q0,
+        critical_tol,
     )
 
 
