@@ -276,6 +276,18 @@ class HermiteSeries:
         self.tail1 = np.maximum(qG - (k * a2).sum(axis=-1), 0.0)
         self._a2 = a2
         self._ka2 = (k * a2)[:, 1:]  # coefficients of the derivative series, powers 0..K-1
+        self.tail_estimate = self._tail_estimate(F)
+
+    def _tail_estimate(self, F: Array) -> Array:
+        """``T_K``; where ``F - sum a_k^2`` is at rounding level (it cannot resolve a smaller
+        tail), ``(K + 1)`` times the largest of the last 21 ``a_k^2`` instead, capped at
+        that rounding level: an estimate, not a bound, which assumes that the coefficients
+        do not grow again beyond K (true for the decaying series of smooth activations)."""
+        a2 = self._a2
+        K = a2.shape[-1] - 1
+        rounding = 64 * np.finfo(np.float64).eps * np.abs(F)
+        recent = np.max(a2[:, max(0, K - 20) :], axis=1) * (K + 1)
+        return np.where(self.tail > rounding, self.tail, np.minimum(recent, rounding))
 
     @property
     def terms(self) -> int:
@@ -299,6 +311,17 @@ class HermiteSeries:
             p = p * c + a2[:, j]
         return p, dp
 
+    def tails(self, idx: NDArray[np.intp] | None = None) -> Array:
+        """``T_j = sum_{k > j} a_k^2`` for j = 0..K-1 (the last includes the tail beyond K).
+
+        ``(C(1) - C(c)) / (1 - c) = sum_j T_j c^j``: a series with positive terms, which
+        gives the chaotic fixed point without the cancellation of ``C(c) - c`` near c = 1.
+        """
+        a2 = self._a2 if idx is None else self._a2[idx]
+        tail = self.tail_estimate if idx is None else self.tail_estimate[idx]
+        upper = np.cumsum(a2[:, :0:-1], axis=1)[:, ::-1]  # sum_{k=j+1..K} a_k^2, j = 0..K-1
+        return np.asarray(upper + tail[:, None])
+
     def value_bound(self, c: Array) -> Array:
         """Upper bound on the truncation error of :meth:`value` at c."""
         return self.tail * np.abs(c) ** (self.terms + 1)
@@ -306,6 +329,16 @@ class HermiteSeries:
     def slope_bound(self, c: Array) -> Array:
         """Upper bound on the truncation error of :meth:`slope` at c."""
         return self.tail1 * np.abs(c) ** self.terms
+
+
+def _horner2(coef: Array, c: Array) -> tuple[Array, Array]:
+    """Polynomial with coefficient rows ``coef`` (lowest power first) and its derivative."""
+    p = np.zeros_like(c)
+    dp = np.zeros_like(c)
+    for j in range(coef.shape[-1] - 1, -1, -1):
+        dp = dp * c + p
+        p = p * c + coef[:, j]
+    return p, dp
 
 
 def _horner(coef: Array, c: Array) -> Array:

@@ -36,6 +36,7 @@ from .expectations import (
     HermiteSeries,
     _closed_pair,
     _homogeneous_kappa,
+    _horner2,
     _nested_pair,
     derivative_second_moment,
     hermite_series,
@@ -355,33 +356,50 @@ def _solve_c_star(
             break
         fg = None if moments is None else (moments.F(q[idx]), moments.G(q[idx]))
         ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms), moments=fg)
-        wi, bi, qi = w[idx], b[idx], q[idx]
+        wi, qi = w[idx], q[idx]
+        tails = ser.tails()
+        ratio = wi / qi
+        c_map_0 = (wi * ser.a[:, 0] ** 2 + b[idx]) / qi  # C(0), no cancellation
 
-        def series(
+        # Chaotic fixed point as the root of (sigma_w2/q) P(c) = 1 with P(c) = sum_j T_j c^j
+        # = (C(1) - C(c)) / (1 - c): positive terms, no cancellation near c = 1. With the
+        # fixed-point identity (sigma_w2/q) F = 1 - sigma_b2/q this is
+        # f(c) = (sigma_w2/q) c P1(c) - C(0) = 0, P1(c) = sum_{j>=1} T_j c^(j-1), exact at
+        # c = 0 too; and 1 - chi_c = (1 - c*) (sigma_w2/q) P'(c*) exactly.
+        def tail_poly(
             cc: Array,
             j: NDArray[np.intp],
-            ser: HermiteSeries = ser,
-            wi: Array = wi,
-            bi: Array = bi,
-            qi: Array = qi,
+            tails: Array = tails,
+            ratio: Array = ratio,
+            c_map_0: Array = c_map_0,
         ) -> tuple[Array, Array]:
-            val, slope = ser.value_and_slope(cc, j)
-            return (wi[j] * val + bi[j]) / qi[j], wi[j] * slope / qi[j]
+            p1, dp1 = _horner2(tails[j, 1:], cc)
+            return ratio[j] * cc * p1 - c_map_0[j], ratio[j] * (p1 + cc * dp1)
 
-        c[idx] = _newton_from_zero(series, idx.size)
-        chi_c[idx] = series(c[idx], np.arange(idx.size))[1]
-        bad[idx] = _loose(ser, c[idx], wi, qi, chi_c[idx], st)
+        c[idx] = _newton_from_one(tail_poly, idx.size)
+        _, dp = tail_poly(c[idx], np.arange(idx.size))
+        one_minus = (1.0 - c[idx]) * dp
+        chi_c[idx] = 1.0 - one_minus
+        bad[idx] = _loose_tails(ser, c[idx], ratio, dp, one_minus, st)
+        continue
     if np.any(bad):
         idx = np.flatnonzero(bad)
 
-        # The truncated series has non-negative missing terms, so its root lies left of the
-        # true c*; Newton on the convex g(c) = C(c) - c from the left converges monotonically.
+        # Newton on the convex g(c) = C(c) - c from the left converges monotonically; the
+        # start is the largest probe with g >= 0 (0 always qualifies), so it is left of c*.
         def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
             qi = q[j]
             e = _nested_pair(act, qi, qi, cc, False, st)
             de = _nested_pair(act, qi, qi, cc, True, st)
             return (w[j] * e + b[j]) / qi, w[j] * de
 
+        c[idx] = 0.0
+        for probe in (*_PROBES, 0.99999):
+            qi = q[idx]
+            g_probe = (
+                w[idx] * _nested_pair(act, qi, qi, np.full(idx.size, probe), False, st) + b[idx]
+            ) / qi - probe
+            c[idx] = np.where(g_probe >= 0, probe, c[idx])
         active = idx.copy()
         prev = np.full(c.shape, np.inf)
         for _ in range(_MAX_POLISH):
@@ -412,6 +430,32 @@ def _hermite_ladder(terms: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys((first, terms, terms * HERMITE_ESCALATION)))
 
 
+def _loose_tails(
+    ser: HermiteSeries,
+    c: Array,
+    ratio: Array,
+    dp: Array,
+    one_minus_chi: Array,
+    st: QuadratureSettings,
+) -> NDArray[np.bool_]:
+    """Where truncating ``P(c) = sum_j T_j c^j`` at K terms may matter.
+
+    The omitted terms have ``T_j <= T_K`` (``ser.tail_estimate``): their sum is at most
+    ``T_K c^K / (1 - c)`` and that of their derivatives at most
+    ``T_K c^(K-1) (K / (1 - c) + 1 / (1 - c)^2)``; compared with 1 (the equation) and
+    with ``(sigma_w2/q) P'`` (which sets ``1 - chi_c``).
+    """
+    K = ser.terms
+    d = np.maximum(1.0 - c, 1e-300)
+    cK = np.abs(c) ** (K - 1)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        value = ratio * ser.tail_estimate * cK * np.abs(c) / d
+        slope = ratio * ser.tail_estimate * cK * (K / d + 1.0 / (d * d))
+    return (
+        (value > st.tol) | (slope > st.tol * np.maximum(dp, 1e-300)) | ~np.isfinite(one_minus_chi)
+    )
+
+
 def _loose(
     ser: HermiteSeries, c: Array, w: Array, q: Array, chi_c: Array, st: QuadratureSettings
 ) -> NDArray[np.bool_]:
@@ -426,6 +470,29 @@ def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.boo
     a = np.abs(step)
     eps = np.finfo(np.float64).eps
     return (a <= 2e-15) | (np.abs(residual) <= 8 * eps) | ((a < 1e-9) & (a >= 0.5 * prev_step))
+
+
+def _newton_from_one(
+    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]], n: int, maxiter: int = 200
+) -> Array:
+    """Newton for an increasing convex f on [0, 1] from c = 1: monotone from the right."""
+    c = np.ones(n)
+    prev = np.full(n, np.inf)
+    active = np.arange(n)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        ca = c[active]
+        f, df = fun(ca, active)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -f / df
+        step = np.where(np.isfinite(step), step, 0.0)
+        cn = np.clip(ca + step, 0.0, 1.0)
+        done = _converged(cn - ca, f, prev[active]) | ((cn == 0.0) & (ca == 0.0))
+        prev[active] = np.abs(cn - ca)
+        c[active] = cn
+        active = active[~done]
+    return c
 
 
 def _newton_from_zero(
