@@ -427,6 +427,37 @@ def ref_q_star(act: Activation, sigma_w2: float, sigma_b2: float, q0: float = 1.
     return float(brentq(g, lo, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps, maxiter=200))
 
 
+def ref_half_square_difference(act: Activation, q: float, c: float) -> float:
+    """``E[(phi(u1) - phi(u2))^2] / 2`` for u1, u2 of variance q and correlation c (slow).
+
+    Equals ``F(q) - E[phi(u1) phi(u2)]`` but is computed without that subtraction: in the
+    symmetric coordinates ``u1,2 = sqrt(q) (a x +- b y)``, ``a = sqrt((1+c)/2)``,
+    ``b = sqrt((1-c)/2)``, the difference of phi is formed point by point, so the result
+    keeps its relative accuracy as c -> 1 (where it is of order ``1 - c``).
+    """
+    s = _sqrt_q(q)
+    a, b = math.sqrt((1.0 + c) / 2.0), math.sqrt((1.0 - c) / 2.0)
+    phi = _scalar(act.phi)
+    if b == 0.0:
+        return 0.0
+
+    def inner(x: float) -> float:
+        breaks = [sign * (k / s - a * x) / b for k in act.kinks for sign in (1.0, -1.0)]
+        return _quad(
+            lambda y: (phi(s * (a * x + b * y)) - phi(s * (a * x - b * y))) ** 2 * _density(y),
+            breaks,
+            epsabs=EPSABS * (1.0 - c) * min(1.0, q),
+        )
+
+    # As a function of x the inner integral has a layer of width ~ b/a around each
+    # x = k/(s a) (where u1 and u2 straddle the kink): split the outer range across it.
+    layer = (0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 4.0, -4.0, 8.0, -8.0)
+    outer_breaks = [k / (s * a) + m * b / a for k in act.kinks for m in layer] if a > 0 else []
+    return 0.5 * _quad(
+        lambda x: inner(x) * _density(x), outer_breaks, epsabs=EPSABS * (1.0 - c) * min(1.0, q)
+    )
+
+
 def ref_c_star(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float) -> float:
     """The stable fixed point ``c*`` of the C-map at ``q = q_star`` (slow; tests only).
 
@@ -434,9 +465,10 @@ def ref_c_star(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float)
     -------
     float
         1.0 in the ordered phase (``chi_1 <= 1``); otherwise the root in ``[0, 1)`` of
-        ``c_map(c) - c``, to ~1e-14 absolute in the root; 0.0 when ``c_map(0) <= 1e-15``
-        (odd activation without bias, for which ``c = 0`` is exactly fixed); NaN when
-        ``q_star`` is infinite, or zero in the chaotic phase.
+        ``c_map(c) - c``, found as the root of the cancellation-free
+        ``(sigma_w2/q) (F - E(c)) / (1 - c) = 1`` (see ``ref_half_square_difference``);
+        0.0 when ``c_map(0) <= 1e-15`` (odd activation without bias, for which ``c = 0``
+        is exactly fixed); NaN when ``q_star`` is infinite, or zero in the chaotic phase.
 
     Notes
     -----
@@ -462,10 +494,17 @@ def ref_c_star(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float)
     lo = 0.0
     if g(lo) <= 1e-15:
         return 0.0
+
+    # The chaotic root of C(c) = c is the root of h(c) = (sigma_w2/q) (F - E(c)) / (1 - c) - 1
+    # (using C(1) = 1 at the fixed point), with F - E(c) from ref_half_square_difference: no
+    # subtraction of nearly equal numbers near c = 1, unlike c_map(c) - c.
+    def h(c: float) -> float:
+        return w / q * ref_half_square_difference(act, q, c) / (1.0 - c) - 1.0
+
     delta = 0.1
     while True:
         hi = 1.0 - delta
-        if g(hi) < 0.0:
+        if h(hi) > 0.0:
             break
         lo = hi
         delta /= 10.0
@@ -473,7 +512,7 @@ def ref_c_star(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float)
             raise MFTheoryError(
                 f"reference c-map has no sign change below c = 1 (chi_1 = {chi1!r})"
             )
-    return float(brentq(g, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200))
+    return float(brentq(h, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200))
 
 
 def ref_critical_sigma_w2(act: Activation, sigma_b2: float, *, q0: float = 1.0) -> float:
