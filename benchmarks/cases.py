@@ -44,17 +44,7 @@ __all__ = [
 FIELDS = ("q_star", "c_star", "chi_1", "chi_c", "xi_c")
 EXTRA_FIELDS = ("chi_q", "xi_q")
 #: The computed arrays of a FixedPoint (what a grid costs in memory).
-RESULT_FIELDS = (
-    "q_star",
-    "c_star",
-    "chi_1",
-    "chi_c",
-    "chi_q",
-    "xi_c",
-    "xi_q",
-    "xi_grad",
-    "phase",
-)
+RESULT_FIELDS = (*FixedPoint.FIELDS, "phase")
 
 #: The grid of the issue's targets: sigma_w2 in [0.5, 4] (columns), sigma_b2 in [0.01, 1].
 W_RANGE = (0.5, 4.0)

@@ -253,29 +253,26 @@ class HermiteSeries:
 
     ``E[phi(u1) phi(u2)] = sum_k a_k(q1) a_k(q2) rho^k`` with
     ``a_k(q) = E_z[phi(sqrt(q) z) He_k(z)] / sqrt(k!)``. The tail after K terms is bounded
-    by ``sqrt(T(q1) T(q2)) |rho|^(K+1)`` where ``T(q) = F(q) - sum_{k<=K} a_k(q)^2``, and the
-    tail of the c-derivative series ``sum k a_k^2 c^(k-1)`` by ``T1(q) c^K`` with
-    ``T1(q) = q G(q) - sum k a_k^2`` (Price's theorem: ``sum_k k a_k^2 = q E[phi'^2]``).
+    by ``sqrt(T(q1) T(q2)) |rho|^(K+1)`` where ``T(q) = F(q) - sum_{k<=K} a_k(q)^2``.
 
     Attributes
     ----------
     a : ndarray (P, K+1)
         Coefficients, one row per q.
-    tail, tail1 : ndarray (P,)
-        ``T(q)`` and ``T1(q)`` (clipped at 0).
+    tail : ndarray (P,)
+        ``T(q)`` (clipped at 0).
+    tail_estimate : ndarray (P,)
+        ``T(q)``, or an estimate of it where ``T`` is below rounding (see below).
     norm : ndarray (P,)
         ``F(q)``.
     """
 
-    def __init__(self, a: Array, F: Array, qG: Array) -> None:
-        k = np.arange(a.shape[-1], dtype=np.float64)
+    def __init__(self, a: Array, F: Array) -> None:
         a2 = a * a
         self.a = a
         self.norm = F
         self.tail = np.maximum(F - a2.sum(axis=-1), 0.0)
-        self.tail1 = np.maximum(qG - (k * a2).sum(axis=-1), 0.0)
         self._a2 = a2
-        self._ka2 = (k * a2)[:, 1:]  # coefficients of the derivative series, powers 0..K-1
         self.tail_estimate = self._tail_estimate(F)
 
     def _tail_estimate(self, F: Array) -> Array:
@@ -293,24 +290,6 @@ class HermiteSeries:
     def terms(self) -> int:
         return int(self.a.shape[-1] - 1)
 
-    def value(self, c: Array, idx: NDArray[np.intp] | None = None) -> Array:
-        """``sum_k a_k^2 c^k`` (equal-variance pair) for rows ``idx`` (all by default)."""
-        return _horner(self._a2 if idx is None else self._a2[idx], c)
-
-    def slope(self, c: Array, idx: NDArray[np.intp] | None = None) -> Array:
-        """``sum_k k a_k^2 c^(k-1)`` = ``q E[phi'(u1) phi'(u2)]`` at correlation c."""
-        return _horner(self._ka2 if idx is None else self._ka2[idx], c)
-
-    def value_and_slope(self, c: Array, idx: NDArray[np.intp] | None = None) -> tuple[Array, Array]:
-        """:meth:`value` and :meth:`slope` (its c-derivative) in one Horner pass."""
-        a2 = self._a2 if idx is None else self._a2[idx]
-        p = np.zeros_like(c)
-        dp = np.zeros_like(c)
-        for j in range(a2.shape[-1] - 1, -1, -1):
-            dp = dp * c + p
-            p = p * c + a2[:, j]
-        return p, dp
-
     def tails(self, idx: NDArray[np.intp] | None = None) -> Array:
         """``T_j = sum_{k > j} a_k^2`` for j = 0..K-1 (the last includes the tail beyond K).
 
@@ -321,14 +300,6 @@ class HermiteSeries:
         tail = self.tail_estimate if idx is None else self.tail_estimate[idx]
         upper = np.cumsum(a2[:, :0:-1], axis=1)[:, ::-1]  # sum_{k=j+1..K} a_k^2, j = 0..K-1
         return np.asarray(upper + tail[:, None])
-
-    def value_bound(self, c: Array) -> Array:
-        """Upper bound on the truncation error of :meth:`value` at c."""
-        return self.tail * np.abs(c) ** (self.terms + 1)
-
-    def slope_bound(self, c: Array) -> Array:
-        """Upper bound on the truncation error of :meth:`slope` at c."""
-        return self.tail1 * np.abs(c) ** self.terms
 
 
 def _horner2(coef: Array, c: Array) -> tuple[Array, Array]:
@@ -341,19 +312,12 @@ def _horner2(coef: Array, c: Array) -> tuple[Array, Array]:
     return p, dp
 
 
-def _horner(coef: Array, c: Array) -> Array:
-    out = np.zeros_like(c)
-    for j in range(coef.shape[-1] - 1, -1, -1):
-        out = out * c + coef[:, j]
-    return out
-
-
 def hermite_series(
     act: Activation,
     q: ArrayLike,
     *,
     settings: QuadratureSettings | None = None,
-    moments: tuple[Array, Array] | None = None,
+    F: Array | None = None,
 ) -> HermiteSeries:
     """The Hermite coefficients ``a_k(q)``, k = 0..K, for a flat array of variances.
 
@@ -367,22 +331,19 @@ def hermite_series(
     qa = _as_nonneg(q).ravel()
     s = np.sqrt(qa)
     K = st.hermite_terms
-    if moments is None:
-        F = second_moment(act, qa, settings=st)
-        qG = qa * derivative_second_moment(act, qa, settings=st)
-    else:  # F(q) and G(q) supplied by the caller (e.g. from a QTable)
-        F, qG = moments[0].ravel(), qa * moments[1].ravel()
+    # F(q) for the tail bounds: by quadrature unless the caller has it (e.g. from a QTable)
+    F = second_moment(act, qa, settings=st) if F is None else np.asarray(F).ravel()
     kinks = _kinks(act)
     if np.all(kinks == 0.0):
         z, w, H = hermite_functions(K)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             fz = act.phi(s[:, None] * z) * w
         a = fz @ H.T
-        return HermiteSeries(a, F, qG)
+        return HermiteSeries(a, F)
     a = np.vstack(
         [_kinked_coefficients(act, s[i : i + 512], kinks, K) for i in range(0, s.size, 512)]
     )
-    return HermiteSeries(a, F, qG)
+    return HermiteSeries(a, F)
 
 
 def _kinked_coefficients(act: Activation, s: Array, kinks: Array, K: int) -> Array:

@@ -354,8 +354,8 @@ def _solve_c_star(
         idx = np.flatnonzero(bad)
         if idx.size == 0:
             break
-        fg = None if moments is None else (moments.F(q[idx]), moments.G(q[idx]))
-        ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms), moments=fg)
+        F = None if moments is None else moments.F(q[idx])
+        ser = hermite_series(act, q[idx], settings=replace(st, hermite_terms=terms), F=F)
         wi, qi = w[idx], q[idx]
         tails = ser.tails()
         ratio = wi / qi
@@ -454,13 +454,6 @@ def _loose_tails(
     return (
         (value > st.tol) | (slope > st.tol * np.maximum(dp, 1e-300)) | ~np.isfinite(one_minus_chi)
     )
-
-
-def _loose(
-    ser: HermiteSeries, c: Array, w: Array, q: Array, chi_c: Array, st: QuadratureSettings
-) -> NDArray[np.bool_]:
-    """Where the series' truncation bound exceeds ``st.tol`` (value or slope, relative)."""
-    return (ser.value_bound(c) > st.tol * ser.norm) | (w * ser.slope_bound(c) / q > st.tol * chi_c)
 
 
 def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.bool_]:
