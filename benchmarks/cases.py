@@ -16,8 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -810,6 +812,78 @@ def _cli_large(ctx: Context, n: int) -> None:
         )
 
 
+# --- issue 4: images through the CNN covariance map ----------------------------------------
+
+
+def _image(n: int, seed: int) -> NDArray[np.float64]:
+    """A seeded stand-in for an image: intensities in [0, 1], smooth plus noise."""
+    rng = np.random.default_rng(seed)
+    a = np.arange(n)
+    smooth = 0.5 + 0.3 * np.sin(2 * np.pi * a / n)[:, None] * np.cos(2 * np.pi * a / n)[None, :]
+    return np.clip(smooth + 0.2 * rng.standard_normal((n, n)), 0.0, 1.0)[None, None]
+
+
+def op_propagate(n: int, depth: int, seed: int) -> Any:
+    """``propagate`` of one n x n image (tanh, sigma_w2 1.76, sigma_b2 0.05, uniform 3x3)."""
+    from mftheory.modes import variance_vector
+    from mftheory.propagation import propagate
+
+    v = variance_vector("uniform", kernel=3, dim=2)
+    return propagate("tanh", v=v, sigma_w2=1.76, sigma_b2=0.05, depth=depth, images=_image(n, seed))
+
+
+def case_propagate(ctx: Context) -> None:
+    """7. ``propagate`` of one image: 8x8 for 1000 layers, 32x32 for 100 (issue 4), against
+    the entry-by-entry spatial map (:func:`mftheory.spatial.covariance_map`) in this run."""
+    import tracemalloc
+
+    from mftheory.modes import variance_vector
+    from mftheory.propagation import input_covariance
+    from mftheory.spatial import covariance_map
+
+    cfg = ctx.cfg
+    v = variance_vector("uniform", kernel=3, dim=2)
+    sizes = [(8, 100), (16, 20)] if cfg.quick else [(8, 1000), (32, 100)]
+    targets = {(8, 1000): 1.0, (32, 100): 10.0}
+    for n, depth in sizes:
+        log(f"propagate tanh {n}x{n}, {depth} layers")
+        repeat = cfg.repeat if n <= 8 else max(1, min(cfg.repeat, 2))
+        cold = cold_call(op_propagate, n, depth, cfg.seed) if cfg.fresh_cold else None
+        timing, res = measure(partial(op_propagate, n, depth, cfg.seed), repeat, cold)
+        tracemalloc.start()
+        op_propagate(n, depth, cfg.seed)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # the slow path: the entry-by-entry map for a few layers from the same start
+        k = 3 if n <= 8 else 1
+        log(f"  slow map, {k} layer(s)")
+        slow = input_covariance(_image(n, cfg.seed), v, sigma_w2=1.76, sigma_b2=0.05)
+        t0 = time.perf_counter()
+        for _ in range(k):
+            slow = covariance_map("tanh", slow, v, image_shape=(n, n), sigma_w2=1.76, sigma_b2=0.05)
+        per_layer = (time.perf_counter() - t0) / k
+        fast = op_propagate(n, k + 1, cfg.seed).covariance
+        err = float(np.max(np.abs(fast - slow)) / np.max(np.abs(np.diag(slow))))
+        limit = targets.get((n, depth))
+        ctx.rows.append(
+            Row(
+                case="propagate",
+                operation="propagate tanh (one image)",
+                size=f"{n}x{n} image, {depth} layers",
+                points=depth,
+                cold=timing.cold,
+                seconds=timing.median,
+                times=timing.times,
+                ref_seconds_per_point=per_layer,
+                ref_points=k,
+                check=f"vs slow map ({k} layer(s)) {err:.1e} rel; peak {peak / 2**20:.0f} MiB",
+                target="" if limit is None else f"<= {limit:g} s",
+                met="n/a (quick)" if limit is None else _met(timing.median, limit, timing.cold),
+                extra={"peak_bytes": peak, "max_rel_vs_slow": err, "methods": res.methods},
+            )
+        )
+
+
 #: The benchmarks in the order they run (names for ``--only``).
 CASES: dict[str, Callable[[Context], None]] = {
     "phase_grid": case_phase_grid,
@@ -818,4 +892,5 @@ CASES: dict[str, Callable[[Context], None]] = {
     "cli": case_cli,
     "fixed_point": case_fixed_point,
     "memory": case_memory,
+    "propagate": case_propagate,
 }

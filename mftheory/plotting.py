@@ -1,4 +1,5 @@
-"""Figures: the (sigma_w^2, sigma_b^2) phase diagram.
+"""Figures: the (sigma_w^2, sigma_b^2) phase diagram, mode amplitudes against depth, and the
+sorted |lambda_f| of variance vectors (Fig. 4(b)).
 
 Uses matplotlib's object API only (:class:`matplotlib.figure.Figure`, no pyplot state), so
 it never opens a window and is safe in threads and servers; files are rendered by the Agg,
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib import colors, rc_context
+from matplotlib import colormaps, colors, rc_context
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from numpy.typing import NDArray
 
@@ -33,7 +35,13 @@ if TYPE_CHECKING:
     from .critical import CriticalPoint
     from .fixed_points import FixedPoint
 
-__all__ = ["PHASE_DIAGRAM_QUANTITIES", "phase_diagram_figure", "save_figure"]
+__all__ = [
+    "PHASE_DIAGRAM_QUANTITIES",
+    "eigenvalue_figure",
+    "mode_amplitude_figure",
+    "phase_diagram_figure",
+    "save_figure",
+]
 
 #: Quantities :func:`phase_diagram_figure` can colour by: colour-bar label, log scale default.
 PHASE_DIAGRAM_QUANTITIES: Mapping[str, tuple[str, bool]] = {
@@ -214,6 +222,132 @@ def phase_diagram_figure(
     ax.set_ylabel(r"bias variance $\sigma_b^2$")
     title = result.activation.label.replace("$", r"\$")
     ax.set_title(f"Phase diagram of {title}")
+    return fig
+
+
+def mode_amplitude_figure(
+    layers: NDArray[Any],
+    amplitude: NDArray[np.float64],
+    labels: list[str],
+    predicted_rate: NDArray[np.float64],
+    *,
+    floor: NDArray[np.float64] | None = None,
+    measured: tuple[NDArray[Any], NDArray[np.float64], NDArray[np.float64]] | None = None,
+    anchor: NDArray[Any] | None = None,
+    title: str = "",
+    ylabel: str = r"mode amplitude $|\epsilon_f^l|$",
+    figsize: tuple[float, float] = (7.0, 5.0),
+    dpi: float = 110.0,
+) -> Figure:
+    """Mode amplitudes against depth, with the predicted per-layer rates as dashed lines.
+
+    Parameters
+    ----------
+    layers : array of int, shape ``(L,)``
+    amplitude : ndarray, shape ``(L, K)``
+        Mean-field amplitude of each of ``K`` modes (solid lines).
+    labels : list of str
+        One legend label per mode.
+    predicted_rate : ndarray, shape ``(K,)``
+        ``chi_c* |lambda_f|``: each dashed line is ``A_f(l0) rate^(l - l0)``.
+    floor : ndarray, shape ``(L,)``, optional
+        Error floor (grey band): amplitudes below it are numerical noise.
+    measured : (layers, mean, sem), optional
+        Monte Carlo amplitudes ``(L', K)`` with standard errors, drawn as markers.
+    anchor : array of int, shape ``(K,)``, optional
+        Layer ``l0`` of each dashed line (default: the first layer).
+    title, ylabel, figsize, dpi
+        Decoration.
+
+    Notes
+    -----
+    THEORY.md section 4: near the fixed point mode ``f`` shrinks by ``chi_c* |lambda_f|``.
+    """
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    lay = np.asarray(layers, dtype=np.float64)
+    cmap = colormaps["viridis"]
+    k_modes = amplitude.shape[1]
+    positive = amplitude[amplitude > 0]
+    lowest = float(positive.min()) if positive.size else 1e-16
+    for k in range(k_modes):
+        colour = cmap(k / max(1, k_modes - 1) * 0.9)
+        amp = np.where(amplitude[:, k] > 0, amplitude[:, k], np.nan)
+        ax.plot(lay, amp, color=colour, linewidth=1.6, label=labels[k])
+        i0 = 0 if anchor is None else int(np.searchsorted(lay, anchor[k]))
+        i0 = min(max(i0, 0), lay.size - 1)
+        if np.isfinite(amp[i0]) and np.isfinite(predicted_rate[k]) and predicted_rate[k] > 0:
+            line = amp[i0] * predicted_rate[k] ** (lay - lay[i0])
+            line = np.where(line >= lowest * 1e-2, line, np.nan)
+            ax.plot(lay, line, color=colour, linewidth=1.0, linestyle="--")
+        if measured is not None:
+            m_lay, m_amp, m_sem = measured
+            ok = m_amp[:, k] > 2.0 * m_sem[:, k]  # points within 2 s.e. of 0 carry no slope
+            ax.errorbar(
+                np.asarray(m_lay)[ok],
+                m_amp[ok, k],
+                yerr=m_sem[ok, k],
+                fmt="o",
+                markersize=3.5,
+                color=colour,
+                elinewidth=0.8,
+                capsize=1.5,
+            )
+    if floor is not None:
+        ax.fill_between(lay, lowest * 1e-2, floor, color="0.85", zorder=0, label="error floor")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=max(lowest * 0.5, 1e-300))
+    ax.set_xlabel("layer $l$")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", linestyle="--"))
+    names.append(r"predicted $(\chi_c^*|\lambda_f|)^l$")
+    if measured is not None:
+        handles.append(Line2D([], [], color="0.3", marker="o", linestyle="none"))
+        names.append("Monte Carlo (mean +- s.e., > 2 s.e.)")
+    ax.legend(handles, names, fontsize=7, loc="lower left", ncol=2, framealpha=0.85)
+    return fig
+
+
+def eigenvalue_figure(
+    values: Mapping[str, NDArray[np.float64]],
+    *,
+    title: str = "",
+    figsize: tuple[float, float] = (6.0, 4.2),
+    dpi: float = 110.0,
+) -> Figure:
+    """Sorted ``|lambda_f|`` of several variance vectors (the paper's Fig. 4(b)).
+
+    Parameters
+    ----------
+    values : mapping
+        Name -> ``|lambda_f|`` in descending order.
+
+    Notes
+    -----
+    THEORY.md section 4.
+    """
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    cmap = colormaps["viridis"]
+    for k, (name, vals) in enumerate(values.items()):
+        ax.plot(
+            np.arange(vals.size),
+            vals,
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            color=cmap(k / max(1, len(values) - 1) * 0.9),
+            label=name.upper(),
+        )
+    ax.set_xlabel("mode index (sorted)")
+    ax.set_ylabel(r"$|\lambda_f|$")
+    ax.set_ylim(-0.02, 1.05)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     return fig
 
 

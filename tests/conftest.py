@@ -20,6 +20,19 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI (``MFTHEORY_REQUIRE_TORCH=1``) the torch tests must run: a missing torch is an
+    error there, not a reason to skip them."""
+    if os.environ.get("MFTHEORY_REQUIRE_TORCH") == "1":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError(
+                "MFTHEORY_REQUIRE_TORCH=1 but torch is not installed: install the [torch] extra"
+            ) from None
+
+
 #: Families with closed forms: (activation name, keyword arguments of get_activation).
 CLOSED_FORM_FAMILIES: list[tuple[str, dict[str, float]]] = [
     ("erf", {}),

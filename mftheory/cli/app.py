@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from mftheory._version import __version__
 
-from . import critical, depthscales, fixed_point, phase_diagram
+from . import critical, depthscales, fixed_point, phase_diagram, propagate, simulate
 
 __all__ = ["ExitCode", "app", "main"]
 
@@ -136,6 +136,15 @@ app.command("fixed-point", short_help="q*, c*, chi's, depth scales and phase at 
 )
 app.command("depthscales", short_help="Fourier-mode depth scales of a CNN kernel variance v.")(
     depthscales.depthscales
+)
+app.command("propagate", short_help="Images through the CNN covariance map, mode by mode.")(
+    propagate.propagate
+)
+app.command("simulate", short_help="Finite random CNNs against the mean-field modes.")(
+    simulate.simulate
+)
+app.command("reproduce", short_help="The paper's Fig. S4 (mode decay) or Fig. 4(b).")(
+    simulate.reproduce
 )
 app.command("phase-diagram", short_help="The (sigma_w^2, sigma_b^2) plane: figure or grid.")(
     phase_diagram.phase_diagram

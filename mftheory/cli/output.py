@@ -531,7 +531,7 @@ def check_output_path(path: Path | None, *, figures: bool = False) -> None:
         return
     if suffix in FIGURE_SUFFIXES:
         raise MFTheoryError(
-            f"cannot write figure {str(path)!r}: only phase-diagram makes figures;"
+            f"cannot write figure {str(path)!r}: this command makes no figure;"
             " use .json, .csv or .npz"
         )
     kinds = ", ".join([*DATA_SUFFIXES, *(FIGURE_SUFFIXES if figures else ())])

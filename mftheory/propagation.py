@@ -1,0 +1,629 @@
+"""Signal propagation of real images through the CNN covariance map, mode by mode.
+
+:func:`propagate` starts from images (or any input covariance), iterates
+``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of :mod:`mftheory.pairtable`, and
+decomposes ``eps^l = Sigma* - Sigma^l`` into the Fourier modes of THEORY.md section 4: along
+every cyclic diagonal ``eps_{a, a+t}`` (and every pair of images) the Fourier coefficient of
+frequency ``f`` shrinks by ``chi_c* lambda_f`` per layer near the fixed point (``chi_q*
+lambda_f`` on the main diagonal). :func:`mode_amplitudes` measures those coefficients,
+:func:`fit_decay_rate` the per-layer factor they actually shrink by.
+
+Notes
+-----
+THEORY.md sections 2 (the map), 3 (the uniform fixed point Sigma*) and 4 (modes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation, get_activation
+from .errors import MFTheoryError
+from .fixed_points import FixedPoint, fixed_point
+from .maps import check_variances
+from .modes import mode_eigenvalues, wrap_kernel
+from .pairtable import CTransformEngine
+from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from .spatial import _check_covariance, _check_v_for_image, _image_shape
+
+__all__ = [
+    "Propagation",
+    "fit_decay_rate",
+    "input_covariance",
+    "mode_amplitudes",
+    "propagate",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: Amplitudes are used for a rate fit only where they exceed this multiple of the error floor.
+FIT_MARGIN = 1e3
+#: Rounding of the covariance entries themselves, relative to q*, added to the error floor.
+_ROUNDING = 4 * np.finfo(np.float64).eps
+
+
+# --------------------------------------------------------------------------------------------
+# The first layer and A_v
+# --------------------------------------------------------------------------------------------
+
+
+def _check_images(images: ArrayLike, shape: tuple[int, ...] | None = None) -> FloatArray:
+    arr = np.asarray(images)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise MFTheoryError(f"images must be numeric, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim < 3 or arr.ndim > 5:
+        raise MFTheoryError(
+            f"images must have shape (images, channels, *pixels) with 1 to 3 pixel dimensions,"
+            f" got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise MFTheoryError(f"images has shape {arr.shape}: nothing to propagate")
+    if not np.isfinite(arr).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise MFTheoryError(f"image value {arr[idx]!r} at position {idx} is not finite")
+    if shape is not None and arr.shape[2:] != shape:
+        raise MFTheoryError(f"images have pixel shape {arr.shape[2:]}, expected {shape}")
+    return arr
+
+
+class _AOperator:
+    """``A_v * M`` on (image, pixel) matrices, with the kernel folded onto the image once.
+
+    A rank-one 2D/3D ``v`` (an outer product of 1D vectors, e.g. uniform or delta) is applied
+    one dimension at a time: ``3 + 3`` shifted copies of ``M`` for a 3x3 kernel instead of 9.
+    """
+
+    def __init__(self, v: FloatArray, shape: tuple[int, ...], batch: int) -> None:
+        self.shape, self.batch = shape, batch
+        d = len(shape)
+        factors = _rank_one_factors(v) if d > 1 else None
+        self.passes: list[tuple[tuple[int, ...], list[tuple[tuple[int, ...], float]]]] = []
+        if factors is None:
+            axes = tuple(range(1, d + 1)) + tuple(range(d + 2, 2 * d + 2))
+            self.passes.append((axes, _shifts(v, shape)))
+        else:
+            for k, u in enumerate(factors):
+                self.passes.append(((1 + k, d + 2 + k), _shifts(u, (shape[k],))))
+
+    def __call__(self, M: FloatArray) -> FloatArray:
+        tensor = M.reshape((self.batch, *self.shape, self.batch, *self.shape))
+        for axes, shifts in self.passes:
+            out = np.zeros_like(tensor)
+            for shift, w in shifts:
+                rolled = np.roll(tensor, shift, axis=axes)
+                if w != 1.0:
+                    rolled *= w
+                out += rolled
+            tensor = out
+        return tensor.reshape(M.shape)
+
+
+def _shifts(v: FloatArray, shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], float]]:
+    """``(np.roll shift, weight)`` per non-zero position of ``v`` folded onto ``shape``:
+    rolling by ``-m`` on both pixel indices reads ``M`` at ``a + m``."""
+    periodic = wrap_kernel(v, shape)
+    return [
+        (tuple(-int(x) for x in m) * 2, float(periodic[tuple(m)]))
+        for m in np.argwhere(periodic > 0)
+    ]
+
+
+def _rank_one_factors(v: FloatArray) -> list[FloatArray] | None:
+    """Non-negative 1D factors with ``v = u_1 (x) u_2 (x) ...`` exactly (to 1e-15), or None."""
+    factors = []
+    for axis in range(v.ndim):
+        u = v.sum(axis=tuple(k for k in range(v.ndim) if k != axis))
+        factors.append(u / (u.sum() if axis else 1.0))
+    outer = factors[0]
+    for u in factors[1:]:
+        outer = np.multiply.outer(outer, u)
+    if np.max(np.abs(outer - v)) > 1e-15 * float(np.max(v)):
+        return None
+    return factors
+
+
+def input_covariance(
+    images: ArrayLike, v: ArrayLike, *, sigma_w2: float, sigma_b2: float
+) -> FloatArray:
+    """Covariance of the first layer's pre-activations for raw images.
+
+    Parameters
+    ----------
+    images : array_like, shape ``(B, channels, *pixels)``
+        ``B`` images with 1 to 3 pixel dimensions, used as given (no normalisation).
+    v : array_like
+        Variance vector (same number of dimensions as the pixels, sums to 1).
+    sigma_w2, sigma_b2 : float
+        Weight and bias variances.
+
+    Returns
+    -------
+    ndarray, shape ``(B*N, B*N)``
+        ``Sigma^1 = sigma_w2 A_v * (X X^T / channels) + sigma_b2`` over (image, pixel) pairs,
+        pixels row-major, ``X`` the ``(B*N, channels)`` matrix of pixel values.
+
+    Notes
+    -----
+    THEORY.md section 1: the first layer is affine in the image, ``h^1 = w * x + b`` with
+    ``w_ij(b) ~ N(0, sigma_w2 v_b / channels)``, so its covariance is exact for any width.
+    """
+    arr = _check_images(images)
+    shape = tuple(int(s) for s in arr.shape[2:])
+    w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
+    varr = _check_v_for_image(v, shape)
+    _require_sum_one(varr)
+    B, channels = arr.shape[0], arr.shape[1]
+    X = np.moveaxis(arr, 1, -1).reshape(-1, channels)
+    gram = X @ X.T / channels
+    return w2 * _AOperator(varr, shape, B)(gram) + b2
+
+
+def _require_sum_one(v: FloatArray) -> None:
+    total = float(v.sum())
+    if abs(total - 1.0) > 1e-10:
+        raise MFTheoryError(
+            f"variance vector sums to {total:.12g}, not 1: rescale it with"
+            " normalize_variance_vector (sigma_w2 absorbs the factor)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Mode amplitudes
+# --------------------------------------------------------------------------------------------
+
+
+class _DiagonalGather:
+    """Index arrays that read every cyclic diagonal ``M_{a, a+t}`` of an (image, pixel)
+    matrix at once."""
+
+    def __init__(self, shape: tuple[int, ...], batch: int) -> None:
+        self.shape, self.batch = shape, batch
+        N = math.prod(shape)
+        coords = np.indices(shape).reshape(len(shape), -1)  # (d, N), row-major
+        # shifted[a, t] = flat index of (a + t) mod n
+        summed = (coords[:, :, None] + coords[:, None, :]) % np.array(shape)[:, None, None]
+        self.shifted = np.ravel_multi_index(tuple(summed), shape)
+        self.rows = np.arange(N)[:, None]
+        self.N = N
+
+    def diagonals(self, M: FloatArray) -> FloatArray:
+        """``D[a, t, i, j] = M[(i, a), (j, a + t)]``."""
+        B, N = self.batch, self.N
+        tensor = M.reshape(B, N, B, N)
+        return np.asarray(tensor[:, self.rows, :, self.shifted])
+
+
+def mode_amplitudes(
+    eps: ArrayLike, image_shape: int | Sequence[int]
+) -> tuple[FloatArray, FloatArray]:
+    """Fourier-mode amplitudes of a perturbation ``eps = Sigma* - Sigma`` of the covariance.
+
+    Parameters
+    ----------
+    eps : array_like, shape ``(B*N, B*N)``
+        Symmetric matrix over (image, pixel) pairs, pixels row-major.
+    image_shape : int or tuple of int
+        Pixels per side.
+
+    Returns
+    -------
+    off_diagonal : ndarray, shape ``(N,)``
+        For every frequency ``f`` (row-major over ``{0..n-1}^d``, as
+        :func:`mftheory.modes.mode_eigenvalues`), the root mean square over every off-diagonal
+        cyclic diagonal (offset ``t`` and image pair ``(i, j)``, except ``t = 0, i = j``) of
+        ``D_f = (1/N) sum_a eps[(i, a), (j, a + t)] exp(-2 pi i <f, a> / n)``.
+    diagonal : ndarray, shape ``(N,)``
+        The same over the main diagonals (``t = 0``, ``i = j``): the pixel variances.
+
+    Notes
+    -----
+    THEORY.md section 4: ``A_v`` multiplies ``D_f`` of every cyclic diagonal by
+    ``lambda_f``, so near the fixed point ``off_diagonal[f]`` shrinks by ``chi_c* |lambda_f|``
+    per layer and ``diagonal[f]`` by ``chi_q* |lambda_f|``. The normalisation makes a
+    spatially uniform perturbation ``e`` of every off-diagonal entry have amplitude ``|e|``
+    at ``f = 0``. For real ``eps``, frequencies ``f`` and ``-f`` have equal amplitudes.
+    """
+    shape = _image_shape(image_shape)
+    arr = np.asarray(eps, dtype=np.float64)
+    N = math.prod(shape)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] % N:
+        raise MFTheoryError(
+            f"eps must be a square matrix over whole images of {N} pixels, got {arr.shape}"
+        )
+    return _amplitudes(_DiagonalGather(shape, arr.shape[0] // N), arr)
+
+
+def _amplitudes(gather: _DiagonalGather, eps: FloatArray) -> tuple[FloatArray, FloatArray]:
+    B, N, shape = gather.batch, gather.N, gather.shape
+    d = len(shape)
+    D = gather.diagonals(eps).reshape(*shape, N * B * B)
+    # real input: the FFT over the last pixel axis keeps frequencies 0..n/2, the others follow
+    # from |D_{-f}| = |D_f|
+    coef = np.fft.rfftn(D, axes=tuple(range(d)))
+    power = coef.real**2 + coef.imag**2
+    half = power.shape[:d]
+    power = power.reshape(*half, N, B, B) / float(N * N)
+    diag_half = np.einsum("...ii->...", power[..., 0, :, :])
+    total_half = power.sum(axis=(-3, -2, -1))
+    freq = np.indices(shape).reshape(d, -1)
+    last = freq[-1]
+    mirror = last > shape[-1] // 2
+    src = np.where(mirror, (-freq) % np.array(shape)[:, None], freq)
+    flat = np.ravel_multi_index(tuple(src), half)
+    diag_power = diag_half.reshape(-1)[flat]
+    total = total_half.reshape(-1)[flat]
+    off_count = N * B * B - B
+    if off_count == 0:
+        off = np.zeros(N)
+    else:
+        off = np.sqrt(np.maximum(total - diag_power, 0.0) / off_count)
+    return np.asarray(off, dtype=np.float64), np.sqrt(diag_power / B)
+
+
+def fit_decay_rate(
+    amplitude: ArrayLike,
+    floor: ArrayLike,
+    *,
+    layers: ArrayLike | None = None,
+    margin: float = FIT_MARGIN,
+    fraction: float = 0.25,
+) -> tuple[float | None, tuple[int, int] | None]:
+    """Per-layer factor by which a mode amplitude shrinks, fitted where it is resolved.
+
+    Parameters
+    ----------
+    amplitude : array_like, shape ``(L,)``
+        Amplitude per recorded layer.
+    floor : array_like, shape ``(L,)`` or scalar
+        Numerical (or statistical) error of each amplitude.
+    layers : array_like of int, optional
+        Layer index of each amplitude (default ``0..L-1``).
+    margin : float
+        An amplitude counts as resolved where it exceeds ``margin * floor``.
+    fraction : float
+        Share of the resolved layers, counted from the last, that the fit uses.
+
+    Returns
+    -------
+    rate : float or None
+        ``exp(slope)`` of the least-squares line through ``log(amplitude)`` over the last
+        ``fraction`` (at least 3 layers) of the first run of resolved layers; None when fewer
+        than 3 layers are resolved or an amplitude is 0.
+    window : (int, int) or None
+        First and last layer of the fit.
+
+    Notes
+    -----
+    THEORY.md section 4: the prediction is ``chi_c* |lambda_f|`` per layer. The fit uses the
+    end of the resolved range, where the perturbation is smallest and the linearised theory
+    applies best.
+    """
+    amp = np.asarray(amplitude, dtype=np.float64)
+    fl = np.broadcast_to(np.asarray(floor, dtype=np.float64), amp.shape)
+    lay = np.arange(amp.size) if layers is None else np.asarray(layers)
+    ok = (amp > margin * fl) & (amp > 0) & np.isfinite(amp)
+    run = int(np.argmin(ok)) if not ok.all() else amp.size
+    if run < 3:
+        return None, None
+    k = min(run, max(3, round(run * fraction)))
+    sl = slice(run - k, run)
+    slope = np.polyfit(lay[sl].astype(np.float64), np.log(amp[sl]), 1)[0]
+    return float(math.exp(slope)), (int(lay[sl][0]), int(lay[sl][-1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Propagation
+# --------------------------------------------------------------------------------------------
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _resolved(amplitude: float, floor: float) -> float | None:
+    return float(amplitude) if amplitude > floor else None
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """The covariance of images layer by layer, and its Fourier modes.
+
+    Attributes
+    ----------
+    activation : Activation
+    sigma_w2, sigma_b2 : float
+    v : ndarray
+        The (normalised) variance vector.
+    image_shape : tuple of int
+        Pixels per side.
+    batch : int
+        Number of images ``B``.
+    layers : ndarray of int, shape ``(L,)``
+        Layer index of each record (``1..depth`` from images).
+    covariance : ndarray, shape ``(B*N, B*N)``
+        ``Sigma^depth`` over (image, pixel) pairs, pixels row-major.
+    fixed : FixedPoint
+        ``q*``, ``c*``, ``chi_c*``, ``chi_q*`` of the fully-connected maps.
+    frequency : ndarray of int, shape ``(N, d)``
+    lam : ndarray of complex, shape ``(N,)``
+        ``lambda_f`` of ``A_v`` on this image size.
+    amplitude, amplitude_diagonal : ndarray, shape ``(L, N)``
+        :func:`mode_amplitudes` of ``Sigma* - Sigma^l`` per layer.
+    error_floor : ndarray, shape ``(L,)``
+        Accumulated bound on the numerical error of the entries of ``Sigma^l`` (sum of the
+        per-layer bounds of the C-transform plus rounding): amplitudes below it are noise.
+    predicted_rate, predicted_rate_diagonal : ndarray, shape ``(N,)``
+        ``chi_c* |lambda_f|`` and ``chi_q* |lambda_f|``.
+    second_order_rate : ndarray, shape ``(N,)``
+        ``chi_c*^2 max_g |lambda_g lambda_{f-g}|``: the rate of the second-order term that the
+        product of modes ``g`` and ``f - g`` feeds into mode ``f``. Where it exceeds
+        ``predicted_rate`` that term outlives the linear one, and the measured rate tends to
+        it (or to higher orders) instead.
+    measured_rate, measured_rate_diagonal : ndarray, shape ``(N,)``
+        :func:`fit_decay_rate` of each amplitude series (NaN where unresolved).
+    fit_window : ndarray of int, shape ``(N, 2)``
+        First and last layer of each off-diagonal fit (-1 where none).
+    methods : dict
+        How many layers used each C-transform method.
+    history : ndarray or None
+        ``(L, B*N, B*N)`` covariances when requested.
+    """
+
+    activation: Activation
+    sigma_w2: float
+    sigma_b2: float
+    v: FloatArray
+    image_shape: tuple[int, ...]
+    batch: int
+    layers: IntArray
+    covariance: FloatArray
+    fixed: FixedPoint
+    frequency: IntArray
+    lam: NDArray[np.complex128]
+    amplitude: FloatArray
+    amplitude_diagonal: FloatArray
+    error_floor: FloatArray
+    predicted_rate: FloatArray
+    predicted_rate_diagonal: FloatArray
+    measured_rate: FloatArray
+    measured_rate_diagonal: FloatArray
+    second_order_rate: FloatArray
+    fit_window: IntArray
+    methods: dict[str, int]
+    settings: QuadratureSettings
+    tol: float
+    history: FloatArray | None = field(default=None, repr=False)
+
+    @property
+    def depth(self) -> int:
+        return int(self.layers[-1])
+
+    def mode_rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per mode orbit ``{f, -f}`` (equal amplitudes), most persistent
+        first: ``frequency``, ``lambda``, ``abs_lambda``, ``predicted_rate``,
+        ``measured_rate``, ``fit_layers``, ``predicted_rate_diagonal``,
+        ``measured_rate_diagonal``, ``second_order_rate``, ``amplitude_first``,
+        ``amplitude_last`` (None where below the error floor: numerical noise)."""
+        n = np.array(self.image_shape)
+        seen: set[tuple[int, ...]] = set()
+        order = np.lexsort((*self.frequency[:, ::-1].T, -np.round(np.abs(self.lam), 12)))
+        rows: list[dict[str, Any]] = []
+        for i in order:
+            f = tuple(int(x) for x in self.frequency[i])
+            if f in seen:
+                continue
+            seen.add(f)
+            seen.add(tuple(int(x) for x in (-np.array(f)) % n))
+            win = self.fit_window[i]
+            rows.append(
+                {
+                    "frequency": list(f),
+                    "lambda": float(self.lam[i].real),
+                    "abs_lambda": float(abs(self.lam[i])),
+                    "predicted_rate": _finite(float(self.predicted_rate[i])),
+                    "measured_rate": _finite(float(self.measured_rate[i])),
+                    "fit_layers": None if win[0] < 0 else [int(win[0]), int(win[1])],
+                    "predicted_rate_diagonal": _finite(float(self.predicted_rate_diagonal[i])),
+                    "measured_rate_diagonal": _finite(float(self.measured_rate_diagonal[i])),
+                    "second_order_rate": _finite(float(self.second_order_rate[i])),
+                    "amplitude_first": _resolved(self.amplitude[0, i], self.error_floor[0]),
+                    "amplitude_last": _resolved(self.amplitude[-1, i], self.error_floor[-1]),
+                }
+            )
+        return rows
+
+
+def propagate(
+    act: Activation | str,
+    *,
+    v: ArrayLike,
+    sigma_w2: float,
+    sigma_b2: float,
+    depth: int,
+    images: ArrayLike | None = None,
+    Sigma0: ArrayLike | None = None,
+    image_shape: int | Sequence[int] | None = None,
+    settings: QuadratureSettings | None = None,
+    tol: float | None = None,
+    record: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Propagation:
+    """Iterate the CNN covariance map for images and decompose it into Fourier modes.
+
+    Parameters
+    ----------
+    act : Activation or str
+        The nonlinearity.
+    v : array_like
+        Variance vector summing to 1, as many dimensions as the images.
+    sigma_w2, sigma_b2 : float
+        Weight and bias variances.
+    depth : int
+        Number of layers ``L >= 1``; ``Sigma^L`` is reported.
+    images : array_like, shape ``(B, channels, *pixels)``, optional
+        Raw images (used as given). The first layer is affine:
+        ``Sigma^1 = sigma_w2 A_v * (X X^T / channels) + sigma_b2`` (:func:`input_covariance`),
+        then ``Sigma^{l+1} = A_v * C(Sigma^l)``; records are layers ``1..L``.
+    Sigma0 : array_like, optional
+        Instead of images: the layer-0 pre-activation covariance (with ``image_shape``);
+        records are layers ``0..L``.
+    image_shape : int or tuple of int, optional
+        Pixels per side, with ``Sigma0``.
+    settings : QuadratureSettings, optional
+    tol : float, optional
+        Tolerance of each pair expectation (see :class:`mftheory.pairtable.CTransformEngine`).
+    record : bool
+        Keep every layer's covariance in ``history``.
+    progress : callable, optional
+        Called as ``progress(layer, depth)`` after each layer.
+
+    Returns
+    -------
+    Propagation
+
+    Raises
+    ------
+    MFTheoryError
+        Bad images, ``v``, variances or depth; no finite fixed point (the amplitudes of
+        ``Sigma* - Sigma^l`` need a finite ``q*``); a covariance that stops being finite.
+
+    Notes
+    -----
+    THEORY.md sections 2-4.
+    """
+    activation = get_activation(act) if isinstance(act, str) else act
+    st = settings or DEFAULT_SETTINGS
+    w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise MFTheoryError(f"depth must be an integer >= 1, got {depth!r}")
+    if (images is None) == (Sigma0 is None):
+        raise MFTheoryError("give exactly one of images and Sigma0")
+    if images is not None:
+        arr = _check_images(images)
+        shape = tuple(int(s) for s in arr.shape[2:])
+        varr = _check_v_for_image(v, shape)
+        _require_sum_one(varr)
+        sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
+        first = 1
+    else:
+        if image_shape is None or Sigma0 is None:
+            raise MFTheoryError("Sigma0 needs image_shape")
+        shape = _image_shape(image_shape)
+        varr = _check_v_for_image(v, shape)
+        _require_sum_one(varr)
+        sigma = _check_covariance(Sigma0, "Sigma0")
+        first = 0
+    N = math.prod(shape)
+    if sigma.shape[0] % N:
+        raise MFTheoryError(
+            f"Sigma0 has {sigma.shape[0]} rows, not a multiple of the {N} pixels of {shape}"
+        )
+    batch = sigma.shape[0] // N
+    fp = fixed_point(activation, sigma_w2=w2, sigma_b2=b2, settings=st)
+    q_star, c_star = float(fp.q_star), float(fp.c_star)
+    if not (math.isfinite(q_star) and math.isfinite(c_star)):
+        raise MFTheoryError(
+            f"{activation.label} at sigma_w2 = {w2:g}, sigma_b2 = {b2:g} has no finite fixed"
+            " point q*: the variance diverges with depth, so Sigma* - Sigma^l is undefined"
+        )
+    chi_c, chi_q = float(fp.chi_c), float(fp.chi_q)
+    sigma_star = np.full(sigma.shape, q_star * c_star)
+    np.fill_diagonal(sigma_star, q_star)
+
+    engine = CTransformEngine(
+        activation, sigma_w2=w2, sigma_b2=b2, q_ref=q_star, tol=tol, settings=st
+    )
+    A = _AOperator(varr, shape, batch)
+    gather = _DiagonalGather(shape, batch)
+    total = depth - first + 1
+    amp = np.empty((total, N))
+    amp_d = np.empty((total, N))
+    floor = np.empty(total)
+    history: list[FloatArray] | None = [] if record else None
+    methods: dict[str, int] = {}
+    acc_err = 0.0
+    for k in range(total):
+        layer = first + k
+        if k > 0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                C, stats = engine(sigma)
+                sigma = A(C)
+            if not np.isfinite(sigma).all():
+                raise MFTheoryError(
+                    f"covariance stopped being finite at layer {layer}: the variance diverges"
+                )
+            acc_err += stats.error_bound
+            methods[stats.method] = methods.get(stats.method, 0) + 1
+        amp[k], amp_d[k] = _amplitudes(gather, sigma_star - sigma)
+        floor[k] = acc_err + _ROUNDING * q_star * (k + 1)
+        if history is not None:
+            history.append(sigma.copy())
+        if progress is not None:
+            progress(layer, depth)
+
+    frequency, lam = mode_eigenvalues(varr, shape[0]) if len(set(shape)) == 1 else _lam(varr, shape)
+    abs_lam = np.abs(lam)
+    layers = np.arange(first, depth + 1)
+    measured = np.full(N, np.nan)
+    measured_d = np.full(N, np.nan)
+    window = np.full((N, 2), -1, dtype=np.int64)
+    for f in range(N):
+        r, win = fit_decay_rate(amp[:, f], floor, layers=layers)
+        if r is not None and win is not None:
+            measured[f] = r
+            window[f] = win
+        rd, _ = fit_decay_rate(amp_d[:, f], floor, layers=layers)
+        if rd is not None:
+            measured_d[f] = rd
+    return Propagation(
+        activation=activation,
+        sigma_w2=w2,
+        sigma_b2=b2,
+        v=varr,
+        image_shape=shape,
+        batch=batch,
+        layers=layers.astype(np.int64),
+        covariance=sigma,
+        fixed=fp,
+        frequency=frequency,
+        lam=lam,
+        amplitude=amp,
+        amplitude_diagonal=amp_d,
+        error_floor=floor,
+        predicted_rate=chi_c * abs_lam,
+        predicted_rate_diagonal=chi_q * abs_lam,
+        measured_rate=measured,
+        measured_rate_diagonal=measured_d,
+        second_order_rate=chi_c**2 * _product_peak(abs_lam, shape),
+        fit_window=window,
+        methods=methods,
+        settings=st,
+        tol=engine.tol,
+        history=None if history is None else np.stack(history),
+    )
+
+
+def _lam(v: FloatArray, shape: tuple[int, ...]) -> tuple[IntArray, NDArray[np.complex128]]:
+    """``lambda_f`` on a non-square image: folding onto the grid and an inverse FFT."""
+    periodic = wrap_kernel(v, shape)
+    lam = np.asarray(np.fft.ifftn(periodic, norm="forward"), dtype=np.complex128).reshape(-1)
+    if np.array_equal(v, v[(slice(None, None, -1),) * v.ndim]):
+        lam = lam.real.astype(np.complex128)
+    frequency = np.indices(shape).reshape(len(shape), -1).T.astype(np.int64)
+    return frequency, lam
+
+
+def _product_peak(abs_lam: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """``max_g |lambda_g| |lambda_{f-g}|`` for every ``f`` (frequencies mod n per axis)."""
+    coords = np.indices(shape).reshape(len(shape), -1)
+    diff = (coords[:, :, None] - coords[:, None, :]) % np.array(shape)[:, None, None]
+    other = abs_lam[np.ravel_multi_index(tuple(diff), shape)]  # [f, g] -> |lambda_{f-g}|
+    return np.asarray(np.max(other * abs_lam[None, :], axis=1), dtype=np.float64)
