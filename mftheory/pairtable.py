@@ -126,6 +126,19 @@ def _cell_bound(b: FloatArray, cells: int, degree: int) -> float:
     return float((1.0 / cells) ** (degree + 1) * np.sum(np.abs(b) * special.comb(k, degree + 1)))
 
 
+def _closed_values(act: Activation, q1: FloatArray, q2: FloatArray, rho: FloatArray) -> FloatArray:
+    """``E[phi(u1) phi(u2)]`` from the closed form. For sin, ``e^{-(q1+q2)/2} sinh(r)`` with
+    ``r = rho sqrt(q1 q2)`` is ``0 * inf = NaN`` once ``q`` passes ~710 (``sinh`` overflows,
+    the damping underflows); ``|r| <= (q1+q2)/2``, so ``sign(r) e^{|r| - (q1+q2)/2}
+    (1 - e^{-2|r|}) / 2`` is the same value with no overflow (and ``expm1`` keeps small ``r``
+    exact)."""
+    if act.closed_form == "sin":
+        r = rho * np.sqrt(q1 * q2)
+        a = np.abs(r)
+        return np.sign(r) * 0.5 * np.exp(a - 0.5 * (q1 + q2)) * -np.expm1(-2.0 * a)
+    return np.asarray(_closed_pair(act, q1, q2, rho, False), dtype=np.float64)
+
+
 class _TauTables:
     """Taylor tables around ``q_ref`` (see the module notes)."""
 
@@ -307,7 +320,7 @@ class CTransformEngine:
                 s,
                 q,
                 out,
-                lambda r0, r1, rho: _closed_pair(act, q[r0:r1, None], q[None, r0:], rho, False),
+                lambda r0, r1, rho: _closed_values(act, q[r0:r1, None], q[None, r0:], rho),
             )
         else:
             stats = self._pairs(s, q, F, q_u, q_inv, out)

@@ -234,7 +234,7 @@ def mode_amplitudes(
     shape = _image_shape(image_shape)
     arr = np.asarray(eps, dtype=np.float64)
     N = math.prod(shape)
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] % N:
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] % N or arr.shape[0] == 0:
         raise MFTheoryError(
             f"eps must be a square matrix over whole images of {N} pixels, got {arr.shape}"
         )

@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from .activations import Activation, get_activation
 from .errors import MFTheoryError
 from .modes import check_variance_vector, kernel_offsets, wrap_kernel
-from .spatial import uniform_fixed_covariance
+from .spatial import _image_shape, _nonneg, uniform_fixed_covariance
 
 __all__ = ["BACKENDS", "METHODS", "EnsembleResult", "simulate_ensemble"]
 
@@ -171,34 +171,6 @@ def _int_at_least(value: Any, name: str, low: int, why: str = "") -> int:
     if value < low:
         raise MFTheoryError(f"{name} must be at least {low}{why}, got {value}")
     return int(value)
-
-
-def _variance(value: Any, name: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise MFTheoryError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise MFTheoryError(f"{name} must be a finite variance >= 0, got {value!r}")
-    return x
-
-
-def _shape(image_shape: Any) -> tuple[int, ...]:
-    if isinstance(image_shape, (bool, str, bytes)):
-        raise MFTheoryError(f"image_shape must be an int or a tuple of ints, got {image_shape!r}")
-    if isinstance(image_shape, (int, np.integer)):
-        return _shape((image_shape,))
-    try:
-        shape = tuple(int(s) for s in image_shape)
-    except (TypeError, ValueError):
-        raise MFTheoryError(
-            f"image_shape must be an int or a tuple of ints, got {image_shape!r}"
-        ) from None
-    if not 1 <= len(shape) <= 3:
-        raise MFTheoryError(f"image_shape {shape} must have 1, 2 or 3 dimensions")
-    if any(s < 1 for s in shape):
-        raise MFTheoryError(f"image_shape {shape} has a side smaller than 1")
-    return shape
 
 
 def _variance_vector(v: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
@@ -749,9 +721,9 @@ def simulate_ensemble(
     activation = get_activation(act) if isinstance(act, str) else act
     if not isinstance(activation, Activation):
         raise MFTheoryError(f"act must be an Activation or a name, got {act!r}")
-    w2 = _variance(sigma_w2, "sigma_w2")
-    b2 = _variance(sigma_b2, "sigma_b2")
-    shape = _shape(image_shape)
+    w2 = _nonneg(sigma_w2, "sigma_w2")
+    b2 = _nonneg(sigma_b2, "sigma_b2")
+    shape = _image_shape(image_shape)
     n_pix = math.prod(shape)
     varr = _variance_vector(v, shape)
     depth_i = _int_at_least(depth, "depth", 1)

@@ -544,9 +544,9 @@ def base_kwargs() -> dict[str, Any]:
 
 
 BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
-    "negative sigma_w2": ({"sigma_w2": -1.0}, "sigma_w2 must be a finite variance"),
-    "nan sigma_b2": ({"sigma_b2": float("nan")}, "sigma_b2 must be a finite variance"),
-    "negative sigma_b2": ({"sigma_b2": -0.1}, "sigma_b2 must be a finite variance"),
+    "negative sigma_w2": ({"sigma_w2": -1.0}, "sigma_w2 must be finite and >= 0"),
+    "nan sigma_b2": ({"sigma_b2": float("nan")}, "sigma_b2 must be finite and >= 0"),
+    "negative sigma_b2": ({"sigma_b2": -0.1}, "sigma_b2 must be finite and >= 0"),
     "no channels": ({"channels": 0}, "channels must be at least 1"),
     "one network": ({"networks": 1}, "standard error needs two"),
     "depth 0": ({"depth": 0}, "depth must be at least 1"),

@@ -122,6 +122,17 @@ def setup(
 _PRESETS = ("delta", "uniform", "gs0", "gs1", "gs2", "gs3", "gs4")
 
 
+def note_slopes(fp: Any, messages: Messages) -> None:
+    """Warn when chi_q* > chi_c*: then the diagonal drives the off-diagonal modes."""
+    chi_c, chi_q = float(fp.chi_c), float(fp.chi_q)
+    if chi_q > chi_c:
+        messages.warn(
+            f"chi_q* = {chi_q:.6g} > chi_c* = {chi_c:.6g}: the pixel variances relax more slowly"
+            " than the correlations and drive the off-diagonal modes, which then shrink by"
+            " chi_q*|lambda_f| rather than chi_c*|lambda_f| (the theory assumes chi_q* < chi_c*)"
+        )
+
+
 def freq_label(f: list[int]) -> str:
     return "(" + ",".join(str(x) for x in f) + ")" if len(f) > 1 else str(f[0])
 
@@ -228,6 +239,7 @@ def propagate(
             progress=bar,
         )
     fp = res.fixed
+    note_slopes(fp, messages)
     rows = res.mode_rows()
     table_rows = []
     for row in rows[:shown]:

@@ -21,6 +21,7 @@ from .propagate import (
     figure_modes,
     freq_label,
     load_inputs,
+    note_slopes,
     setup,
 )
 
@@ -96,6 +97,7 @@ def _report(
 
     mf = cmp.mean_field
     fp = mf.fixed
+    note_slopes(fp, messages)
     rows = cmp.mode_rows()
     table_rows = [
         {
