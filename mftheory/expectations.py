@@ -24,6 +24,8 @@ THEORY.md section 3 (q- and C-maps, slopes, closed forms, the dual activation).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -69,6 +71,8 @@ def _kinks(act: Activation) -> Array:
 #: h where activations bend (|h| < 3), so the rule stays accurate as q grows.
 _H_EDGES = np.array([0.75, 1.5, 2.25, 3.0, 4.0, 5.5, 7.5, 10.0, 14.0, 20.0])
 _H_EDGES = np.concatenate([-_H_EDGES[::-1], _H_EDGES])
+#: sqrt(q) above which the h-edges are used (q > 9).
+_LARGE_S = 3.0
 
 
 def _kink_breaks(act: Activation, s: Array) -> Array | None:
@@ -77,7 +81,7 @@ def _kink_breaks(act: Activation, s: Array) -> Array | None:
     Returns shape (..., B), or None when there are none.
     """
     pts = _kinks(act)
-    if s.size and float(np.max(s)) > 3.0:
+    if s.size and float(np.max(s)) > _LARGE_S:
         pts = np.concatenate([pts, _H_EDGES])
     if pts.size == 0:
         return None
@@ -325,7 +329,9 @@ def hermite_series(
     -----
     THEORY.md section 3 (the "dual activation"). One shared node set serves every q (kinks at
     0 stay at z = 0, a panel edge); kinks elsewhere move with q, and only the panels that
-    contain one are integrated again with a per-q rule split at the kinks.
+    contain one are integrated again with a per-q rule split at the kinks. For q > 9 the
+    fixed edges in h of the 1D rule (``_H_EDGES``) are added the same way: ``phi(sqrt(q) z)``
+    then bends within ``1/sqrt(q)`` of ``z = 0``, narrower than the shared panels.
     """
     st = settings or DEFAULT_SETTINGS
     qa = _as_nonneg(q).ravel()
@@ -334,15 +340,20 @@ def hermite_series(
     # F(q) for the tail bounds: by quadrature unless the caller has it (e.g. from a QTable)
     F = second_moment(act, qa, settings=st) if F is None else np.asarray(F).ravel()
     kinks = _kinks(act)
-    if np.all(kinks == 0.0):
-        z, w, H = hermite_functions(K)
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            fz = act.phi(s[:, None] * z) * w
-        a = fz @ H.T
-        return HermiteSeries(a, F)
-    a = np.vstack(
-        [_kinked_coefficients(act, s[i : i + 512], kinks, K) for i in range(0, s.size, 512)]
-    )
+    large = s > _LARGE_S
+    a = np.empty((s.size, K + 1))
+    for rows, edges in ((~large, kinks), (large, np.concatenate([kinks, _H_EDGES]))):
+        idx = np.flatnonzero(rows)
+        if idx.size == 0:
+            continue
+        if np.all(edges == 0.0):
+            z, w, H = hermite_functions(K)
+            with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+                fz = act.phi(s[idx, None] * z) * w
+            a[idx] = fz @ H.T
+            continue
+        for i in range(0, idx.size, 512):
+            a[idx[i : i + 512]] = _kinked_coefficients(act, s[idx[i : i + 512]], edges, K)
     return HermiteSeries(a, F)
 
 
@@ -399,43 +410,73 @@ def _legendre_nodes(m: int) -> tuple[Array, Array]:
     return _legendre(m)
 
 
+def _by_size(
+    rule: Callable[..., Array], act: Activation, q1: Array, q2: Array, *args: Any
+) -> Array:
+    """Run a 2D ``rule`` separately on the pairs with ``max(q1, q2) > 9`` (with the h-edges
+    of the 1D rule as extra panel edges: phi bends within ``1/sqrt(q)`` of 0 in z) and on the
+    others (without, at the usual cost)."""
+    large = np.maximum(q1, q2) > _LARGE_S**2
+    if not np.any(large):
+        return rule(act, q1, q2, *args, h_edges=False)
+    if np.all(large):
+        return rule(act, q1, q2, *args, h_edges=True)
+    out = np.empty(q1.shape)
+    for mask, flag in ((large, True), (~large, False)):
+        out[mask] = rule(act, q1[mask], q2[mask], *(a[mask] for a in args[:1]), *args[1:],
+                         h_edges=flag)  # fmt: skip
+    return out
+
+
 def _nested_pair(
-    act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool, st: QuadratureSettings
+    act: Activation,
+    q1: Array,
+    q2: Array,
+    rho: Array,
+    derivative: bool,
+    st: QuadratureSettings,
+    *,
+    h_edges: bool = False,
 ) -> Array:
     """Nested composite Gauss-Legendre for E[f(u1) f(u2)], kink-aware in both variables.
 
     ``u1 = sqrt(q1) x``, ``u2 = sqrt(q2) (rho x + t y)``, ``t = sqrt(1 - rho^2)``. The inner
     rule over y is split where ``u2`` crosses a kink, ``y = (k/sqrt(q2) - rho x) / t``; the
     outer rule over x at the kinks of ``u1`` and at ``x = k / (rho sqrt(q2))``, where the
-    inner (Gaussian-smoothed) integral has its smoothed kink when t is small.
+    inner (Gaussian-smoothed) integral has its smoothed kink when t is small. With
+    ``h_edges`` the smooth bends of phi near 0 (``_H_EDGES`` in h) are resolved the same way,
+    without the layer edges a kink needs.
     """
     f = act.dphi if derivative else act.phi
     s1, s2 = np.sqrt(q1), np.sqrt(q2)
     t = np.sqrt(np.clip(1.0 - rho * rho, 0.0, None))
     kinks = _kinks(act)
+    points = np.concatenate([kinks, _H_EDGES]) if h_edges else kinks
     out = np.empty(q1.shape)
-    if kinks.size:
+    if points.size:
         # The inner integral, as a function of x, is the kink smoothed over a width
         # t / |rho| around x_k = k / (rho sqrt(q2)): resolve that layer with extra edges.
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             x_k = kinks / (rho * s2)[:, None]
             width = (t / np.abs(rho))[:, None, None]
             layer = (x_k[..., None] + width * _LAYER).reshape(q1.size, -1)
-            outer_br = np.concatenate([kinks / s1[:, None], x_k, layer], axis=-1)
+            smooth = _H_EDGES / s1[:, None] if h_edges else np.empty((q1.size, 0))
+            bends = _H_EDGES / (rho * s2)[:, None] if h_edges else np.empty((q1.size, 0))
+            outer_br = np.concatenate([kinks / s1[:, None], x_k, layer, smooth, bends], axis=-1)
         zx, wx = normal_rule(outer_br, st)
     else:
         zx1, wx1 = normal_rule(None, st)
         zx = np.broadcast_to(zx1, (q1.size, zx1.size))
         wx = np.broadcast_to(wx1, (q1.size, zx1.size))
     m_out = zx.shape[-1]
-    m_in = (st.panels + kinks.size) * st.nodes_per_panel
+    m_in = (st.panels + points.size) * st.nodes_per_panel
     block = max(1, _MAX_BLOCK // (m_out * m_in))
     for start in range(0, q1.size, block):
         sl = slice(start, start + block)
         x = zx[sl]
-        if kinks.size:
+        if points.size:
             with np.errstate(divide="ignore", invalid="ignore"):
-                inner_br = (kinks / s2[sl, None, None] - rho[sl, None, None] * x[..., None]) / t[
+                inner_br = (points / s2[sl, None, None] - rho[sl, None, None] * x[..., None]) / t[
                     sl, None, None
                 ]
             zy, wy = normal_rule(inner_br, st)
@@ -450,12 +491,20 @@ def _nested_pair(
 
 
 def _diagonal_pair(
-    act: Activation, q1: Array, q2: Array, sign: Array, derivative: bool, st: QuadratureSettings
+    act: Activation,
+    q1: Array,
+    q2: Array,
+    sign: Array,
+    derivative: bool,
+    st: QuadratureSettings,
+    *,
+    h_edges: bool = False,
 ) -> Array:
-    """rho = +-1: the 1D integral E[f(s1 z) f(+-s2 z)], split at the kinks of both factors."""
+    """rho = +-1: the 1D integral E[f(s1 z) f(+-s2 z)], split at the kinks of both factors
+    (and, with ``h_edges``, at the fixed edges in h that resolve phi's bends for large q)."""
     f = act.dphi if derivative else act.phi
     s1, s2 = np.sqrt(q1), np.sqrt(q2)
-    kinks = _kinks(act)
+    kinks = np.concatenate([_kinks(act), _H_EDGES]) if h_edges else _kinks(act)
     if kinks.size:
         with np.errstate(divide="ignore", invalid="ignore"):
             br = np.concatenate([kinks / s1[:, None], sign[:, None] * kinks / s2[:, None]], -1)
@@ -512,7 +561,9 @@ def pair_expectation(
     out = np.empty(q1b.shape)
     diag = np.abs(rb) == 1.0
     if np.any(diag):
-        out[diag] = _diagonal_pair(act, q1b[diag], q2b[diag], np.sign(rb[diag]), derivative, st)
+        out[diag] = _by_size(
+            _diagonal_pair, act, q1b[diag], q2b[diag], np.sign(rb[diag]), derivative, st
+        )
     rest = ~diag
     if np.any(rest):
         out[rest] = _series_or_nested(act, q1b[rest], q2b[rest], rb[rest], derivative, st)
@@ -525,7 +576,7 @@ def _series_or_nested(
     out = np.empty(q1.shape)
     if derivative:
         # Hermite coefficients of phi' converge slowly for kinked phi; use the nested rule.
-        return _nested_pair(act, q1, q2, rho, True, st)
+        return _by_size(_nested_pair, act, q1, q2, rho, True, st)
     qs, inv = np.unique(np.concatenate([q1, q2]), return_inverse=True)
     ser = hermite_series(act, qs, settings=st)
     i1, i2 = inv[: q1.size], inv[q1.size :]
@@ -538,5 +589,5 @@ def _series_or_nested(
     bad = bound > st.tol * np.maximum(scale, 1e-300)
     out[:] = val
     if np.any(bad):
-        out[bad] = _nested_pair(act, q1[bad], q2[bad], rho[bad], False, st)
+        out[bad] = _by_size(_nested_pair, act, q1[bad], q2[bad], rho[bad], False, st)
     return out

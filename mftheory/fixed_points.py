@@ -34,6 +34,7 @@ from .activations import Activation, get_activation
 from .errors import MFTheoryError
 from .expectations import (
     HermiteSeries,
+    _by_size,
     _closed_pair,
     _homogeneous_kappa,
     _horner2,
@@ -389,15 +390,16 @@ def _solve_c_star(
         # start is the largest probe with g >= 0 (0 always qualifies), so it is left of c*.
         def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
             qi = q[j]
-            e = _nested_pair(act, qi, qi, cc, False, st)
-            de = _nested_pair(act, qi, qi, cc, True, st)
+            e = _by_size(_nested_pair, act, qi, qi, cc, False, st)
+            de = _by_size(_nested_pair, act, qi, qi, cc, True, st)
             return (w[j] * e + b[j]) / qi, w[j] * de
 
         c[idx] = 0.0
         for probe in (*_PROBES, 0.99999):
             qi = q[idx]
             g_probe = (
-                w[idx] * _nested_pair(act, qi, qi, np.full(idx.size, probe), False, st) + b[idx]
+                w[idx] * _by_size(_nested_pair, act, qi, qi, np.full(idx.size, probe), False, st)
+                + b[idx]
             ) / qi - probe
             c[idx] = np.where(g_probe >= 0, probe, c[idx])
         active = idx.copy()
