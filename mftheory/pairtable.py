@@ -165,7 +165,12 @@ class _TauTables:
         self.norms = np.array([float(np.linalg.norm(x)) for x in self.u])
         self._tables: dict[tuple[int, int], tuple[FloatArray, float]] = {}
         self.cells = self._choose_cells()
-        self.certified = np.full(max_order + 1, -1.0)  # largest |tau| checked exactly, per order
+        # per order: the most negative and most positive tau checked against exact
+        # coefficients, and the largest residual found there (the remainder grows with |tau|
+        # on each side of 0, so a later layer inside both bounds reuses the check)
+        self.checked_lo = np.zeros(max_order + 1)
+        self.checked_hi = np.zeros(max_order + 1)
+        self.checked_res = np.full(max_order + 1, np.inf)
         self.tail_checked = 0.0  # largest Hermite tail T(K) seen at those checks
 
     def _choose_cells(self) -> int:
@@ -201,7 +206,10 @@ class _TauTables:
             if 2.0 * r * math.sqrt(F_max) > self.tol * F_min:
                 continue
             tail = self.tail_checked
-            if t_max > self.certified[m]:
+            inside = self.checked_lo[m] <= t_lo and t_hi <= self.checked_hi[m]
+            if inside and math.isfinite(self.checked_res[m]):
+                r = max(r, float(self.checked_res[m]))
+            else:
                 # check the estimate against exact coefficients at the extreme variances
                 worst, tail = 0.0, 0.0
                 for t in {t_lo, t_hi}:
@@ -216,7 +224,10 @@ class _TauTables:
                 if 2.0 * worst * math.sqrt(F_max) + tail > self.tol * F_min:
                     continue
                 r = max(r, worst)
-                self.certified[m] = t_max
+                self.checked_lo[m] = min(self.checked_lo[m], t_lo)
+                self.checked_hi[m] = max(self.checked_hi[m], t_hi)
+                res = self.checked_res[m]
+                self.checked_res[m] = worst if not math.isfinite(res) else max(res, worst)
                 self.tail_checked = max(self.tail_checked, tail)
             cells = sum(
                 self.table(i, j)[1] * 2.0 * t_max ** (i + j)

@@ -306,6 +306,10 @@ def fit_decay_rate(
     end of the resolved range, where the perturbation is smallest and the linearised theory
     applies best.
     """
+    if not (0.0 < fraction <= 1.0):
+        raise MFTheoryError(f"fraction must be in (0, 1], got {fraction!r}")
+    if not (margin >= 0.0 and math.isfinite(margin)):
+        raise MFTheoryError(f"margin must be finite and >= 0, got {margin!r}")
     amp = np.asarray(amplitude, dtype=np.float64)
     fl = np.broadcast_to(np.asarray(floor, dtype=np.float64), amp.shape)
     lay = np.arange(amp.size) if layers is None else np.asarray(layers)
@@ -520,6 +524,15 @@ def propagate(
         varr = _check_v_for_image(v, shape)
         _require_sum_one(varr)
         sigma = _check_covariance(Sigma0, "Sigma0")
+        d = np.sqrt(np.diag(sigma))
+        excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
+        if np.any(excess > 0):
+            a, b = (int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
+            raise MFTheoryError(
+                f"Sigma0[{a}, {b}] = {float(sigma[a, b])!r} exceeds"
+                f" sqrt(Sigma0[{a}, {a}] * Sigma0[{b}, {b}]): not a covariance (correlation"
+                " above 1)"
+            )
         first = 0
     N = math.prod(shape)
     if sigma.shape[0] % N:

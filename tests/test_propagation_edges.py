@@ -246,11 +246,11 @@ def test_tables_with_variances_on_both_sides_of_q_star() -> None:
         )
 
 
-def test_tables_reuse_certification_on_the_other_side_of_q_star() -> None:
-    """The engine remembers the largest |tau| it checked against exact coefficients per
-    order and skips the check below it. Certify on tau in [0, T], then evaluate tau in
-    [-T, 0] (not checked there), then shrinking spreads of alternating sign as in a
-    propagation: the result must still meet the reported bound."""
+def test_tables_check_each_side_of_q_star_once() -> None:
+    """The engine checks its Taylor order against exact coefficients at the extreme variances
+    and remembers, per order, the checked range of tau on each side of q*. Certify on tau in
+    [0, T]; tau in [-T, 0] is then checked anew (the other side), and later, shrinking spreads
+    of alternating sign inside both ranges reuse the checks. Every result meets its bound."""
     w2, b2 = 1.76, 0.05
     q_star = float(fixed_point("tanh", sigma_w2=w2, sigma_b2=b2).q_star)
     engine = CTransformEngine("tanh", sigma_w2=w2, sigma_b2=b2, q_ref=q_star)
@@ -258,16 +258,21 @@ def test_tables_reuse_certification_on_the_other_side_of_q_star() -> None:
     first = near_fixed_point(q_star, np.linspace(0.0, T, 12), seed=15)
     C, stats = engine(first)
     assert stats.method == "tables"
-    assert engine._tables is not None
-    certified = engine._tables.certified.copy()
-    assert certified[stats.order] == pytest.approx(T)
+    tables = engine._tables
+    assert tables is not None
+    m = stats.order
+    assert tables.checked_hi[m] == pytest.approx(T) and tables.checked_lo[m] == 0.0
     spreads = [-0.999 * T, -T / 2, T / 4, -T / 8, T / 16, -1e-4]  # within |tau| <= T
     for k, spread in enumerate(spreads):
         S = near_fixed_point(q_star, np.linspace(0.0, spread, 12), seed=16 + k)
+        before = (tables.checked_lo.copy(), tables.checked_hi.copy())
         C, stats = engine(S)
         assert stats.method == "tables"
-        if k == 0:  # the reuse happened: nothing new was certified for the order used
-            assert np.array_equal(engine._tables.certified, certified)
+        if k == 0 and stats.order == m:  # the negative side was checked now
+            assert tables.checked_lo[m] == pytest.approx(-0.999 * T)
+        if k > 0 and stats.order == m:  # inside both checked ranges: nothing new
+            assert np.array_equal(tables.checked_lo, before[0])
+            assert np.array_equal(tables.checked_hi, before[1])
         ref = c_transform("tanh", S, sigma_w2=w2, sigma_b2=b2)
         assert_close_to_slow(C, ref, stats.error_bound, w2, q_star)
 
@@ -560,8 +565,18 @@ def test_fit_decay_rate_three_layers_and_the_fraction() -> None:
     assert rate == pytest.approx(0.8, rel=1e-12) and window == (0, 2)
     assert fit_decay_rate(GEOMETRIC, 0.0, fraction=1.0)[1] == (0, 39)
     assert fit_decay_rate(GEOMETRIC, 0.0, fraction=0.5)[1] == (20, 39)
-    assert fit_decay_rate(GEOMETRIC, 0.0, fraction=0.0)[1] == (37, 39)  # at least 3
-    assert fit_decay_rate(GEOMETRIC, 0.0, fraction=3.0)[1] == (0, 39)  # at most all
+    assert fit_decay_rate(GEOMETRIC, 0.0, fraction=0.01)[1] == (37, 39)  # at least 3
+    for bad in (0.0, 3.0, float("nan")):
+        with pytest.raises(MFTheoryError, match="fraction"):
+            fit_decay_rate(GEOMETRIC, 0.0, fraction=bad)
+    with pytest.raises(MFTheoryError, match="margin"):
+        fit_decay_rate(GEOMETRIC, 0.0, margin=-1.0)
+
+
+def test_propagate_refuses_a_sigma0_with_correlation_above_one() -> None:
+    S = np.array([[1.0, 1.5], [1.5, 1.0]])
+    with pytest.raises(MFTheoryError, match="correlation above 1"):
+        propagate("tanh", v=[1.0], sigma_w2=1.0, sigma_b2=0.1, depth=2, Sigma0=S, image_shape=2)
 
 
 def test_fit_decay_rate_floor_array_and_layer_labels() -> None:
