@@ -133,6 +133,24 @@ def note_slopes(fp: Any, messages: Messages) -> None:
         )
 
 
+def mode_layer_columns(layers: Any, res: Propagation, **values: Any) -> dict[str, Any]:
+    """CSV columns in long format, one record per (layer, mode): ``layer``, the frequency
+    (``frequency`` in 1D, ``frequency_1``... otherwise), ``abs_lambda``, then ``values``
+    (arrays broadcast to (layers, modes))."""
+    L, N = len(layers), len(res.lam)
+    d = res.frequency.shape[1]
+    names = [f"frequency_{k + 1}" for k in range(d)] if d > 1 else ["frequency"]
+    return {
+        "layer": np.broadcast_to(np.asarray(layers)[:, None], (L, N)),
+        **{
+            name: np.broadcast_to(res.frequency[:, k][None, :], (L, N))
+            for k, name in enumerate(names)
+        },
+        "abs_lambda": np.broadcast_to(np.abs(res.lam)[None, :], (L, N)),
+        **{key: np.broadcast_to(val, (L, N)) for key, val in values.items()},
+    }
+
+
 def freq_label(f: list[int]) -> str:
     return "(" + ",".join(str(x) for x in f) + ")" if len(f) > 1 else str(f[0])
 
@@ -293,19 +311,13 @@ def propagate(
         "methods": res.methods,
     }
     settings = {**settings_of(fp), "pair_tol": res.tol}
-    L, N = res.amplitude.shape
-    freq_cols = [f"frequency_{k + 1}" for k in range(d)] if d > 1 else ["frequency"]
-    csv_data: dict[str, Any] = {
-        "layer": np.broadcast_to(res.layers[:, None], (L, N)),
-        **{
-            name: np.broadcast_to(res.frequency[:, k][None, :], (L, N))
-            for k, name in enumerate(freq_cols)
-        },
-        "abs_lambda": np.broadcast_to(np.abs(res.lam)[None, :], (L, N)),
-        "amplitude": res.amplitude,
-        "amplitude_diagonal": res.amplitude_diagonal,
-        "error_floor": np.broadcast_to(res.error_floor[:, None], (L, N)),
-    }
+    csv_data = mode_layer_columns(
+        res.layers,
+        res,
+        amplitude=res.amplitude,
+        amplitude_diagonal=res.amplitude_diagonal,
+        error_floor=res.error_floor[:, None],
+    )
     report = Report(
         command="propagate",
         payload=payload,

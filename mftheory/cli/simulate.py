@@ -21,6 +21,7 @@ from .propagate import (
     figure_modes,
     freq_label,
     load_inputs,
+    mode_layer_columns,
     note_slopes,
     setup,
 )
@@ -134,21 +135,14 @@ def _report(
         )
     else:
         messages.warn("no mode stands above the Monte Carlo noise: add --networks or --channels")
-    d = len(mf.image_shape)
-    L, N = cmp.amplitude.shape
-    freq_cols = [f"frequency_{k + 1}" for k in range(d)] if d > 1 else ["frequency"]
     mf_idx = np.searchsorted(mf.layers, cmp.layers)
-    csv_data: dict[str, Any] = {
-        "layer": np.broadcast_to(cmp.layers[:, None], (L, N)),
-        **{
-            name: np.broadcast_to(mf.frequency[:, k][None, :], (L, N))
-            for k, name in enumerate(freq_cols)
-        },
-        "abs_lambda": np.broadcast_to(np.abs(mf.lam)[None, :], (L, N)),
-        "amplitude_measured": cmp.amplitude,
-        "noise": np.broadcast_to(cmp.noise[:, None], (L, N)),
-        "amplitude_mean_field": mf.amplitude[mf_idx],
-    }
+    csv_data = mode_layer_columns(
+        cmp.layers,
+        mf,
+        amplitude_measured=cmp.amplitude,
+        noise=cmp.noise[:, None],
+        amplitude_mean_field=mf.amplitude[mf_idx],
+    )
     full = {
         **payload,
         "q_star": float(fp.q_star),
