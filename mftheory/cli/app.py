@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from mftheory._version import __version__
 
-from . import critical, depthscales, fixed_point, phase_diagram, propagate, simulate
+from . import critical, depthscales, diagnose, fixed_point, phase_diagram, propagate, simulate
 
 __all__ = ["ExitCode", "app", "main"]
 
@@ -133,6 +133,9 @@ app.command("critical", short_help="Critical sigma_w (chi_1 = 1) for a bias or a
 )
 app.command("fixed-point", short_help="q*, c*, chi's, depth scales and phase at one point.")(
     fixed_point.fixed_point
+)
+app.command("diagnose", short_help="Where an initialisation (gain, he, xavier...) sits.")(
+    diagnose.diagnose
 )
 app.command("depthscales", short_help="Fourier-mode depth scales of a CNN kernel variance v.")(
     depthscales.depthscales
