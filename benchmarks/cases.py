@@ -884,6 +884,54 @@ def case_propagate(ctx: Context) -> None:
         )
 
 
+# --- orthogonal convolution kernels (THEORY.md section 6) -----------------------------------
+
+
+def op_orthogonal_kernel(size: int, c_in: int, c_out: int, seed: int) -> NDArray[np.float64]:
+    """``orthogonal_kernel`` in 2D (module level, so that a fresh process can run it)."""
+    from mftheory.kernels import orthogonal_kernel
+
+    return orthogonal_kernel(size, c_in, c_out, dim=2, seed=seed)
+
+
+def case_kernels(ctx: Context) -> None:
+    """8. ``orthogonal_kernel(3, 512, 512, dim=2)`` (Algorithm 1), checked orthogonal by the
+    FFT test of :func:`mftheory.kernels.check_kernel` on a few image sizes."""
+    from mftheory.kernels import check_kernel, kernel_variance_share
+
+    cfg = ctx.cfg
+    size, c = 3, 512
+    log(f"orthogonal_kernel {size}x{size}, {c} -> {c} channels")
+    cold = cold_call(op_orthogonal_kernel, size, c, c, cfg.seed) if cfg.fresh_cold else None
+    timing, kernel = measure(partial(op_orthogonal_kernel, size, c, c, cfg.seed), cfg.repeat, cold)
+    n_values = [3] if cfg.quick else [3, 4]
+    log(f"  check_kernel on n = {n_values}")
+    t0 = time.perf_counter()
+    res = check_kernel(kernel, gain=1.0, n_values=n_values)
+    check_seconds = time.perf_counter() - t0
+    share = kernel_variance_share(kernel)
+    ctx.rows.append(
+        Row(
+            case="kernels",
+            operation="orthogonal_kernel 2D",
+            size=f"{size}x{size}x{c}x{c}",
+            points=1,
+            cold=timing.cold,
+            seconds=timing.median,
+            times=timing.times,
+            check=f"max |sigma - 1| {res.max_deviation:.1e} on n = {n_values}"
+            f" ({check_seconds:.1f} s); centre share {float(share[1, 1]):.3f}",
+            target="<= 2 s",
+            met=_met(timing.median, 2.0, timing.cold) if res.orthogonal else "no: not orthogonal",
+            extra={
+                "check": res.as_dict(),
+                "check_seconds": check_seconds,
+                "variance_share": share.tolist(),
+            },
+        )
+    )
+
+
 #: The benchmarks in the order they run (names for ``--only``).
 CASES: dict[str, Callable[[Context], None]] = {
     "phase_grid": case_phase_grid,
@@ -893,4 +941,5 @@ CASES: dict[str, Callable[[Context], None]] = {
     "fixed_point": case_fixed_point,
     "memory": case_memory,
     "propagate": case_propagate,
+    "kernels": case_kernels,
 }

@@ -19,7 +19,16 @@ from typer.core import TyperGroup
 
 from mftheory._version import __version__
 
-from . import critical, depthscales, diagnose, fixed_point, phase_diagram, propagate, simulate
+from . import (
+    critical,
+    depthscales,
+    diagnose,
+    fixed_point,
+    kernel,
+    phase_diagram,
+    propagate,
+    simulate,
+)
 
 __all__ = ["ExitCode", "app", "main"]
 
@@ -136,6 +145,9 @@ app.command("fixed-point", short_help="q*, c*, chi's, depth scales and phase at 
 )
 app.command("diagnose", short_help="Where an initialisation (gain, he, xavier...) sits.")(
     diagnose.diagnose
+)
+app.command("kernel", short_help="Draw or check an orthogonal / Gaussian conv kernel.")(
+    kernel.kernel
 )
 app.command("depthscales", short_help="Fourier-mode depth scales of a CNN kernel variance v.")(
     depthscales.depthscales
