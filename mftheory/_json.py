@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["jsonable"]
+__all__ = ["finite_or_none", "jsonable"]
+
+
+def finite_or_none(x: float) -> float | None:
+    """``float(x)``, or None where it is NaN or infinite (strict JSON has neither)."""
+    f = float(x)
+    return f if math.isfinite(f) else None
 
 
 def jsonable(value: Any) -> Any:

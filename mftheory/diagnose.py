@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._json import finite_or_none
 from .activations import Activation, get_activation
 from .critical import critical_point
 from .errors import MFTheoryError
@@ -92,10 +93,6 @@ def init_scale(
     return 1.0 / 3.0, 1.0 / (3.0 * int(fan_in))
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 @dataclass(frozen=True)
 class InitDiagnosis:
     """The mean-field verdict on one initialisation.
@@ -144,9 +141,9 @@ class InitDiagnosis:
         ``verdict``; non-finite numbers as None."""
         out: dict[str, Any] = dict(self.fixed.as_dict())
         wc = self.nearest_critical_sigma_w2
-        out["max_trainable_depth"] = _finite_or_none(self.max_trainable_depth)
-        out["nearest_critical_sigma_w2"] = _finite_or_none(wc)
-        out["nearest_critical_sigma_w"] = _finite_or_none(math.sqrt(wc)) if wc >= 0 else None
+        out["max_trainable_depth"] = finite_or_none(self.max_trainable_depth)
+        out["nearest_critical_sigma_w2"] = finite_or_none(wc)
+        out["nearest_critical_sigma_w"] = finite_or_none(math.sqrt(wc)) if wc >= 0 else None
         out["critical_status"] = self.critical_status
         out["verdict"] = self.verdict()
         return out

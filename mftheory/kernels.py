@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._json import finite_or_none
 from .errors import MFTheoryError
 from .modes import check_variance_vector, kernel_offsets, variance_vector
 
@@ -468,10 +469,6 @@ def operator_singular_values(kernel: ArrayLike, n: int) -> FloatArray:
     return np.asarray(np.concatenate(parts, axis=0), dtype=np.float64)
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 @dataclass(frozen=True)
 class KernelCheck:
     """Whether a kernel is a scaled orthogonal operator on periodic images of several sizes.
@@ -522,12 +519,12 @@ class KernelCheck:
         """JSON-ready dict of every field (lists for tuples, ``None`` for non-finite numbers)."""
         return {
             "n_values": list(self.n_values),
-            "gain": _finite_or_none(self.gain),
+            "gain": finite_or_none(self.gain),
             "gain_estimated": self.gain_estimated,
-            "min_singular": _finite_or_none(self.min_singular),
-            "max_singular": _finite_or_none(self.max_singular),
-            "max_deviation": _finite_or_none(self.max_deviation),
-            "max_gram_deviation": _finite_or_none(self.max_gram_deviation),
+            "min_singular": finite_or_none(self.min_singular),
+            "max_singular": finite_or_none(self.max_singular),
+            "max_deviation": finite_or_none(self.max_deviation),
+            "max_gram_deviation": finite_or_none(self.max_gram_deviation),
             "orthogonal": self.orthogonal,
             "columns_orthonormal": self.columns_orthonormal,
             "tol": self.tol,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._json import finite_or_none
 from .activations import Activation, get_activation
 from .propagation import Propagation, _amplitudes, _DiagonalGather, fit_decay_rate, propagate
 from .simulation import EnsembleResult, simulate_ensemble
@@ -36,10 +37,6 @@ FloatArray = NDArray[np.float64]
 
 #: A Monte Carlo amplitude enters a rate fit where it exceeds this many standard errors.
 MC_MARGIN = 5.0
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -106,12 +103,12 @@ class ModeComparison:
                 {
                     "frequency": list(f),
                     "lambda": float(mf.lam[i].real),
-                    "predicted_rate": _finite(pred),
-                    "measured_rate": _finite(meas),
-                    "measured_rate_se": _finite(float(self.measured_rate_se[i])),
-                    "mean_field_rate": _finite(float(self.mean_field_rate[i])),
+                    "predicted_rate": finite_or_none(pred),
+                    "measured_rate": finite_or_none(meas),
+                    "measured_rate_se": finite_or_none(float(self.measured_rate_se[i])),
+                    "mean_field_rate": finite_or_none(float(self.mean_field_rate[i])),
                     "fit_layers": None if win[0] < 0 else [int(win[0]), int(win[1])],
-                    "relative_difference": _finite(meas / pred - 1.0) if pred > 0 else None,
+                    "relative_difference": finite_or_none(meas / pred - 1.0) if pred > 0 else None,
                 }
             )
         return rows

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._json import finite_or_none
 from .errors import MFTheoryError
 
 __all__ = [
@@ -333,7 +334,7 @@ def wrap_kernel(v: FloatArray, n: int | Sequence[int]) -> FloatArray:
     return periodic
 
 
-def _check_n(n: int) -> int:
+def _check_n(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise MFTheoryError(f"image side n must be an integer, got {n!r}")
     if n < 1:
@@ -341,7 +342,7 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def mode_eigenvalues(v: ArrayLike, n: int) -> tuple[IntArray, ComplexArray]:
+def mode_eigenvalues(v: ArrayLike, n: int | Sequence[int]) -> tuple[IntArray, ComplexArray]:
     """Fourier eigenvalues ``lambda_f`` of ``A_v`` on images of side ``n``.
 
     Parameters
@@ -349,14 +350,15 @@ def mode_eigenvalues(v: ArrayLike, n: int) -> tuple[IntArray, ComplexArray]:
     v : array_like
         Variance vector, ``d`` dimensions (1 to 3), odd side lengths. Used as given (not
         normalised): ``lambda_0 = sum(v)``.
-    n : int
-        Pixels per side of the (circular) image, ``>= 1``. The kernel may be wider than ``n``;
-        it then wraps around.
+    n : int or sequence of int
+        Pixels per side of the (circular) image, ``>= 1``, or one side per dimension for a
+        non-square image. The kernel may be wider than ``n``; it then wraps around.
 
     Returns
     -------
     frequency : ndarray of int64, shape ``(n**d, d)``
-        Every frequency ``f in {0..n-1}^d``, row-major.
+        Every frequency ``f in {0..n-1}^d`` (``prod(n)`` of them for per-dimension sides),
+        row-major.
     lam : ndarray of complex128, shape ``(n**d,)``
         ``lambda_f`` for each row of ``frequency``. For a centro-symmetric ``v``
         (``v_b = v_{-b}``) the eigenvalues are real and the imaginary part is exactly 0.
@@ -373,14 +375,19 @@ def mode_eigenvalues(v: ArrayLike, n: int) -> tuple[IntArray, ComplexArray]:
     folding, so kernels wider than the image are handled exactly.
     """
     arr = check_variance_vector(v)
-    n = _check_n(n)
     d = arr.ndim
-    periodic = wrap_kernel(arr, n)
+    if not isinstance(n, (tuple, list, np.ndarray)):
+        shape = (_check_n(n),) * d  # an int (anything else is refused there)
+    else:
+        shape = tuple(_check_n(s) for s in n)
+        if len(shape) != d:
+            raise MFTheoryError(f"image sides {shape} do not match the {d}D variance vector")
+    periodic = wrap_kernel(arr, shape)
     lam = np.asarray(np.fft.ifftn(periodic, norm="forward"), dtype=np.complex128).reshape(-1)
     flipped = arr[(slice(None, None, -1),) * d]
     if np.array_equal(arr, flipped):
         lam = lam.real.astype(np.complex128)
-    frequency = np.indices((n,) * d).reshape(d, -1).T.astype(np.int64)
+    frequency = np.indices(shape).reshape(d, -1).T.astype(np.int64)
     return frequency, lam
 
 
@@ -414,10 +421,6 @@ def mode_depth_scale(rate: ArrayLike) -> FloatArray:
 # --------------------------------------------------------------------------------------------
 # Mode table
 # --------------------------------------------------------------------------------------------
-
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -492,10 +495,10 @@ class ModeTable:
             if abs(lam.imag) > _IMAG_TOL:
                 row["lambda_imag"] = float(lam.imag)
             row["abs_lambda"] = float(self.abs_lam[i])
-            row["rate"] = _finite_or_none(float(self.rate[i]))
-            row["xi"] = _finite_or_none(float(self.xi[i]))
-            row["rate_q"] = _finite_or_none(float(self.rate_q[i]))
-            row["xi_q"] = _finite_or_none(float(self.xi_q_f[i]))
+            row["rate"] = finite_or_none(float(self.rate[i]))
+            row["xi"] = finite_or_none(float(self.xi[i]))
+            row["rate_q"] = finite_or_none(float(self.rate_q[i]))
+            row["xi_q"] = finite_or_none(float(self.xi_q_f[i]))
             rows.append(row)
         return rows
 
@@ -506,8 +509,8 @@ class ModeTable:
             "n": self.n,
             "dim": self.dim,
             "v": self.v.tolist(),
-            "chi_c": _finite_or_none(self.chi_c),
-            "chi_q": _finite_or_none(self.chi_q),
+            "chi_c": finite_or_none(self.chi_c),
+            "chi_q": finite_or_none(self.chi_q),
             "modes": self.as_rows(),
         }
 

@@ -334,7 +334,7 @@ class CTransformEngine:
                 lambda r0, r1, rho: _closed_values(act, q[r0:r1, None], q[None, r0:], rho),
             )
         else:
-            stats = self._pairs(s, q, F, q_u, q_inv, out)
+            stats = self._pairs(s, q, F, q_u, F_u, q_inv, out)
         out[np.diag_indices(size)] = self.sigma_w2 * F + self.sigma_b2
         return out, replace(stats, error_bound=self.sigma_w2 * stats.error_bound)
 
@@ -369,6 +369,7 @@ class CTransformEngine:
         q: FloatArray,
         F: FloatArray,
         q_u: FloatArray,
+        F_u: FloatArray,
         q_inv: IntArray,
         out: FloatArray,
     ) -> CTransformStats:
@@ -395,21 +396,27 @@ class CTransformEngine:
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.where(zero, 0.0, s[iu, ju] / np.where(zero, 1.0, denom))
         np.clip(rho, -1.0, 1.0, out=rho)
-        vals, stats = self._series(q_u, q_inv, iu, ju, rho)
+        vals, stats = self._series(q_u, F_u, q_inv, iu, ju, rho)
         vals = self.sigma_w2 * vals + self.sigma_b2
         out[iu, ju] = vals
         out[ju, iu] = vals
         return stats
 
     def _series(
-        self, q_u: FloatArray, q_inv: IntArray, iu: IntArray, ju: IntArray, rho: FloatArray
+        self,
+        q_u: FloatArray,
+        F_u: FloatArray,
+        q_inv: IntArray,
+        iu: IntArray,
+        ju: IntArray,
+        rho: FloatArray,
     ) -> tuple[FloatArray, CTransformStats]:
         st = self.settings
         rmax = float(np.max(np.abs(rho)))
         start = _LADDER.index(self._terms)
         ser = None
         for K in _LADDER[start:]:
-            ser = hermite_series(self.act, q_u, settings=replace(st, hermite_terms=K))
+            ser = hermite_series(self.act, q_u, settings=replace(st, hermite_terms=K), F=F_u)
             worst = np.max(ser.tail / np.maximum(ser.norm, 1e-300)) * rmax ** (K + 1)
             if worst <= self.tol:
                 break

@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._json import finite_or_none
 from .activations import Activation, get_activation
 from .errors import MFTheoryError
 from .fixed_points import FixedPoint, fixed_point
 from .maps import check_variances
-from .modes import mode_eigenvalues, wrap_kernel
+from .modes import _require_normalised, mode_eigenvalues, wrap_kernel
 from .pairtable import CTransformEngine
 from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from .spatial import _check_covariance, _check_v_for_image, _image_shape
@@ -159,20 +160,11 @@ def input_covariance(
     shape = tuple(int(s) for s in arr.shape[2:])
     w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
     varr = _check_v_for_image(v, shape)
-    _require_sum_one(varr)
+    _require_normalised(varr)
     B, channels = arr.shape[0], arr.shape[1]
     X = np.moveaxis(arr, 1, -1).reshape(-1, channels)
     gram = X @ X.T / channels
     return w2 * _AOperator(varr, shape, B)(gram) + b2
-
-
-def _require_sum_one(v: FloatArray) -> None:
-    total = float(v.sum())
-    if abs(total - 1.0) > 1e-10:
-        raise MFTheoryError(
-            f"variance vector sums to {total:.12g}, not 1: rescale it with"
-            " normalize_variance_vector (sigma_w2 absorbs the factor)"
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,10 +320,6 @@ def fit_decay_rate(
 # --------------------------------------------------------------------------------------------
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 def _resolved(amplitude: float, floor: float) -> float | None:
     return float(amplitude) if amplitude > floor else None
 
@@ -432,12 +420,14 @@ class Propagation:
                     "frequency": list(f),
                     "lambda": float(self.lam[i].real),
                     "abs_lambda": float(abs(self.lam[i])),
-                    "predicted_rate": _finite(float(self.predicted_rate[i])),
-                    "measured_rate": _finite(float(self.measured_rate[i])),
+                    "predicted_rate": finite_or_none(self.predicted_rate[i]),
+                    "measured_rate": finite_or_none(self.measured_rate[i]),
                     "fit_layers": None if win[0] < 0 else [int(win[0]), int(win[1])],
-                    "predicted_rate_diagonal": _finite(float(self.predicted_rate_diagonal[i])),
-                    "measured_rate_diagonal": _finite(float(self.measured_rate_diagonal[i])),
-                    "second_order_rate": _finite(float(self.second_order_rate[i])),
+                    "predicted_rate_diagonal": finite_or_none(
+                        float(self.predicted_rate_diagonal[i])
+                    ),
+                    "measured_rate_diagonal": finite_or_none(self.measured_rate_diagonal[i]),
+                    "second_order_rate": finite_or_none(self.second_order_rate[i]),
                     "amplitude_first": _resolved(self.amplitude[0, i], self.error_floor[0]),
                     "amplitude_last": _resolved(self.amplitude[-1, i], self.error_floor[-1]),
                 }
@@ -514,7 +504,7 @@ def propagate(
         arr = _check_images(images)
         shape = tuple(int(s) for s in arr.shape[2:])
         varr = _check_v_for_image(v, shape)
-        _require_sum_one(varr)
+        _require_normalised(varr)
         sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
         first = 1
     else:
@@ -522,7 +512,7 @@ def propagate(
             raise MFTheoryError("Sigma0 needs image_shape")
         shape = _image_shape(image_shape)
         varr = _check_v_for_image(v, shape)
-        _require_sum_one(varr)
+        _require_normalised(varr)
         sigma = _check_covariance(Sigma0, "Sigma0")
         d = np.sqrt(np.diag(sigma))
         excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
@@ -582,7 +572,7 @@ def propagate(
         if progress is not None:
             progress(layer, depth)
 
-    frequency, lam = mode_eigenvalues(varr, shape[0]) if len(set(shape)) == 1 else _lam(varr, shape)
+    frequency, lam = mode_eigenvalues(varr, shape)
     abs_lam = np.abs(lam)
     layers = np.arange(first, depth + 1)
     measured = np.full(N, np.nan)
@@ -622,16 +612,6 @@ def propagate(
         tol=engine.tol,
         history=None if history is None else np.stack(history),
     )
-
-
-def _lam(v: FloatArray, shape: tuple[int, ...]) -> tuple[IntArray, NDArray[np.complex128]]:
-    """``lambda_f`` on a non-square image: folding onto the grid and an inverse FFT."""
-    periodic = wrap_kernel(v, shape)
-    lam = np.asarray(np.fft.ifftn(periodic, norm="forward"), dtype=np.complex128).reshape(-1)
-    if np.array_equal(v, v[(slice(None, None, -1),) * v.ndim]):
-        lam = lam.real.astype(np.complex128)
-    frequency = np.indices(shape).reshape(len(shape), -1).T.astype(np.int64)
-    return frequency, lam
 
 
 def _product_peak(abs_lam: FloatArray, shape: tuple[int, ...]) -> FloatArray:

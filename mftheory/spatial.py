@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from .activations import Activation, get_activation
 from .errors import MFTheoryError
 from .expectations import pair_expectation, second_moment
-from .modes import check_variance_vector, wrap_kernel
+from .modes import _require_normalised, check_variance_vector, wrap_kernel
 from .quadrature import QuadratureSettings
 
 __all__ = [
@@ -39,7 +39,6 @@ FloatArray = NDArray[np.float64]
 
 _SYM_TOL = 1e-10  # relative asymmetry tolerated in Sigma (round-off of the caller's arithmetic)
 _RHO_TOL = 1e-8  # how far |Sigma_ab| may exceed sqrt(Sigma_aa Sigma_bb) before it is an error
-_SUM_TOL = 1e-10  # how far sum(v) may be from 1 in covariance_map
 _PAIR_BLOCK = 8192  # (q1, q2, rho) triples per call of pair_expectation: bounds the memory
 
 
@@ -325,12 +324,7 @@ def covariance_map(
     """
     shape = _image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
-    total = float(varr.sum())
-    if abs(total - 1.0) > _SUM_TOL:
-        raise MFTheoryError(
-            f"variance vector sums to {total:.12g}, not 1: rescale it with"
-            " normalize_variance_vector (sigma_w2 absorbs the factor)"
-        )
+    _require_normalised(varr)
     s = _check_covariance(Sigma)
     _batch_size(s.shape[0], shape, "Sigma")
     c = c_transform(act, s, sigma_w2=sigma_w2, sigma_b2=sigma_b2, settings=settings)

@@ -151,7 +151,7 @@ def kernel(
     share = kernel_variance_share(K)
     spatial = K.shape[:-2]
     side = max(8, max(spatial))
-    lam = np.abs(mode_eigenvalues(share, side)[1]) if len(set(spatial)) == 1 else np.array([])
+    lam = np.abs(mode_eigenvalues(share, side)[1])
     if output is not None:
         try:
             np.save(output, K)
@@ -169,8 +169,8 @@ def kernel(
         "sigma_w2": kernel_sigma_w2(K),
         "sigma_w": math.sqrt(kernel_sigma_w2(K)),
         "variance_share": share,
-        "abs_lambda_range": [float(lam.min()), float(lam.max())] if lam.size else None,
-        "abs_lambda_n": side if lam.size else None,
+        "abs_lambda_range": [float(lam.min()), float(lam.max())],
+        "abs_lambda_n": side,
     }
     rows = [
         {"quantity": "kernel", "value": source},
@@ -183,13 +183,12 @@ def kernel(
         {"quantity": "sigma_w2 (sum K^2 / c_out)", "value": payload["sigma_w2"]},
         {"quantity": "implied v", "value": _format_v(share)},
     ]
-    if lam.size:
-        rows.append(
-            {
-                "quantity": f"|lambda_f| on {side}-pixel sides",
-                "value": f"{lam.min():.6g} .. {lam.max():.6g}",
-            }
-        )
+    rows.append(
+        {
+            "quantity": f"|lambda_f| on {side}-pixel sides",
+            "value": f"{lam.min():.6g} .. {lam.max():.6g}",
+        }
+    )
     report = Report(
         command="kernel",
         payload=payload,

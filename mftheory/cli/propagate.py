@@ -91,7 +91,7 @@ def setup(
     messages: Messages,
 ) -> tuple[Any, Any, float, str, float]:
     """Activation, normalised v, sigma_w2 (and its source), sigma_b2 for an image command."""
-    from mftheory.modes import normalize_variance_vector
+    from mftheory.modes import VARIANCE_VECTOR_PRESETS, normalize_variance_vector
 
     from .depthscales import _variance_vector, _weight_variance
     from .params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
@@ -100,7 +100,9 @@ def setup(
     for note in notes:
         messages.warn(note)
     kernel_size = parse_int("--kernel", kernel)
-    vec = _variance_vector(v, kernel_size, d if v.strip().lower() in _PRESETS else None)
+    vec = _variance_vector(
+        v, kernel_size, d if v.strip().lower() in VARIANCE_VECTOR_PRESETS else None
+    )
     if vec.ndim != d:
         from mftheory.errors import MFTheoryError
 
@@ -117,9 +119,6 @@ def setup(
     b2 = float(bias.value)
     w2, source = _weight_variance(activation, weight, b2, messages)
     return activation, v_used, float(w2), source, b2
-
-
-_PRESETS = ("delta", "uniform", "gs0", "gs1", "gs2", "gs3", "gs4")
 
 
 def note_slopes(fp: Any, messages: Messages) -> None:
