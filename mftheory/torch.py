@@ -73,6 +73,7 @@ __all__ = [
     "diagnose",
     "jacobian_singular_values",
     "looks_linear_",
+    "mean_field_init_",
     "variance_vector_normal_",
 ]
 
@@ -122,7 +123,7 @@ def _check_gain(gain: float, name: str = "gain") -> float:
     except (TypeError, ValueError):
         raise MFTheoryError(f"{name} must be a number, got {gain!r}") from None
     if not math.isfinite(g) or g < 0:
-        raise MFTheoryError(f"{name} is a standard deviation: finite and >= 0, got {gain!r}")
+        raise MFTheoryError(f"{name} must be finite and >= 0, got {gain!r}")
     return g
 
 
@@ -485,6 +486,74 @@ def _bias_of(module: nn.Module) -> torch.Tensor | None:
     return b if isinstance(b, torch.Tensor) else None
 
 
+def _check_layers(model: nn.Module, scheme: str, fname: str) -> list[tuple[str, nn.Module]]:
+    """The model's Conv/Linear layers, after checking the scheme and that they are vanilla."""
+    if scheme not in SCHEMES:
+        raise MFTheoryError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    layers = _layers_of(model)
+    if not layers:
+        raise MFTheoryError(f"{fname} found no nn.Conv1d/2d/3d or nn.Linear layer")
+    for name, m in layers:
+        if getattr(m, "groups", 1) != 1:
+            raise MFTheoryError(
+                f"layer {name!r} is a grouped convolution (groups={getattr(m, 'groups', 1)});"
+                f" {fname} handles vanilla networks only"
+            )
+    return layers
+
+
+@torch.no_grad()
+def _init_layers(
+    model: nn.Module,
+    layers: list[tuple[str, nn.Module]],
+    w2: float,
+    b2: float,
+    scheme: str,
+    v: str | ArrayLike,
+    generator: torch.Generator | None,
+    fname: str,
+) -> list[str]:
+    """Fill every layer at ``(sigma_w2, sigma_b2)`` with ``scheme``; the notes to report."""
+    sw = math.sqrt(w2)
+    notes: list[str] = []
+    other = _unread(model)
+    if other:
+        notes.append(f"modules left as they were (not Conv/Linear): {', '.join(other)}")
+    if scheme != "gaussian" and not (isinstance(v, str) and v.strip().lower() == "uniform"):
+        notes.append(f"v is ignored by the {scheme} scheme")
+    for name, m in layers:
+        w = _weight_of(m)
+        c_out, c_in, spatial = _weight_shape(w, fname)
+        try:
+            if scheme == "gaussian":
+                variance_vector_normal_(w, v, gain=sw, generator=generator)
+            else:
+                _check_odd(spatial, scheme)
+                if scheme == "orthogonal" and len(set(spatial)) > 1:
+                    raise MFTheoryError(f"kernel shape {spatial} is not cubic (Algorithm 1)")
+                s = sw * math.sqrt(c_out / min(c_in, c_out))
+                fill = _fill_algorithm1 if scheme == "orthogonal" and spatial else _fill_delta
+                fill(w, s, generator)
+                if c_in > c_out:
+                    notes.append(
+                        f"layer {name!r}: c_in = {c_in} > c_out = {c_out}, orthonormal rows"
+                        f" times sigma_w = {sw:.6g} (not an isometry)"
+                    )
+                elif c_in < c_out:
+                    notes.append(
+                        f"layer {name!r}: c_in = {c_in} < c_out = {c_out}, singular value"
+                        f" sigma_w sqrt(c_out / c_in) = {s:.6g} so that sum w^2 / c_out ="
+                        " sigma_w2"
+                    )
+        except MFTheoryError as err:
+            raise MFTheoryError(f"layer {name!r}: {err}") from None
+        bias = _bias_of(m)
+        if bias is not None:
+            dev = _draw_device(bias, generator)
+            bias.copy_(_randn(tuple(bias.shape), generator, dev) * math.sqrt(b2))
+    return notes
+
+
 @torch.no_grad()
 def critical_init_(
     model: nn.Module,
@@ -553,18 +622,8 @@ def critical_init_(
     >>> round(rep.sigma_w2, 3), round(rep.q_star, 3)
     (1.761, 0.57)
     """
-    if scheme not in SCHEMES:
-        raise MFTheoryError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     b2 = _check_gain(sigma_b2, "sigma_b2")
-    layers = _layers_of(model)
-    if not layers:
-        raise MFTheoryError("critical_init_ found no nn.Conv1d/2d/3d or nn.Linear layer")
-    for name, m in layers:
-        if getattr(m, "groups", 1) != 1:
-            raise MFTheoryError(
-                f"layer {name!r} is a grouped convolution (groups={getattr(m, 'groups', 1)});"
-                " critical_init_ handles vanilla networks only"
-            )
+    layers = _check_layers(model, scheme, "critical_init_")
     a = get_activation(act)
     cp = critical_point(a, sigma_b2=b2)
     status = str(cp.status)
@@ -574,44 +633,8 @@ def critical_init_(
             " try another sigma_b2 (ReLU: use looks_linear_ or sigma_w2 = 2 by hand)"
         )
     w2 = _as_float(cp.sigma_w2)
-    sw = math.sqrt(w2)
     fp = fixed_point(a, sigma_w2=w2, sigma_b2=b2)
-    notes: list[str] = []
-    other = _unread(model)
-    if other:
-        notes.append(f"modules left as they were (not Conv/Linear): {', '.join(other)}")
-    if scheme != "gaussian" and not (isinstance(v, str) and v.strip().lower() == "uniform"):
-        notes.append(f"v is ignored by the {scheme} scheme")
-    for name, m in layers:
-        w = _weight_of(m)
-        c_out, c_in, spatial = _weight_shape(w, "critical_init_")
-        try:
-            if scheme == "gaussian":
-                variance_vector_normal_(w, v, gain=sw, generator=generator)
-            else:
-                _check_odd(spatial, scheme)
-                if scheme == "orthogonal" and len(set(spatial)) > 1:
-                    raise MFTheoryError(f"kernel shape {spatial} is not cubic (Algorithm 1)")
-                s = sw * math.sqrt(c_out / min(c_in, c_out))
-                fill = _fill_algorithm1 if scheme == "orthogonal" and spatial else _fill_delta
-                fill(w, s, generator)
-                if c_in > c_out:
-                    notes.append(
-                        f"layer {name!r}: c_in = {c_in} > c_out = {c_out}, orthonormal rows"
-                        f" times sigma_w = {sw:.6g} (not an isometry)"
-                    )
-                elif c_in < c_out:
-                    notes.append(
-                        f"layer {name!r}: c_in = {c_in} < c_out = {c_out}, singular value"
-                        f" sigma_w sqrt(c_out / c_in) = {s:.6g} so that sum w^2 / c_out ="
-                        " sigma_w2"
-                    )
-        except MFTheoryError as err:
-            raise MFTheoryError(f"layer {name!r}: {err}") from None
-        bias = _bias_of(m)
-        if bias is not None:
-            dev = _draw_device(bias, generator)
-            bias.copy_(_randn(tuple(bias.shape), generator, dev) * math.sqrt(b2))
+    notes = _init_layers(model, layers, w2, b2, scheme, v, generator, "critical_init_")
     return CriticalInitReport(
         sigma_w2=w2,
         sigma_b2=b2,
@@ -626,6 +649,53 @@ def critical_init_(
         notes=tuple(notes),
         activation=a.label,
     )
+
+
+def mean_field_init_(
+    model: nn.Module,
+    sigma_w2: float,
+    sigma_b2: float,
+    scheme: str = "gaussian",
+    v: str | ArrayLike = "uniform",
+    generator: torch.Generator | None = None,
+) -> list[str]:
+    """Initialise every Conv/Linear layer at any ``(sigma_w2, sigma_b2)``, in place.
+
+    :func:`critical_init_` without the critical point: the same schemes and the same
+    fan-in scaled variance ``sum w^2 / c_out = sigma_w2`` per layer, for a point anywhere in
+    the phase diagram (ordered, critical or chaotic), as the validation experiments need.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network of ``nn.Conv1d/2d/3d`` and ``nn.Linear`` layers (``groups=1``).
+    sigma_w2, sigma_b2 : float
+        Weight and bias *variances* (``>= 0``, finite).
+    scheme : str
+        ``"gaussian"`` (with ``v``), ``"orthogonal"`` or ``"delta-orthogonal"``.
+    v : str or array_like
+        Variance vector of the Gaussian scheme (see :func:`critical_init_`).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    list of str
+        Notes on layers that could not be filled exactly as asked (see
+        :func:`critical_init_`).
+
+    Raises
+    ------
+    MFTheoryError
+        As :func:`critical_init_`, and for a negative or non-finite ``sigma_w2``.
+
+    Notes
+    -----
+    THEORY.md sections 1 and 6.
+    """
+    w2 = _check_gain(sigma_w2, "sigma_w2")
+    b2 = _check_gain(sigma_b2, "sigma_b2")
+    layers = _check_layers(model, scheme, "mean_field_init_")
+    return _init_layers(model, layers, w2, b2, scheme, v, generator, "mean_field_init_")
 
 
 # --------------------------------------------------------------------------------------------

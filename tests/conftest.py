@@ -22,15 +22,24 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In CI (``MFTHEORY_REQUIRE_TORCH=1``) the torch tests must run: a missing torch is an
-    error there, not a reason to skip them."""
+    """In CI (``MFTHEORY_REQUIRE_TORCH=1``) the torch and validation tests must run: a missing
+    torch, scikit-learn, mnist1d or dask.distributed is an error there, not a reason to skip."""
     if os.environ.get("MFTHEORY_REQUIRE_TORCH") == "1":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise pytest.UsageError(
-                "MFTHEORY_REQUIRE_TORCH=1 but torch is not installed: install the [torch] extra"
-            ) from None
+        import importlib
+
+        for module, extra in (
+            ("torch", "torch"),
+            ("sklearn", "validate"),
+            ("mnist1d", "validate"),
+            ("distributed", "cluster"),
+        ):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise pytest.UsageError(
+                    f"MFTHEORY_REQUIRE_TORCH=1 but {module} is not installed: install the"
+                    f" [{extra}] extra"
+                ) from None
 
 
 #: Families with closed forms: (activation name, keyword arguments of get_activation).

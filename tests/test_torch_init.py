@@ -266,8 +266,8 @@ def test_cuda(name: str) -> None:
         (lambda: mt.delta_orthogonal_(torch.empty(2, 2, 1, 1, 1, 1)), "2 dimensions"),
         (lambda: mt.delta_orthogonal_(torch.zeros(6, 4, 3, dtype=torch.int64)), "floating"),
         (lambda: mt.delta_orthogonal_(np.zeros((6, 4, 3))), "torch.Tensor"),  # type: ignore[arg-type]
-        (lambda: mt.delta_orthogonal_(torch.empty(6, 4, 3), gain=-1.0), "standard deviation"),
-        (lambda: mt.conv_orthogonal_(torch.empty(6, 4, 3), gain=math.nan), "standard deviation"),
+        (lambda: mt.delta_orthogonal_(torch.empty(6, 4, 3), gain=-1.0), "gain must be finite"),
+        (lambda: mt.conv_orthogonal_(torch.empty(6, 4, 3), gain=math.nan), "gain must be finite"),
         (lambda: mt.variance_vector_normal_(torch.empty(6, 4, 3), [0.5, 0.5, 0.5]), "sums to"),
         (lambda: mt.variance_vector_normal_(torch.empty(6, 4, 3), [0.5, 0.5]), "even"),
         (lambda: mt.variance_vector_normal_(torch.empty(6, 4, 3), [1.0]), "shape"),

@@ -28,6 +28,7 @@ from . import (
     phase_diagram,
     propagate,
     simulate,
+    validate,
 )
 
 __all__ = ["ExitCode", "app", "main"]
@@ -160,6 +161,9 @@ app.command("simulate", short_help="Finite random CNNs against the mean-field mo
 )
 app.command("reproduce", short_help="The paper's Fig. S4 (mode decay) or Fig. 4(b).")(
     simulate.reproduce
+)
+app.command("validate", short_help="Train real CNNs against the predictions (torch).")(
+    validate.validate
 )
 app.command("phase-diagram", short_help="The (sigma_w^2, sigma_b^2) plane: figure or grid.")(
     phase_diagram.phase_diagram

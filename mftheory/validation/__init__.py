@@ -1,0 +1,4 @@
+"""Validation experiments: trained networks against the mean-field predictions.
+
+Needs the ``[validate]`` extra.
+"""

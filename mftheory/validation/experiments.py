@@ -1,0 +1,520 @@
+"""The four validation experiments: their grids of cells, and what their results say.
+
+Each experiment is a sweep of independent training runs (cells, run by
+:mod:`mftheory.validation.runner` with :func:`mftheory.validation.train.train_cell`), at one
+of three scales:
+
+- ``tiny``: a few seconds on a CPU, for the test suite;
+- ``cpu``: minutes on a laptop CPU, scikit-learn's 8x8 digits, 16 channels;
+- ``paper``: the paper's scale (THEORY.md section 7) on MNIST from ``--data-dir``, for a GPU.
+
+The experiments (THEORY.md sections 5 and 7):
+
+1. ``trainability`` (Fig. 2): Gaussian tanh CNNs over ``sigma_w2 x depth`` at fixed
+   ``sigma_b2``; a cell is *trainable* when its training accuracy reaches the threshold
+   (halfway from chance to 1 unless given), *predicted trainable* when
+   ``depth < 6 xi_c(sigma_w2, sigma_b2)`` (the core's :func:`~mftheory.fixed_points.fixed_point`);
+   the summary reports the share of cells where the two agree.
+2. ``learning-speed`` (Fig. 5): one deep critical network, Gaussian against orthogonal
+   (Algorithm 1) and Delta-Orthogonal kernels: accuracy against steps.
+3. ``ultra-deep`` (Fig. 1): Delta-Orthogonal at criticality over depths: accuracy against
+   epochs, and the epochs each depth needs to reach the threshold.
+4. ``spatial-modes`` (Fig. 3/4): critical Gaussian kernels with the variance vectors GS0 ..
+   GS4: test accuracy against depth, beside how many Fourier modes each vector keeps.
+
+Nothing here imports torch: plans and summaries are plain numpy and the core.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mftheory.critical import critical_point
+from mftheory.errors import MFTheoryError
+from mftheory.fixed_points import fixed_point
+from mftheory.modes import mode_eigenvalues, variance_vector
+
+from .runner import Cell
+
+__all__ = [
+    "EXPERIMENTS",
+    "SCALES",
+    "Plan",
+    "plan_experiment",
+    "summarise",
+]
+
+EXPERIMENTS: tuple[str, ...] = ("trainability", "learning-speed", "ultra-deep", "spatial-modes")
+SCALES: tuple[str, ...] = ("tiny", "cpu", "paper")
+SCHEME_NAMES: tuple[str, ...] = ("gaussian", "orthogonal", "delta-orthogonal")
+GS_PRESETS: tuple[str, ...] = ("gs0", "gs1", "gs2", "gs3", "gs4")
+
+# Per scale: the data, the width, the optimiser and how often to evaluate.
+_COMMON: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "dataset": "digits",
+        "max_train": 256,
+        "max_test": 128,
+        "channels": 4,
+        "batch_size": 32,
+        "lr": 0.01,
+        "momentum": 0.9,
+        "optimizer": "sgd",
+        "eval_size": 256,
+    },
+    "cpu": {
+        "dataset": "digits",
+        "max_train": None,
+        "max_test": None,
+        "channels": 16,
+        "batch_size": 64,
+        "lr": 0.002,
+        "momentum": 0.9,
+        "optimizer": "sgd",
+        "eval_size": 2000,
+    },
+    "paper": {
+        "dataset": "mnist",
+        "max_train": None,
+        "max_test": None,
+        "channels": None,  # 256 for depth <= 256, else 128 (THEORY.md section 7)
+        "batch_size": 128,
+        "lr": 0.001,
+        "momentum": 0.9,
+        "optimizer": "sgd",
+        "eval_size": 10000,
+    },
+}
+
+# Per experiment and scale: the grid and the budget (in steps, or epochs for ultra-deep).
+_GRIDS: dict[str, dict[str, dict[str, Any]]] = {
+    "trainability": {
+        "tiny": {"depths": [2, 8], "sigma_w2": [0.5, 1.76, 4.0], "steps": 8, "eval_every": 4},
+        "cpu": {
+            "depths": [2, 4, 8, 16, 32],
+            "sigma_w2": [0.5, 0.75, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 5.0],
+            "steps": 300,
+            "eval_every": 50,
+            "optimizer": "adam",
+            "lr": 0.001,
+        },
+        "paper": {
+            "depths": [10, 50, 100, 200, 300, 400, 500, 600],
+            "sigma_w2": [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 3.5, 4.0],
+            "steps": 3000,
+            "eval_every": 500,
+        },
+    },
+    "learning-speed": {
+        "tiny": {"depths": [6], "steps": 8, "eval_every": 4},
+        "cpu": {"depths": [64], "steps": 400, "eval_every": 20, "lr": 0.01},
+        "paper": {"depths": [4000], "steps": 20000, "eval_every": 500},
+    },
+    "ultra-deep": {
+        "tiny": {"depths": [4, 16], "epochs": 1.0, "evals_per_epoch": 2},
+        "cpu": {
+            "depths": [16, 64, 256],
+            "epochs": 10.0,
+            "evals_per_epoch": 2,
+            "batch_size": 32,
+            "lr": 0.01,
+        },
+        "paper": {"depths": [1250, 2500, 5000, 10000], "epochs": 10.0, "evals_per_epoch": 4},
+    },
+    "spatial-modes": {
+        "tiny": {"depths": [2, 8], "steps": 8, "eval_every": 4},
+        "cpu": {
+            "depths": [4, 16, 64],
+            "steps": 300,
+            "eval_every": 50,
+            "optimizer": "adam",
+            "lr": 0.001,
+        },
+        "paper": {"depths": [32, 128, 512, 2048], "steps": 20000, "eval_every": 1000},
+    },
+}
+_SIGMA_B2 = {"trainability": 0.05, "learning-speed": 1e-5, "ultra-deep": 1e-5}
+_DEFAULT_SIGMA_B2 = 0.05  # spatial-modes: the line of Schoenholz et al.
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cells of one experiment and the settings they share.
+
+    Attributes
+    ----------
+    experiment, scale : str
+    settings : dict
+        Everything the cells share and the experiment-level choices (``sigma_b2``, the grid
+        axes, ``threshold``), as JSON-able values.
+    cells : tuple of Cell
+    """
+
+    experiment: str
+    scale: str
+    settings: dict[str, Any]
+    cells: tuple[Cell, ...] = field(repr=False)
+
+
+def cell_seed(base_seed: int, key: str) -> int:
+    """A seed for one cell from the sweep's seed and the cell's key (not its position)."""
+    ss = np.random.SeedSequence([int(base_seed), zlib.crc32(key.encode())])
+    return int(ss.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _positive_ints(name: str, values: Sequence[Any], minimum: int = 1) -> list[int]:
+    out = []
+    for x in values:
+        f = float(x)
+        if not math.isfinite(f) or f != int(f) or f < minimum:
+            raise MFTheoryError(f"{name} must be whole numbers >= {minimum}, got {x!r}")
+        out.append(int(f))
+    if not out:
+        raise MFTheoryError(f"{name} is empty")
+    return sorted(set(out))
+
+
+def _variances(name: str, values: Sequence[Any]) -> list[float]:
+    out = []
+    for x in values:
+        f = float(x)
+        if not math.isfinite(f) or f < 0:
+            raise MFTheoryError(f"{name} must be finite and >= 0, got {x!r}")
+        out.append(f)
+    if not out:
+        raise MFTheoryError(f"{name} is empty")
+    return sorted(set(out))
+
+
+def _critical_sigma_w2(sigma_b2: float) -> float:
+    cp = critical_point("tanh", sigma_b2=sigma_b2)
+    if str(cp.status) != "ok":
+        raise MFTheoryError(f"tanh has no finite critical point at sigma_b2={sigma_b2:g}")
+    return float(cp.sigma_w2)
+
+
+def plan_experiment(
+    experiment: str, scale: str = "cpu", overrides: Mapping[str, Any] | None = None
+) -> Plan:
+    """The cells of ``experiment`` at ``scale``, with any setting overridden.
+
+    Parameters
+    ----------
+    experiment : str
+        One of :data:`EXPERIMENTS`.
+    scale : str
+        One of :data:`SCALES`.
+    overrides : mapping, optional
+        Settings to replace, None values ignored: ``dataset``, ``data_dir``, ``max_train``,
+        ``max_test``, ``channels``, ``depths``, ``sigma_w2`` (the trainability axis),
+        ``sigma_b2``, ``schemes`` (learning-speed), ``v_presets`` (spatial-modes),
+        ``steps``, ``epochs`` (ultra-deep; or any experiment, instead of steps),
+        ``eval_every``, ``batch_size``, ``lr``, ``momentum``, ``eval_size``, ``seed``,
+        ``split_seed``, ``device``, ``threads``, ``threshold``; ``n_train`` (the training
+        set's size, when known, for converting epochs to steps).
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    MFTheoryError
+        Unknown experiment, scale, scheme or preset; negative or non-finite variances;
+        depths or sizes that are not whole positive numbers; a non-positive learning rate.
+
+    Notes
+    -----
+    THEORY.md section 7 (the architecture and the paper's scales).
+    """
+    if experiment not in EXPERIMENTS:
+        raise MFTheoryError(
+            f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}"
+        )
+    if scale not in SCALES:
+        raise MFTheoryError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    s: dict[str, Any] = dict(_COMMON[scale]) | dict(_GRIDS[experiment][scale])
+    s |= {"data_dir": None, "seed": 0, "split_seed": 0, "device": "cpu", "threads": 0}
+    s["sigma_b2"] = _SIGMA_B2.get(experiment, _DEFAULT_SIGMA_B2)
+    s["threshold"] = None
+    s |= given
+    if "epochs" in given and "steps" in s:
+        del s["steps"]
+    s["depths"] = _positive_ints("depths", s["depths"], minimum=0)
+    (s["sigma_b2"],) = _variances("sigma_b2", [s["sigma_b2"]])
+    for name in ("batch_size", "eval_size"):
+        (s[name],) = _positive_ints(name, [s[name]])
+    for name in ("lr", "momentum"):
+        f = float(s[name])
+        if not math.isfinite(f) or f < 0 or (name == "lr" and f == 0):
+            raise MFTheoryError(f"{name} must be finite and {'> 0' if name == 'lr' else '>= 0'}")
+    if s["optimizer"] not in ("sgd", "adam"):
+        raise MFTheoryError(f"optimizer must be sgd or adam, got {s['optimizer']!r}")
+    if s["threshold"] is not None and not 0 < float(s["threshold"]) <= 1:
+        raise MFTheoryError(f"threshold must be in (0, 1], got {s['threshold']!r}")
+    s["experiment"], s["scale"] = experiment, scale
+    cells = _cells(experiment, s)
+    return Plan(experiment, scale, s, tuple(cells))
+
+
+def _budget(s: dict[str, Any], n_train: int | None) -> tuple[int, int]:
+    """``(steps, eval_every)`` from steps or epochs (an epoch is ``n_train / batch`` steps)."""
+    if "steps" in s:
+        (steps,) = _positive_ints("steps", [s["steps"]])
+        (every,) = _positive_ints("eval_every", [s.get("eval_every", max(1, steps // 10))])
+        return steps, every
+    epochs = float(s["epochs"])
+    if not math.isfinite(epochs) or epochs <= 0:
+        raise MFTheoryError(f"epochs must be > 0, got {s['epochs']!r}")
+    n = s.get("n_train") or n_train or _TRAIN_SIZES.get(str(s["dataset"]), 60000)
+    per_epoch = max(1, round(n / int(s["batch_size"])))
+    steps = max(1, round(epochs * per_epoch))
+    every = max(1, per_epoch // int(s.get("evals_per_epoch", 4)))
+    return steps, every
+
+
+_TRAIN_SIZES = {"digits": 1437, "mnist1d": 4000, "mnist": 60000, "cifar10": 50000}
+
+
+def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
+    n_train = s["max_train"]
+    if n_train is not None:
+        n_train = min(int(n_train), _TRAIN_SIZES.get(str(s["dataset"]), int(n_train)))
+    steps, every = _budget(s, n_train)
+    s["steps"], s["eval_every"] = steps, every
+    base = {
+        k: s[k]
+        for k in (
+            "dataset",
+            "data_dir",
+            "split_seed",
+            "max_train",
+            "max_test",
+            "lr",
+            "momentum",
+            "optimizer",
+            "batch_size",
+            "eval_size",
+            "device",
+            "threads",
+        )
+    }
+    base |= {"steps": steps, "eval_every": every, "sigma_b2": s["sigma_b2"]}
+    variants: list[tuple[str, dict[str, Any]]] = []
+    if experiment == "trainability":
+        s["sigma_w2"] = _variances("sigma_w2", s["sigma_w2"])
+        for d in s["depths"]:
+            for w2 in s["sigma_w2"]:
+                variants.append(
+                    (
+                        f"depth={d:05d}_sigma_w2={w2:.4f}",
+                        {"depth": d, "sigma_w2": w2, "scheme": "gaussian", "v": "uniform"},
+                    )
+                )
+    else:
+        s["sigma_w2_critical"] = w2c = _critical_sigma_w2(s["sigma_b2"])
+        if experiment == "learning-speed":
+            schemes = [str(x).lower() for x in s.get("schemes", SCHEME_NAMES)]
+            for sc in schemes:
+                if sc not in SCHEME_NAMES:
+                    raise MFTheoryError(
+                        f"unknown scheme {sc!r}; choose from {', '.join(SCHEME_NAMES)}"
+                    )
+            s["schemes"] = schemes
+            for sc in schemes:
+                for d in s["depths"]:
+                    cfg = {"depth": d, "sigma_w2": w2c, "scheme": sc, "v": "uniform"}
+                    variants.append((f"scheme={sc}_depth={d:05d}", cfg))
+        elif experiment == "ultra-deep":
+            for d in s["depths"]:
+                cfg = {"depth": d, "sigma_w2": w2c, "scheme": "delta-orthogonal", "v": "uniform"}
+                variants.append((f"depth={d:05d}", cfg))
+        else:
+            presets = [str(x).lower() for x in s.get("v_presets", GS_PRESETS)]
+            for p in presets:
+                variance_vector(p)  # refuses an unknown preset
+            s["v_presets"] = presets
+            for p in presets:
+                for d in s["depths"]:
+                    cfg = {"depth": d, "sigma_w2": w2c, "scheme": "gaussian", "v": p}
+                    variants.append((f"v={p}_depth={d:05d}", cfg))
+    cells = []
+    for key, cfg in variants:
+        channels = s["channels"]
+        if channels is None:
+            channels = 256 if cfg["depth"] <= 256 else 128
+        (channels,) = _positive_ints("channels", [channels])
+        config = base | cfg | {"channels": channels, "seed": cell_seed(s["seed"], key)}
+        config |= {"experiment": experiment}
+        cells.append(Cell(key=key, config=config))
+    return cells
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------------------------
+
+
+def _threshold(settings: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> float:
+    """The accuracy that counts as trained: given, or halfway from chance to 1."""
+    if settings.get("threshold") is not None:
+        return float(settings["threshold"])
+    chance = max((float(r.get("chance", 0.1)) for r in results), default=0.1)
+    return 0.5 * (1.0 + chance)
+
+
+def _final(r: Mapping[str, Any], name: str) -> float:
+    """A final accuracy, 0.0 for a diverged run (it learnt nothing usable)."""
+    value = r["final"].get(name)
+    return 0.0 if value is None else float(value)
+
+
+def _first_reaching(r: Mapping[str, Any], threshold: float, axis: str) -> float | None:
+    """The first ``axis`` value (step or epoch) where training accuracy reaches threshold."""
+    curve = r["curve"]
+    for x, acc in zip(curve[axis], curve["train_accuracy"], strict=True):
+        if acc is not None and acc >= threshold:
+            return float(x)
+    return None
+
+
+def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the finished cells say, beside the predictions of the mean-field core.
+
+    Parameters
+    ----------
+    plan : Plan
+    results : sequence of dict
+        :func:`~mftheory.validation.runner.run_cells`' results for ``plan.cells``, in order
+        (failed cells are left out of the tables and counted).
+
+    Returns
+    -------
+    dict
+        Always ``experiment``, ``scale``, ``threshold``, ``cells`` (one row a finished
+        cell), ``failed`` (count) and ``headline`` (one sentence). Per experiment:
+
+        - trainability: ``agreement`` (share of cells where trainable == predicted),
+          ``critical_sigma_w2``, ``curve`` (``sigma_w2`` and ``six_xi_c`` on a fine grid);
+        - learning-speed, ultra-deep: per row ``steps_to_threshold`` /
+          ``epochs_to_threshold``;
+        - spatial-modes: per preset ``modes_alive`` (share of the 8x8 Fourier modes with
+          ``|lambda_f| >= 0.5``).
+
+    Notes
+    -----
+    THEORY.md section 5 (``L < 6 xi_c``) and section 4 (``lambda_f``).
+    """
+    done = [r for r in results if r.get("status") == "done"]
+    thr = _threshold(plan.settings, done)
+    rows: list[dict[str, Any]] = []
+    for r in done:
+        c = r["config"]
+        rows.append(
+            {
+                "key": r["key"],
+                "depth": c["depth"],
+                "sigma_w2": c["sigma_w2"],
+                "scheme": c["scheme"],
+                "v": c["v"],
+                "train_accuracy": r["final"].get("train_accuracy"),
+                "test_accuracy": r["final"].get("test_accuracy"),
+                "diverged": r["diverged"],
+                "trained": _final(r, "train_accuracy") >= thr,
+                "steps_to_threshold": _first_reaching(r, thr, "step"),
+                "epochs_to_threshold": _first_reaching(r, thr, "epoch"),
+                "wall_time_s": r["wall_time_s"],
+            }
+        )
+    out: dict[str, Any] = {
+        "experiment": plan.experiment,
+        "scale": plan.scale,
+        "threshold": thr,
+        "sigma_b2": plan.settings["sigma_b2"],
+        "cells": rows,
+        "failed": len(results) - len(done),
+        "wall_time_s": float(sum(r["wall_time_s"] for r in rows)),
+    }
+    exp = plan.experiment
+    if exp == "trainability":
+        out |= _trainability(plan, rows)
+    elif exp == "spatial-modes":
+        out |= _spatial(plan, rows, thr)
+    else:
+        out["sigma_w2_critical"] = plan.settings["sigma_w2_critical"]
+        reached = [
+            f"{row['scheme'] if exp == 'learning-speed' else 'depth ' + str(row['depth'])}: "
+            + (
+                "not reached"
+                if row["steps_to_threshold"] is None
+                else f"step {row['steps_to_threshold']:.0f}"
+                + f" ({row['epochs_to_threshold']:.2f} epochs)"
+            )
+            for row in rows
+        ]
+        out["headline"] = f"training accuracy {thr:.2f} reached at " + "; ".join(reached)
+    return out
+
+
+def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    b2 = float(plan.settings["sigma_b2"])
+    w2 = np.array([row["sigma_w2"] for row in rows], dtype=float)
+    fp = fixed_point("tanh", sigma_w2=w2, sigma_b2=b2) if len(rows) else None
+    agree = 0
+    for i, row in enumerate(rows):
+        assert fp is not None
+        xi = float(fp.xi_c[i])
+        row["six_xi_c"] = 6 * xi if math.isfinite(xi) else None
+        row["predicted_trainable"] = bool(row["depth"] < 6 * xi)
+        row["agrees"] = row["predicted_trainable"] == row["trained"]
+        agree += row["agrees"]
+    lo = min(plan.settings["sigma_w2"])
+    hi = max(plan.settings["sigma_w2"])
+    fine = np.linspace(lo, hi, 400) if hi > lo else np.array([lo])
+    fine_xi = fixed_point("tanh", sigma_w2=fine, sigma_b2=b2).xi_c
+    share = agree / len(rows) if rows else math.nan
+    w2c = _critical_sigma_w2(b2)
+    return {
+        "agreement": share,
+        "agreeing_cells": agree,
+        "critical_sigma_w2": w2c,
+        "curve": {
+            "sigma_w2": fine.tolist(),
+            "six_xi_c": [6 * x if math.isfinite(x) else None for x in fine_xi.tolist()],
+        },
+        "headline": (
+            f"trainable (training accuracy >= threshold) agrees with depth < 6 xi_c in"
+            f" {agree} of {len(rows)} cells ({100 * share:.0f}%)"
+        ),
+    }
+
+
+# (spatial dimensions, side) of the body's feature maps per dataset (network.stem_strides)
+_BODY_GRID = {"digits": (2, 8), "mnist": (2, 7), "cifar10": (2, 8), "mnist1d": (1, 10)}
+
+
+def _spatial(plan: Plan, rows: list[dict[str, Any]], thr: float) -> dict[str, Any]:
+    dim, side = _BODY_GRID.get(str(plan.settings["dataset"]), (2, 8))
+    alive: dict[str, float] = {}
+    for p in plan.settings["v_presets"]:
+        lam = np.abs(mode_eigenvalues(variance_vector(p, kernel=3, dim=dim), side)[1])
+        alive[p] = float(np.mean(lam >= 0.5))
+    for row in rows:
+        row["modes_alive"] = alive[row["v"]]
+    deepest = max(plan.settings["depths"])
+    parts = []
+    for p in plan.settings["v_presets"]:
+        acc = [r["test_accuracy"] for r in rows if r["v"] == p and r["depth"] == deepest]
+        shown = "n/a" if not acc or acc[0] is None else f"{acc[0]:.3f}"
+        parts.append(f"{p} {shown} ({100 * alive[p]:.0f}% modes alive)")
+    return {
+        "modes_alive": alive,
+        "headline": f"test accuracy at depth {deepest}: " + ", ".join(parts),
+    }

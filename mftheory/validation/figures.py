@@ -1,0 +1,158 @@
+"""Figures of the validation experiments, from a summary and the cells' results.
+
+matplotlib's object API only (no pyplot state), saved by :func:`mftheory.plotting.save_figure`.
+
+- :func:`trainability_figure`: the paper's Fig. 2: final training accuracy over
+  ``(sigma_w2, depth)`` with the predicted boundary ``6 xi_c`` and the critical ``sigma_w2``
+  drawn on top; cells where measurement and prediction disagree are crossed.
+- :func:`curves_figure`: accuracy against steps or epochs, one colour per run (Fig. 1, 5).
+- :func:`depth_figure`: test accuracy against depth, one line per variance vector (Fig. 3/4).
+
+Notes
+-----
+THEORY.md section 5 (the ``6 xi_c`` rule) and section 7 (the paper's figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps, patheffects
+from matplotlib.figure import Figure
+
+__all__ = ["curves_figure", "depth_figure", "trainability_figure"]
+
+
+def _edges(values: Sequence[float], log: bool) -> np.ndarray:
+    """Cell edges around sorted centres (geometric midpoints when ``log``)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] / 1.5, v[0] * 1.5]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
+    t = np.log(v) if log else v
+    mid = (t[1:] + t[:-1]) / 2
+    e = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def trainability_figure(summary: Mapping[str, Any]) -> Figure:
+    """Heatmap of final training accuracy with the ``6 xi_c`` curve (the paper's Fig. 2)."""
+    rows = summary["cells"]
+    w2 = sorted({r["sigma_w2"] for r in rows})
+    depths = sorted({r["depth"] for r in rows})
+    acc = np.full((len(depths), len(w2)), np.nan)
+    for r in rows:
+        value = r["train_accuracy"]
+        acc[depths.index(r["depth"]), w2.index(r["sigma_w2"])] = 0.0 if value is None else value
+    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    log_depth = min(depths) > 0 and len(depths) > 2 and max(depths) / min(depths) > 8
+    mesh = ax.pcolormesh(
+        _edges(w2, False),
+        _edges(depths, log_depth),
+        acc,
+        cmap=colormaps["viridis"],
+        vmin=0.0,
+        vmax=1.0,
+    )
+    fig.colorbar(mesh, ax=ax, label="training accuracy")
+    curve = summary["curve"]
+    y = np.array([np.nan if v is None else v for v in curve["six_xi_c"]], dtype=float)
+    outline = [patheffects.withStroke(linewidth=3.5, foreground="black")]
+    ax.plot(
+        curve["sigma_w2"],
+        y,
+        color="white",
+        lw=2,
+        path_effects=outline,
+        label=r"$6\,\xi_c$ (predicted limit)",
+    )
+    ax.axvline(
+        summary["critical_sigma_w2"],
+        color="white",
+        ls=":",
+        lw=1.5,
+        path_effects=outline,
+        label=r"critical $\sigma_w^2$",
+    )
+    bad = [r for r in rows if not r["agrees"]]
+    if bad:
+        ax.plot(
+            [r["sigma_w2"] for r in bad],
+            [r["depth"] for r in bad],
+            "x",
+            color="red",
+            ms=8,
+            mew=2,
+            label="disagrees",
+        )
+    if log_depth:
+        ax.set_yscale("log")
+    e = _edges(depths, log_depth)
+    ax.set_ylim(e[0], e[-1])
+    ax.set_yticks(depths, [str(d) for d in depths])
+    ax.minorticks_off()
+    ax.set_xlabel(r"$\sigma_w^2$")
+    ax.set_ylabel("depth (body convolutions)")
+    ax.set_title(
+        f"tanh CNN, $\\sigma_b^2$ = {summary['sigma_b2']:g}: "
+        f"agreement {100 * summary['agreement']:.0f}%"
+    )
+    fig.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
+    return fig
+
+
+def curves_figure(
+    results: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    *,
+    axis: str = "step",
+    title: str = "",
+) -> Figure:
+    """Training (solid) and test (dashed) accuracy against ``axis`` ("step" or "epoch")."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    cmap = colormaps["tab10"]
+    for i, (r, label) in enumerate(zip(results, labels, strict=True)):
+        c = r["curve"]
+        x = np.asarray(c[axis], dtype=float)
+        for name, ls, suffix in (("train_accuracy", "-", "train"), ("test_accuracy", "--", "test")):
+            y = np.array([np.nan if v is None else v for v in c[name]], dtype=float)
+            ax.plot(x, y, ls=ls, color=cmap(i % 10), label=f"{label} ({suffix})")
+        if r.get("diverged"):
+            ax.annotate("diverged", (x[-1], 0.0), color=cmap(i % 10), fontsize="small")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training steps" if axis == "step" else "epochs")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    return fig
+
+
+def depth_figure(summary: Mapping[str, Any], *, title: str = "") -> Figure:
+    """Test accuracy against depth, one line per variance vector (Fig. 3/4)."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    cmap = colormaps["viridis"]
+    presets = list(summary["modes_alive"])
+    for i, p in enumerate(presets):
+        rows = sorted((r for r in summary["cells"] if r["v"] == p), key=lambda r: r["depth"])
+        acc = [np.nan if r["test_accuracy"] is None else r["test_accuracy"] for r in rows]
+        share = summary["modes_alive"][p]
+        ax.plot(
+            [r["depth"] for r in rows],
+            acc,
+            "o-",
+            color=cmap(i / max(1, len(presets) - 1)),
+            label=f"{p.upper()} ({100 * share:.0f}% modes |λ| ≥ 0.5)",
+        )
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("depth (body convolutions)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig

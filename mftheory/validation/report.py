@@ -1,0 +1,178 @@
+"""Write what a validation sweep found: ``summary.json``, the figure and ``report.md``.
+
+Folder layout (``out``)::
+
+    cells/<key>.json     one result per cell (written by the runner, read back on resume)
+    summary.json         the summary, the settings, versions and the command
+    <experiment>.png     the figure
+    report.md            a short markdown report that embeds the figure
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mftheory._json import jsonable
+from mftheory._version import __version__
+
+from .experiments import Plan
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["figure_for", "markdown_report", "write_outputs"]
+
+_TITLES = {
+    "trainability": "Trainability against the predicted depth limit 6 xi_c (paper Fig. 2)",
+    "learning-speed": "Learning speed at criticality: Gaussian against orthogonal (Fig. 5)",
+    "ultra-deep": "Ultra-deep Delta-Orthogonal CNNs at criticality (Fig. 1)",
+    "spatial-modes": "Spatially non-uniform variance vectors GS0..GS4 (Fig. 3/4)",
+}
+
+
+def figure_for(
+    plan: Plan, results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
+) -> Figure | None:
+    """The experiment's figure (a matplotlib Figure), or None when no cell finished."""
+    from .figures import curves_figure, depth_figure, trainability_figure
+
+    done = [r for r in results if r.get("status") == "done"]
+    if not done:
+        return None
+    exp = plan.experiment
+    if exp == "trainability":
+        return trainability_figure(summary)
+    if exp == "spatial-modes":
+        return depth_figure(summary, title=_TITLES[exp])
+    if exp == "learning-speed":
+        labels = [f"{r['config']['scheme']}, depth {r['config']['depth']}" for r in done]
+        return curves_figure(done, labels, axis="step", title=_TITLES[exp])
+    labels = [f"depth {r['config']['depth']}" for r in done]
+    return curves_figure(done, labels, axis="epoch", title=_TITLES[exp])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+_COLUMNS = {
+    "trainability": (
+        "depth",
+        "sigma_w2",
+        "six_xi_c",
+        "train_accuracy",
+        "test_accuracy",
+        "trained",
+        "predicted_trainable",
+        "agrees",
+    ),
+    "learning-speed": (
+        "scheme",
+        "depth",
+        "train_accuracy",
+        "test_accuracy",
+        "steps_to_threshold",
+        "epochs_to_threshold",
+    ),
+    "ultra-deep": (
+        "depth",
+        "train_accuracy",
+        "test_accuracy",
+        "epochs_to_threshold",
+        "diverged",
+        "wall_time_s",
+    ),
+    "spatial-modes": ("v", "modes_alive", "depth", "train_accuracy", "test_accuracy"),
+}
+
+
+def columns(experiment: str) -> tuple[str, ...]:
+    """The per-cell fields the report and the CLI table show for ``experiment``."""
+    return _COLUMNS[experiment]
+
+
+def markdown_report(
+    plan: Plan, summary: Mapping[str, Any], meta: Mapping[str, Any], figure: str | None
+) -> str:
+    """The text of ``report.md``."""
+    s = plan.settings
+    lines = [
+        f"# {_TITLES[plan.experiment]}",
+        "",
+        f"- command: `{meta['command_line']}`",
+        f"- finished: {meta['finished_at']}; mftheory {__version__}, torch"
+        f" {meta.get('torch_version', '?')}, device {meta.get('device', '?')}",
+        f"- cells: {len(summary['cells'])} finished, {summary['failed']} failed;"
+        f" training time {summary['wall_time_s']:.1f} s (sum over cells)",
+        f"- data: {meta.get('dataset', s['dataset'])}",
+        f"- network: tanh CNN, 3 stem convolutions + depth x 3x3 convolutions,"
+        f" {s['channels'] if s['channels'] is not None else '256/128'} channels;"
+        f" sigma_b2 = {s['sigma_b2']:g}",
+        f"- training: {s['optimizer']} lr {s['lr']:g}"
+        + (f", momentum {s['momentum']:g}" if s["optimizer"] == "sgd" else "")
+        + f", batch {s['batch_size']}, {s['steps']} steps, constant learning rate;"
+        f" seed {s['seed']}",
+        f"- trained means training accuracy >= {summary['threshold']:.3f}",
+        "",
+        f"**{summary['headline']}**",
+        "",
+    ]
+    if figure:
+        lines += [f"![{plan.experiment}]({figure})", ""]
+    cols = columns(plan.experiment)
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for row in summary["cells"]:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(
+    plan: Plan,
+    results: Sequence[Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    out: Path,
+    command: str,
+) -> dict[str, Any]:
+    """Write ``summary.json``, the figure and ``report.md`` into ``out``; return the document.
+
+    The document is ``summary.json``'s content: ``mftheory_version``, ``command_line``,
+    ``finished_at``, ``platform``, ``device``, ``torch_version``, ``settings`` (the plan's,
+    the numerical settings of every cell included) and ``summary``.
+    """
+    from mftheory.plotting import save_figure
+
+    done = [r for r in results if r.get("status") == "done"]
+    meta: dict[str, Any] = {
+        "command_line": command,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+    }
+    if done:
+        meta |= {
+            "device": done[0].get("device"),
+            "torch_version": done[0].get("torch_version"),
+            "dataset": done[0]["dataset"].get("source"),
+        }
+    fig = figure_for(plan, results, summary)
+    figure_name = None
+    if fig is not None:
+        figure_name = f"{plan.experiment}.png"
+        save_figure(fig, out / figure_name)
+    (out / "report.md").write_text(markdown_report(plan, summary, meta, figure_name))
+    document = {"mftheory_version": __version__, **meta, "settings": plan.settings}
+    document |= {"summary": summary, "figure": figure_name}
+    document = jsonable(document)
+    (out / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return dict(document)
