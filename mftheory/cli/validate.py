@@ -82,8 +82,8 @@ def _number(option: str, text: str | None, *, positive: bool = False) -> float |
     return value
 
 
-def _progress_printer(messages: Messages, total_cells: int) -> Any:
-    """One stderr line per cell (a log shows what each cost), or a bar on a terminal."""
+def _progress_printer(messages: Messages, bar: Any) -> Any:
+    """One stderr line per cell (a log shows what each cost), and ``bar(done, total)``."""
     start = time.perf_counter()
 
     def report(done: int, total: int, cell: Cell, result: dict[str, Any] | None) -> None:
@@ -102,6 +102,7 @@ def _progress_printer(messages: Messages, total_cells: int) -> Any:
             text += f" ({result['wall_time_s']:.1f} s)"
         elapsed = time.perf_counter() - start
         messages.note(f"[{done}/{total}] {cell.key}: {text}  [{elapsed:.0f} s]")
+        bar(done, total)
 
     return report
 
@@ -294,15 +295,17 @@ def validate(
     messages.note(
         f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
     )
-    results = run_cells(
-        plan.cells,
-        train_cell,
-        folder / "cells",
-        jobs=n_jobs,
-        scheduler=scheduler,
-        resume=not fresh,
-        progress=_progress_printer(messages, len(plan.cells)),
-    )
+    # A rich bar on an interactive stderr (the per-cell lines print above it).
+    with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
+        results = run_cells(
+            plan.cells,
+            train_cell,
+            folder / "cells",
+            jobs=n_jobs,
+            scheduler=scheduler,
+            resume=not fresh,
+            progress=_progress_printer(messages, bar),
+        )
     summary = summarise(plan, results)
     command = "mftheory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     document = write_outputs(plan, results, summary, folder, command)
