@@ -504,7 +504,16 @@ def test_phase_diagram_figure_object_api() -> None:
         texts = {t.get_text() for t in ax.texts}
         assert {"ordered", "divergent"} <= texts
         assert fig.axes[1].get_ylabel()  # labelled colour bar
-    assert "matplotlib.pyplot" not in sys.modules
+    # No pyplot state: checked in a fresh interpreter, since other packages loaded by the
+    # test session (mnist1d, for the validation tests) import pyplot themselves.
+    code = (
+        "import sys; import numpy as np; from mftheory import fixed_point;"
+        " from mftheory.plotting import phase_diagram_figure;"
+        " phase_diagram_figure(fixed_point('relu', sigma_w2=np.array([[1.0, 2.0]]),"
+        " sigma_b2=np.array([[0.0], [0.5]])));"
+        " assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # --- import hygiene -------------------------------------------------------------------------
