@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from .critical import CriticalPoint
     from .fixed_points import FixedPoint
+    from .spectrum import JacobianSpectrum
 
 __all__ = [
     "PHASE_DIAGRAM_QUANTITIES",
@@ -41,6 +42,7 @@ __all__ = [
     "mode_amplitude_figure",
     "phase_diagram_figure",
     "save_figure",
+    "spectrum_figure",
 ]
 
 #: Quantities :func:`phase_diagram_figure` can colour by: colour-bar label, log scale default.
@@ -347,6 +349,75 @@ def eigenvalue_figure(
     ax.set_ylim(-0.02, 1.05)
     if title:
         ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def spectrum_figure(
+    spec: JacobianSpectrum,
+    sampled: NDArray[np.float64] | None = None,
+    floor: float = 0.0,
+    label: str = "",
+) -> Figure:
+    """The predicted density of the squared singular values, with a sampled histogram.
+
+    Parameters
+    ----------
+    spec : JacobianSpectrum
+    sampled : array, optional
+        Squared singular values of sampled networks (drawn as a histogram).
+    floor : float
+        Sampled values below it are not resolved in float64 and are left out (counted in the
+        legend).
+    label : str
+        Legend text of the sampled histogram.
+
+    Notes
+    -----
+    THEORY.md section 5. When the spectrum spans more than two decades the horizontal axis is
+    ``log10 x`` and both curves are densities per unit ``log10 x``; otherwise it is ``x``
+    itself. An atom at 0 is stated in the title (it has no place on a log axis).
+    """
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    t = spec.log_x
+    lq = spec.log10_quantiles
+    lo_q, hi_q = lq.get("0.05", -np.inf), lq.get("0.95", np.inf)
+    wide = t.size > 0 and (t[-1] - t[0]) / np.log(10.0) > 2.0
+    if t.size:
+        if wide:
+            ax.plot(t / np.log(10.0), spec.log_density * np.log(10.0), color="C0", label="theory")
+            ax.set_xlabel(r"$\log_{10} x$, $x$ = squared singular value of $J$")
+            ax.set_ylabel(r"density per unit $\log_{10} x$")
+        else:
+            ax.plot(spec.x, spec.density, color="C0", label="theory")
+            ax.set_xlabel(r"$x$ = squared singular value of $J$")
+            ax.set_ylabel("density")
+    for x, m in spec.atoms:
+        if x > 0:
+            where = np.log10(x) if wide else x
+            ax.axvline(where, color="C3", lw=1.5, label=f"atom: mass {m:.3g} at x = {x:.4g}")
+    if sampled is not None and sampled.size:
+        vals = np.asarray(sampled, dtype=np.float64)
+        ok = vals > floor
+        dropped = int(np.count_nonzero(~ok))
+        vals = vals[ok]
+        text = label or "sampled"
+        if dropped:
+            text += f" ({dropped} below float64 resolution not shown)"
+        if vals.size:
+            data = np.log10(vals) if wide else vals
+            hist, edges = np.histogram(data, bins=min(80, max(10, vals.size // 40)))
+            width = np.diff(edges)
+            dens = hist / (sampled.size * width)  # normalised over all values, as the theory
+            ax.stairs(dens, edges, color="C1", alpha=0.8, label=text)
+    zero = sum(m for x, m in spec.atoms if x == 0)
+    title = f"{spec.activation.label}, {spec.weights} weights, depth {spec.depth}"
+    if zero > 0:
+        title += f"; atom at 0 of mass {zero:.3g}"
+    ax.set_title(title, fontsize=10)
+    if np.isfinite(lo_q) and np.isfinite(hi_q) and wide:
+        ax.axvspan(lo_q, hi_q, color="0.9", zorder=0, label="5%-95% quantiles")
     ax.legend(fontsize=8)
     return fig
 

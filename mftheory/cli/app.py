@@ -28,6 +28,7 @@ from . import (
     phase_diagram,
     propagate,
     simulate,
+    spectrum,
     validate,
 )
 
@@ -161,6 +162,12 @@ app.command("simulate", short_help="Finite random CNNs against the mean-field mo
 )
 app.command("reproduce", short_help="The paper's Fig. S4 (mode decay) or Fig. 4(b).")(
     simulate.reproduce
+)
+app.command("spectrum", short_help="Predicted singular-value spectrum of the Jacobian.")(
+    spectrum.spectrum
+)
+app.command("isometry", short_help="Which initialisations reach dynamical isometry.")(
+    spectrum.isometry
 )
 app.command("validate", short_help="Train real CNNs against the predictions (torch).")(
     validate.validate
