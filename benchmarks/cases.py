@@ -932,6 +932,54 @@ def case_kernels(ctx: Context) -> None:
     )
 
 
+def case_spectrum(ctx: Context) -> None:
+    """9. The predicted Jacobian spectrum at depth 1,000 on 1,000 points (issue 7: < 1 s),
+    against a Monte Carlo network of the same depth (the baseline), timed in the same run."""
+    from mftheory.spectrum import jacobian_spectrum
+    from mftheory.spectrum_mc import sample_jacobian_spectrum
+
+    cfg = ctx.cfg
+    depth = 1000
+    width = 64 if cfg.quick else 200
+    for weights, b2 in (("gaussian", 0.05), ("orthogonal", 0.05)):
+        log(f"jacobian_spectrum tanh depth {depth}, {weights}, 1000 points")
+        op = partial(jacobian_spectrum, "tanh", depth=depth, sigma_b2=b2, weights=weights)
+        cold = cold_call(op) if cfg.fresh_cold else None
+        timing, spec = measure(op, cfg.repeat, cold)
+        log(f"  baseline: one sampled network of width {width}")
+        t0 = time.perf_counter()
+        sampled = sample_jacobian_spectrum(
+            "tanh",
+            sigma_w2=spec.sigma_w2,
+            sigma_b2=b2,
+            depth=depth,
+            width=width,
+            weights=weights,
+            q0=spec.q_star,
+            seed=cfg.seed,
+        )
+        mc_seconds = time.perf_counter() - t0
+        mean_err = abs(spec.checks["mean"] / spec.mean - 1.0)
+        ctx.rows.append(
+            Row(
+                case="spectrum",
+                operation=f"jacobian_spectrum tanh {weights}",
+                size=f"depth {depth}, {spec.log_x.size} points",
+                points=1,
+                cold=timing.cold,
+                seconds=timing.median,
+                times=timing.times,
+                ref_seconds_per_point=mc_seconds,
+                ref_points=1,
+                check=f"density mass {spec.checks['mass']:.5f}, |mean/chi^L - 1| {mean_err:.1e};"
+                f" baseline = 1 sampled net N = {width} (mean {sampled.mean:.3g})",
+                target="< 1 s",
+                met=_met(timing.median, 1.0, timing.cold),
+                extra={"checks": spec.checks, "mc_seconds": mc_seconds, "mc_width": width},
+            )
+        )
+
+
 #: The benchmarks in the order they run (names for ``--only``).
 CASES: dict[str, Callable[[Context], None]] = {
     "phase_grid": case_phase_grid,
@@ -942,4 +990,5 @@ CASES: dict[str, Callable[[Context], None]] = {
     "memory": case_memory,
     "propagate": case_propagate,
     "kernels": case_kernels,
+    "spectrum": case_spectrum,
 }
