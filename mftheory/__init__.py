@@ -9,6 +9,9 @@ The core reads top-down (THEORY.md sections in brackets):
   phases and the critical line [3]
 * :mod:`mftheory.modes`, :mod:`mftheory.spatial`: Fourier modes and the CNN covariance map
   [2, 4]
+* :mod:`mftheory.spectrum`, :mod:`mftheory.isometry`: the Jacobian's singular-value spectrum
+  by free probability, and dynamical isometry of initialisations [5]
+  (:mod:`mftheory.spectrum_mc` samples finite networks' Jacobians to check it)
 * :mod:`mftheory.reference`: a slow, independent adaptive-quadrature path for checking.
 
 ``import mftheory`` loads numpy and scipy only (no torch, matplotlib, typer or rich).
