@@ -215,9 +215,7 @@ def spectrum(
         payload=payload,
         settings=settings.as_dict(),
         table=Records(columns, rows, title=title),
-        csv=Records(
-            [Column("log10_x"), Column("x"), Column("p"), Column("p_log10")], density_rows
-        ),
+        csv=Records([Column("log10_x"), Column("x"), Column("p"), Column("p_log10")], density_rows),
         figure=figure,
     )
     emit(report, fmt=fmt, output=output, messages=messages)
