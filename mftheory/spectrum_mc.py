@@ -122,7 +122,8 @@ class SampledSpectrum:
     floor : float
         Resolution of the squared singular values: ``(width * eps * s_max)^2`` with ``eps``
         the float64 machine epsilon and ``s_max`` the largest singular value of ``J``
-        (largest over the draws). Values at or below it are round-off.
+        (largest over the draws), a conservative bound (see the module docstring). Values at
+        or below it are round-off.
     channels, size, kernel : int or None
         Layout of the CNN (``width = channels * size``); None for the other networks.
 
@@ -321,10 +322,12 @@ def _input_variance(act: Activation, q0: float | None, sigma_w2: float, sigma_b2
             raise MFTheoryError(f"q0 must be a finite non-negative number, got {q0!r}")
         return q
     q_star = float(fixed_point(act, sigma_w2=sigma_w2, sigma_b2=sigma_b2).q_star)
+    if act.closed_form in _HOMOGENEOUS and not (math.isfinite(q_star) and q_star > 0.0):
+        # phi' of a positively homogeneous phi has the same law for every q > 0; at q* = 0
+        # (ordered, sigma_b2 = 0) every unit would sit on the kink, at q* = inf none is finite
+        return 1.0
     if math.isfinite(q_star):
         return q_star
-    if act.closed_form in _HOMOGENEOUS:
-        return 1.0  # phi' of a positively homogeneous phi has the same law for every q
     raise MFTheoryError(
         f"{act.label} has no finite q* at sigma_w2={sigma_w2:g}, sigma_b2={sigma_b2:g}:"
         " pass q0 explicitly"
@@ -425,9 +428,9 @@ def sample_jacobian_spectrum(
     q0 : float, optional
         Variance of the input pre-activations ``h^0`` (i.i.d. Gaussian). Default: the fixed
         point ``q*`` of :func:`mftheory.fixed_points.fixed_point`, so that every layer is at
-        the fixed point in the mean-field limit; 1 where ``q*`` is infinite and ``phi`` is
-        positively homogeneous (relu, leaky_relu, linear: the law of ``phi'`` does not depend
-        on ``q`` then).
+        the fixed point in the mean-field limit. For a positively homogeneous ``phi`` (relu,
+        leaky_relu, linear: the law of ``phi'(h)`` is the same for every ``q > 0``) it is 1
+        where ``q*`` is infinite or 0 (at ``q = 0`` every unit would sit on the kink).
     draws : int
         Independent networks, ``>= 1``.
     seed : int
