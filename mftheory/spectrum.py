@@ -617,8 +617,7 @@ class JacobianSpectrum:
     @property
     def quantiles(self) -> dict[str, float]:
         """Quantiles of ``x`` (0.0 where below the float range, as in an atom at 0)."""
-        with np.errstate(over="ignore", under="ignore"):
-            return {k: float(10.0**v) for k, v in self.log10_quantiles.items()}
+        return {k: _pow10(v) for k, v in self.log10_quantiles.items()}
 
     @property
     def x(self) -> Array:
@@ -637,12 +636,11 @@ class JacobianSpectrum:
         """Ratio of the 95th to the 5th percentile of the singular values ``sqrt(x)``."""
         lo = self.log10_quantiles.get("0.05", float("nan"))
         hi = self.log10_quantiles.get("0.95", float("nan"))
-        with np.errstate(over="ignore"):
-            return float(10.0 ** (0.5 * (hi - lo)))
+        return _pow10(0.5 * (hi - lo))
 
     def quantile(self, level: float) -> float:
         """Quantile of ``x`` at any level in (0, 1) (from the same CDF)."""
-        return float(10.0 ** _log10_quantiles(self, (level,))[0])
+        return _pow10(float(_log10_quantiles(self, (level,))[0]))
 
     def as_dict(self, density: bool = True) -> dict[str, object]:
         """JSON-ready: exact moments, quantiles, atoms, the density and the checks.
@@ -682,6 +680,12 @@ class JacobianSpectrum:
                 "p_log10": (self.log_density * _LN10).tolist(),
             }
         return out
+
+
+def _pow10(value: float) -> float:
+    """``10**value`` as a float: inf above the float range, 0.0 below (never raises)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.power(10.0, np.float64(value)))
 
 
 def _log10_quantiles(spec: JacobianSpectrum, levels: tuple[float, ...]) -> Array:

@@ -807,13 +807,6 @@ def test_as_dict_deep_gaussian_underflow():
     assert d["mean"] == pytest.approx(1.0, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="spectrum.py: singular_value_spread computes 10.0 ** (0.5 * (hi - lo)) with Python"
-    " floats (np.errstate does not apply), which raises OverflowError once the 5%-95% range"
-    " exceeds ~616 decades (Gaussian tanh from L ~ 350), so as_dict() raises",
-)
 def test_as_dict_depth_1000_gaussian():
     spec = jacobian_spectrum("tanh", depth=1000, sigma_b2=B2, weights="gaussian")
     assert all(math.isfinite(v) for v in spec.log10_quantiles.values())
