@@ -49,7 +49,7 @@ network has all its mass there. Spectra that mix such a non-zero atom with a con
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -854,17 +854,15 @@ def jacobian_spectrum(
         )  # fmt: skip
         grid_mass = float(np.trapezoid(rho, t_grid))
         tail = max(continuous - grid_mass, 0.0)
-        object.__setattr__(spec, "tail", tail)
-        object.__setattr__(spec, "checks", _checks(spec, grid_mass, continuous))
+        spec = replace(spec, tail=tail, checks=_checks(spec, grid_mass, continuous))
         if abs(continuous - grid_mass) > _MASS_TOL:
             raise MFTheoryError(
                 f"spectrum: the density integrates to {grid_mass:.6g} where the continuous"
                 f" part has mass {continuous:.6g}; the solve did not converge"
             )
     q_vals = _log10_quantiles(spec, tuple(float(v) for v in levels))
-    object.__setattr__(
-        spec, "log10_quantiles", {f"{lv:g}": float(v) for lv, v in zip(levels, q_vals, strict=True)}
-    )
+    quantiles = {f"{lv:g}": float(v) for lv, v in zip(levels, q_vals, strict=True)}
+    spec = replace(spec, log10_quantiles=quantiles)
     return spec
 
 

@@ -62,8 +62,9 @@ from numpy.typing import NDArray
 from ._json import finite_or_none, jsonable
 from .activations import Activation, get_activation
 from .errors import MFTheoryError
-from .fixed_points import fixed_point
 from .maps import check_variances
+from .quadrature import DEFAULT_SETTINGS
+from .spectrum import WEIGHTS, _resolve_q
 
 __all__ = [
     "NETWORKS",
@@ -79,11 +80,7 @@ FloatArray = NDArray[np.float64]
 NETWORKS: tuple[str, ...] = ("fc", "looks-linear", "delta-orthogonal-cnn")
 """Values of :attr:`SampledSpectrum.network`."""
 
-WEIGHTS: tuple[str, ...] = ("gaussian", "orthogonal")
-"""Weight laws of :func:`sample_jacobian_spectrum`."""
-
 _EPS = float(np.finfo(np.float64).eps)
-_HOMOGENEOUS = ("relu", "leaky_relu", "linear")  # closed forms whose phi' law ignores q
 _SUMMARY_QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)  # reported by SampledSpectrum.as_dict
 
 
@@ -321,11 +318,10 @@ def _input_variance(act: Activation, q0: float | None, sigma_w2: float, sigma_b2
         if not (math.isfinite(q) and q >= 0.0):
             raise MFTheoryError(f"q0 must be a finite non-negative number, got {q0!r}")
         return q
-    q_star = float(fixed_point(act, sigma_w2=sigma_w2, sigma_b2=sigma_b2).q_star)
-    if act.closed_form in _HOMOGENEOUS and not (math.isfinite(q_star) and q_star > 0.0):
-        # phi' of a positively homogeneous phi has the same law for every q > 0; at q* = 0
-        # (ordered, sigma_b2 = 0) every unit would sit on the kink, at q* = inf none is finite
-        return 1.0
+    # The fixed point, with the rule of mftheory.spectrum for positively homogeneous phi (the
+    # law of phi' is the same for every q > 0, so q = 1 where q* is 0 or infinite).
+    w2, b2 = np.asarray(sigma_w2), np.asarray(sigma_b2)
+    q_star = float(_resolve_q(act, w2, b2, None, DEFAULT_SETTINGS))
     if math.isfinite(q_star):
         return q_star
     raise MFTheoryError(
