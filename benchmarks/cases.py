@@ -121,16 +121,16 @@ def _stand_in(act: Any, *, sigma_w2: Any, sigma_b2: Any, **kwargs: Any) -> Fixed
 
 
 def grid_solver() -> tuple[Solver, str]:
-    """``mftheory.grid.phase_grid`` and its name, or the pointwise stand-in.
+    """``mftheory.meanfield.grid.phase_grid`` and its name, or the pointwise stand-in.
 
-    The stand-in (``fixed_point`` on the broadcast grid) is used where ``mftheory.grid`` does
-    not exist, or where the environment variable ``MFTHEORY_BENCH_SOLVER`` is
+    The stand-in (``fixed_point`` on the broadcast grid) is used where ``mftheory.meanfield.grid``
+    does not exist, or where the environment variable ``MFTHEORY_BENCH_SOLVER`` is
     ``fixed_point`` (``--solver fixed_point``; worker processes inherit it).
     """
     if os.environ.get(SOLVER_ENV, "") == "fixed_point":
         return _stand_in, "fixed_point stand-in"
     try:
-        from mftheory.grid import phase_grid  # type: ignore[import-not-found,unused-ignore]
+        from mftheory.meanfield.grid import phase_grid  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return _stand_in, "fixed_point stand-in"
     return phase_grid, "phase_grid"  # type: ignore[no-any-return,unused-ignore]
@@ -825,8 +825,8 @@ def _image(n: int, seed: int) -> NDArray[np.float64]:
 
 def op_propagate(n: int, depth: int, seed: int) -> Any:
     """``propagate`` of one n x n image (tanh, sigma_w2 1.76, sigma_b2 0.05, uniform 3x3)."""
-    from mftheory.modes import variance_vector
-    from mftheory.propagation import propagate
+    from mftheory.cnn.modes import variance_vector
+    from mftheory.cnn.propagation import propagate
 
     v = variance_vector("uniform", kernel=3, dim=2)
     return propagate("tanh", v=v, sigma_w2=1.76, sigma_b2=0.05, depth=depth, images=_image(n, seed))
@@ -834,12 +834,12 @@ def op_propagate(n: int, depth: int, seed: int) -> Any:
 
 def case_propagate(ctx: Context) -> None:
     """7. ``propagate`` of one image: 8x8 for 1000 layers, 32x32 for 100 (issue 4), against
-    the entry-by-entry spatial map (:func:`mftheory.spatial.covariance_map`) in this run."""
+    the entry-by-entry spatial map (:func:`mftheory.cnn.spatial.covariance_map`) in this run."""
     import tracemalloc
 
-    from mftheory.modes import variance_vector
-    from mftheory.propagation import input_covariance
-    from mftheory.spatial import covariance_map
+    from mftheory.cnn.modes import variance_vector
+    from mftheory.cnn.propagation import input_covariance
+    from mftheory.cnn.spatial import covariance_map
 
     cfg = ctx.cfg
     v = variance_vector("uniform", kernel=3, dim=2)
@@ -889,15 +889,15 @@ def case_propagate(ctx: Context) -> None:
 
 def op_orthogonal_kernel(size: int, c_in: int, c_out: int, seed: int) -> NDArray[np.float64]:
     """``orthogonal_kernel`` in 2D (module level, so that a fresh process can run it)."""
-    from mftheory.kernels import orthogonal_kernel
+    from mftheory.cnn.kernels import orthogonal_kernel
 
     return orthogonal_kernel(size, c_in, c_out, dim=2, seed=seed)
 
 
 def case_kernels(ctx: Context) -> None:
     """8. ``orthogonal_kernel(3, 512, 512, dim=2)`` (Algorithm 1), checked orthogonal by the
-    FFT test of :func:`mftheory.kernels.check_kernel` on a few image sizes."""
-    from mftheory.kernels import check_kernel, kernel_variance_share
+    FFT test of :func:`mftheory.cnn.kernels.check_kernel` on a few image sizes."""
+    from mftheory.cnn.kernels import check_kernel, kernel_variance_share
 
     cfg = ctx.cfg
     size, c = 3, 512
@@ -935,8 +935,8 @@ def case_kernels(ctx: Context) -> None:
 def case_spectrum(ctx: Context) -> None:
     """9. The predicted Jacobian spectrum at depth 1,000 on 1,000 points (issue 7: < 1 s),
     against a Monte Carlo network of the same depth (the baseline), timed in the same run."""
-    from mftheory.spectrum import jacobian_spectrum
-    from mftheory.spectrum_mc import sample_jacobian_spectrum
+    from mftheory.montecarlo.jacobians import sample_jacobian_spectrum
+    from mftheory.spectrum.density import jacobian_spectrum
 
     cfg = ctx.cfg
     depth = 1000

@@ -78,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "--solver",
         choices=("phase_grid", "fixed_point"),
         default="phase_grid",
-        help="grid solver: mftheory.grid.phase_grid (default; fixed_point where it does not "
-        "exist yet) or the pointwise fixed_point on the broadcast grid, for comparison",
+        help="grid solver: mftheory.meanfield.grid.phase_grid (default; fixed_point where it "
+        "does not exist yet) or the pointwise fixed_point on the broadcast grid, for comparison",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to PATH")
     p.add_argument(

@@ -1,35 +1,41 @@
 """mftheory: the mean-field theory of deep random networks, as numbers.
 
-The core reads top-down (THEORY.md sections in brackets):
+The package reads as the theory does, from the bottom up:
 
-* :mod:`mftheory.activations` and :mod:`mftheory.expression`: phi, phi' and kinks [1]
-* :mod:`mftheory.quadrature`, :mod:`mftheory.expectations`: Gaussian expectations [3]
-* :mod:`mftheory.maps`: the q- and C-maps [3]
-* :mod:`mftheory.fixed_points`, :mod:`mftheory.critical`: q*, c*, slopes, depth scales,
-  phases and the critical line [3]
-* :mod:`mftheory.modes`, :mod:`mftheory.spatial`: Fourier modes and the CNN covariance map
-  [2, 4]
-* :mod:`mftheory.spectrum`, :mod:`mftheory.isometry`: the Jacobian's singular-value spectrum
-  by free probability, and dynamical isometry of initialisations [5]
-  (:mod:`mftheory.spectrum_mc` samples finite networks' Jacobians to check it)
-* :mod:`mftheory.reference`: a slow, independent adaptive-quadrature path for checking.
+* :mod:`mftheory.activations`: phi, phi', kinks, closed forms; the safe expression parser
+* :mod:`mftheory.gaussian`: quadrature rules and Gaussian expectations
+* :mod:`mftheory.meanfield`: the q- and C-maps, fixed points, depth scales, phases, the
+  critical line, grids and the diagnosis of an initialisation
+* :mod:`mftheory.cnn`: variance vectors and Fourier modes, the spatial covariance map,
+  propagation of images, orthogonal kernels
+* :mod:`mftheory.spectrum`: the Jacobian's singular-value spectrum and dynamical isometry
+* :mod:`mftheory.montecarlo`: finite random networks that check the predictions
+* :mod:`mftheory.reference`: a slow, independent adaptive-quadrature path for checking
+* :mod:`mftheory.torch` (optional), :mod:`mftheory.validation`, :mod:`mftheory.cli`: PyTorch
+  initialisers, training experiments and the command-line tool.
 
 ``import mftheory`` loads numpy and scipy only (no torch, matplotlib, typer or rich).
 """
 
-from ._version import __version__
-from .activations import ACTIVATION_NAMES, Activation, get_activation
-from .critical import CriticalPoint, critical_point
-from .errors import MFTheoryError
-from .expectations import (
+from mftheory._version import __version__
+from mftheory.activations import ACTIVATION_NAMES, Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian import (
+    QuadratureSettings,
     derivative_second_moment,
     pair_expectation,
     second_moment,
     second_moment_slope,
 )
-from .fixed_points import FixedPoint, depth_scale, fixed_point
-from .maps import c_map, q_map
-from .quadrature import QuadratureSettings
+from mftheory.meanfield import (
+    CriticalPoint,
+    FixedPoint,
+    c_map,
+    critical_point,
+    depth_scale,
+    fixed_point,
+    q_map,
+)
 
 __all__ = [
     "ACTIVATION_NAMES",

@@ -27,14 +27,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from numpy.typing import NDArray
 
-from .errors import MFTheoryError
+from mftheory.errors import MFTheoryError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .critical import CriticalPoint
-    from .fixed_points import FixedPoint
-    from .spectrum import JacobianSpectrum
+    from mftheory.meanfield.critical import CriticalPoint
+    from mftheory.meanfield.fixed_points import FixedPoint
+    from mftheory.spectrum.density import JacobianSpectrum
 
 __all__ = [
     "PHASE_DIAGRAM_QUANTITIES",
@@ -125,7 +125,7 @@ def phase_diagram_figure(
     Parameters
     ----------
     result : FixedPoint
-        :func:`mftheory.fixed_points.fixed_point` on a grid: ``sigma_w2=W[None, :]`` and
+        :func:`mftheory.meanfield.fixed_point` on a grid: ``sigma_w2=W[None, :]`` and
         ``sigma_b2=B[:, None]`` with increasing ``W`` and ``B`` (at least 2 of each).
     quantity : {"xi_c", "q_star", "c_star", "chi_1"}
         What the colour shows.
@@ -133,7 +133,7 @@ def phase_diagram_figure(
         Logarithmic colour scale; ``None`` picks it for ``xi_c`` and ``q_star``. Values that
         are not finite (or not positive on a log scale) are left blank.
     critical : CriticalPoint or None
-        The critical line to draw; computed with :func:`mftheory.critical.critical_point` at
+        The critical line to draw; computed with :func:`mftheory.meanfield.critical_point` at
         the grid's ``sigma_b2`` values when not given. Points with a non-finite ``sigma_w2``
         or outside the plotted range are skipped.
     figsize, dpi
@@ -195,7 +195,7 @@ def phase_diagram_figure(
         handles.append(Patch(color=_DIVERGENT_COLOUR, label=r"divergent (no finite $q^*$)"))
 
     if critical is None:
-        from .critical import critical_point
+        from mftheory.meanfield.critical import critical_point
 
         critical = critical_point(result.activation, sigma_b2=b, settings=result.settings)
     cw = np.asarray(critical.sigma_w2, dtype=np.float64).reshape(-1)

@@ -43,8 +43,8 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-from .activations import Activation
-from .errors import MFTheoryError
+from mftheory.activations.builtins import Activation
+from mftheory.errors import MFTheoryError
 
 __all__ = [
     "ref_c_map",

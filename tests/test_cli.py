@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 import mftheory
 from mftheory.cli import app
-from mftheory.critical import critical_point
-from mftheory.fixed_points import fixed_point
-from mftheory.modes import mode_table, normalize_variance_vector, variance_vector
+from mftheory.cnn.modes import mode_table, normalize_variance_vector, variance_vector
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
 
 runner = CliRunner()
 
@@ -522,7 +522,8 @@ def test_phase_diagram_figure_object_api() -> None:
 def test_core_import_loads_no_cli_or_plotting_dependencies() -> None:
     code = (
         "import sys\n"
-        "import mftheory, mftheory.fixed_points, mftheory.critical, mftheory.modes\n"
+        "import mftheory, mftheory.meanfield.fixed_points, mftheory.meanfield.critical\n"
+        "import mftheory.cnn.modes\n"
         "heavy = {'typer', 'rich', 'matplotlib', 'torch', 'click'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )

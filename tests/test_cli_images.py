@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from test_cli import assert_one_line_error, run, run_json, strict_json
 
-from mftheory.modes import variance_vector
-from mftheory.propagation import input_covariance
-from mftheory.spatial import iterate_covariance_map
+from mftheory.cnn.modes import variance_vector
+from mftheory.cnn.propagation import input_covariance
+from mftheory.cnn.spatial import iterate_covariance_map
 
 W2, B2 = 1.5, 0.1
 

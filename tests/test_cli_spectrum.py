@@ -1,6 +1,6 @@
 """``mftheory spectrum`` and ``mftheory isometry`` through typer's test runner.
 
-References are independent of :mod:`mftheory.spectrum`: Marchenko-Pastur (a linear network
+References are independent of :mod:`mftheory.spectrum.density`: Marchenko-Pastur (a linear network
 of depth 1 with Gaussian weights) integrated with scipy's adaptive quadrature, the exact
 moments of a product of Wishart matrices, the ReLU atom at 0 (half of phi' is 0), and the
 looks-linear network (exactly orthogonal at initialisation).

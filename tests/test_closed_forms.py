@@ -20,16 +20,16 @@ import numpy as np
 import pytest
 from conftest import CLOSED_FORM_FAMILIES, family_id
 
-from mftheory.activations import Activation, get_activation
-from mftheory.critical import critical_point
-from mftheory.expectations import (
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.gaussian.expectations import (
     derivative_second_moment,
     pair_expectation,
     second_moment,
     second_moment_slope,
 )
-from mftheory.fixed_points import fixed_point
-from mftheory.maps import c_map, q_map
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.maps import c_map, q_map
 
 Q_GRID = np.array([0.01, 0.1, 1.0, 3.0, 10.0])
 RHO_GRID = np.array([-0.9, -0.3, 0.0, 0.5, 0.9, 0.99, 0.999, 1.0])

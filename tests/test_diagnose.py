@@ -1,4 +1,4 @@
-"""``mftheory.diagnose`` and ``mftheory diagnose``: where common initialisations sit.
+"""``mftheory.meanfield.diagnosis`` and ``mftheory diagnose``: where common initialisations sit.
 
 References: the closed forms of THEORY.md §3 (erf's q-map, ReLU's critical sigma_w2 = 2) and
 the independent slow path :mod:`mftheory.reference`; the schemes' variances from their
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from test_cli import assert_one_line_error, run, run_json
 
-from mftheory.activations import get_activation
-from mftheory.diagnose import diagnose_init, init_scale
+from mftheory.activations.builtins import get_activation
 from mftheory.errors import MFTheoryError
+from mftheory.meanfield.diagnosis import diagnose_init, init_scale
 from mftheory.reference import ref_critical_sigma_w2, ref_fixed_point
 
 

@@ -1,4 +1,4 @@
-"""Tests of mftheory.expression: the safe parser of user-written activations."""
+"""Tests of mftheory.activations.expression: the safe parser of user-written activations."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mftheory import expression
-from mftheory.activations import get_activation
+from mftheory.activations import expression
+from mftheory.activations.builtins import get_activation
+from mftheory.activations.expression import EXPRESSION_FUNCTIONS, parse_activation
 from mftheory.errors import MFTheoryError
-from mftheory.expression import EXPRESSION_FUNCTIONS, parse_activation
 
 # Grid for the derivative checks: spacing 0.25, offset so that no point is within 0.03 of the
 # kinks used below (0, +-1, 1/2, pi/6...), far more than the finite-difference step.

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from mftheory import reference as ref
-from mftheory.activations import get_activation
-from mftheory.critical import critical_point
+from mftheory.activations.builtins import get_activation
 from mftheory.errors import MFTheoryError
-from mftheory.expectations import pair_expectation, second_moment
-from mftheory.fixed_points import fixed_point
-from mftheory.maps import c_map, q_map
+from mftheory.gaussian.expectations import pair_expectation, second_moment
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.maps import c_map, q_map
 
 FIELDS = ("q_star", "c_star", "chi_1", "chi_c", "chi_q")
 ACTIVATIONS = ("tanh", "sigmoid", "softplus", "silu", "gelu", "elu", "selu", "sin", "hard_tanh")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mftheory import MFTheoryError, critical_point, fixed_point, get_activation
-from mftheory.grid import phase_grid
+from mftheory.gaussian.qtable import q_table
+from mftheory.meanfield.grid import phase_grid
 from mftheory.reference import ref_fixed_point
-from mftheory.tables import q_table
 
 
 def _compare(grid, exact, rtol):

@@ -1,4 +1,5 @@
-"""Tests of mftheory.kernels: orthogonal, Delta-Orthogonal and Gaussian kernels and their checks.
+"""Tests of mftheory.cnn.kernels: orthogonal, Delta-Orthogonal and Gaussian kernels and their
+checks.
 
 THEORY.md section 6. Tolerances:
 
@@ -26,8 +27,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from mftheory.errors import MFTheoryError
-from mftheory.kernels import (
+from mftheory.cnn.kernels import (
     KernelCheck,
     _orthogonal_kernel,
     check_kernel,
@@ -39,7 +39,8 @@ from mftheory.kernels import (
     orthogonal_kernel,
     random_orthogonal,
 )
-from mftheory.modes import mode_eigenvalues, variance_vector
+from mftheory.cnn.modes import mode_eigenvalues, variance_vector
+from mftheory.errors import MFTheoryError
 
 ORTH_TOL = 1e-12  # see the module docstring
 MC_SIGMAS = 5.0  # Monte Carlo tolerance in standard errors
@@ -256,7 +257,7 @@ def test_default_n_values_cover_kernels_wider_than_64() -> None:
 
 
 def test_singular_values_of_a_scalar_kernel_are_abs_lambda() -> None:
-    """c_in = c_out = 1 with a non-negative kernel v: sigma_w = |lambda_w| of mftheory.modes
+    """c_in = c_out = 1 with a non-negative kernel v: sigma_w = |lambda_w| of mftheory.cnn.modes
     (the conjugate DFT sign does not change the modulus)."""
     for v, n in [(variance_vector("gs2", kernel=3, dim=2), 5), (np.array([0.1, 0.2, 0.7]), 6)]:
         _, lam = mode_eigenvalues(v, n)

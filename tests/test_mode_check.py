@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mftheory.fixed_points import fixed_point
-from mftheory.mode_check import compare_modes
-from mftheory.modes import variance_vector
-from mftheory.paper import figure_4b_eigenvalues, figure_s4_setup
+from mftheory.cnn.modes import variance_vector
+from mftheory.cnn.paper import figure_4b_eigenvalues, figure_s4_setup
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.montecarlo.mode_check import compare_modes
 
 
 def _run(scale: float, seed: int = 0):  # type: ignore[no-untyped-def]

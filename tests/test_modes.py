@@ -1,4 +1,4 @@
-"""Tests of mftheory.modes: variance vectors, Fourier eigenvalues lambda_f, depth scales.
+"""Tests of mftheory.cnn.modes: variance vectors, Fourier eigenvalues lambda_f, depth scales.
 
 THEORY.md section 4. Tolerances: eigenvalues are sums of at most a few dozen O(1) terms, so
 two correct evaluations differ by a few ulp (~1e-16 each); 1e-14 leaves a margin of ~50 ulp
@@ -14,8 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from mftheory.errors import MFTheoryError
-from mftheory.modes import (
+from mftheory.cnn.modes import (
     VARIANCE_VECTOR_PRESETS,
     ModeTable,
     check_variance_vector,
@@ -26,6 +25,7 @@ from mftheory.modes import (
     variance_vector,
     wrap_kernel,
 )
+from mftheory.errors import MFTheoryError
 
 # Round-off of an O(1) sum of <= 125 terms: a few ulp; see the module docstring.
 EIG_TOL = 1e-14

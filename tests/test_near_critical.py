@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mftheory import critical_point, fixed_point, get_activation
-from mftheory.grid import phase_grid
+from mftheory.meanfield.grid import phase_grid
 
 
 def judge_erf(w: float, b: float, q_guess: float, c_guess: float) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""Tests of mftheory.pairtable (the fast C-transform) and mftheory.propagation (images through
-the CNN covariance map, mode amplitudes, fitted rates).
+"""Tests of mftheory.cnn.ctransform (the fast C-transform) and mftheory.cnn.propagation (images
+through the CNN covariance map, mode amplitudes, fitted rates).
 
 THEORY.md sections 2 (the map), 3 (the fixed point) and 4 (Fourier modes of each cyclic
 diagonal shrink by chi_c* lambda_f per layer).
@@ -14,19 +14,19 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mftheory.activations import get_activation
-from mftheory.errors import MFTheoryError
-from mftheory.expectations import pair_expectation, second_moment
-from mftheory.fixed_points import fixed_point
-from mftheory.modes import mode_eigenvalues, variance_vector
-from mftheory.pairtable import CTransformEngine
-from mftheory.propagation import (
+from mftheory.activations.builtins import get_activation
+from mftheory.cnn.ctransform import CTransformEngine
+from mftheory.cnn.modes import mode_eigenvalues, variance_vector
+from mftheory.cnn.propagation import (
     fit_decay_rate,
     input_covariance,
     mode_amplitudes,
     propagate,
 )
-from mftheory.spatial import apply_A, c_transform, iterate_covariance_map
+from mftheory.cnn.spatial import apply_A, c_transform, iterate_covariance_map
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import pair_expectation, second_moment
+from mftheory.meanfield.fixed_points import fixed_point
 
 # The slow path (spatial.c_transform) is accurate to 1e-12 * sqrt(F_a F_b) per expectation
 # (its Hermite/nested tolerance); the engine reports its own bound. Their difference must stay

@@ -1,5 +1,6 @@
-"""Edge cases of the fast C-transform (mftheory.pairtable) and of mftheory.propagation, each
-checked against the slow, entry-by-entry references (mftheory.spatial, mftheory.expectations),
+"""Edge cases of the fast C-transform (mftheory.cnn.ctransform) and of mftheory.cnn.propagation,
+each checked against the slow, entry-by-entry references (mftheory.cnn.spatial,
+mftheory.gaussian.expectations),
 the closed forms of THEORY.md section 3 (tests/conftest.py, mpmath) or the scipy-quad
 reference (mftheory.reference).
 
@@ -24,13 +25,10 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from mftheory.activations import get_activation
-from mftheory.errors import MFTheoryError
-from mftheory.expectations import second_moment
-from mftheory.fixed_points import fixed_point
-from mftheory.modes import kernel_offsets, variance_vector
-from mftheory.pairtable import CTransformEngine
-from mftheory.propagation import (
+from mftheory.activations.builtins import get_activation
+from mftheory.cnn.ctransform import CTransformEngine
+from mftheory.cnn.modes import kernel_offsets, variance_vector
+from mftheory.cnn.propagation import (
     Propagation,
     _AOperator,
     fit_decay_rate,
@@ -38,8 +36,11 @@ from mftheory.propagation import (
     mode_amplitudes,
     propagate,
 )
+from mftheory.cnn.spatial import apply_A, c_transform, iterate_covariance_map
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import second_moment
+from mftheory.meanfield.fixed_points import fixed_point
 from mftheory.reference import ref_pair_expectation, ref_second_moment
-from mftheory.spatial import apply_A, c_transform, iterate_covariance_map
 
 SLOW_TOL = 1e-12
 EPS = float(np.finfo(np.float64).eps)

@@ -15,10 +15,10 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mftheory.activations import Activation, get_activation
-from mftheory.expectations import derivative_second_moment, pair_expectation, second_moment
-from mftheory.fixed_points import FixedPoint, fixed_point
-from mftheory.maps import c_map, q_map
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.gaussian.expectations import derivative_second_moment, pair_expectation, second_moment
+from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
+from mftheory.meanfield.maps import c_map, q_map
 
 SMOOTH = ("tanh", "erf", "sigmoid", "sin", "gelu")
 ACTS = {name: get_activation(name) for name in SMOOTH}

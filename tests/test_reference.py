@@ -13,7 +13,7 @@ import pytest
 from conftest import CLOSED_FORM_FAMILIES, family_id
 
 from mftheory import reference as ref
-from mftheory.activations import get_activation
+from mftheory.activations.builtins import get_activation
 from mftheory.errors import MFTheoryError
 
 RTOL = 1e-10

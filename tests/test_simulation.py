@@ -1,6 +1,6 @@
-"""Tests of mftheory.simulation: Monte Carlo ensembles of finite random CNNs.
+"""Tests of mftheory.montecarlo.ensembles: Monte Carlo ensembles of finite random CNNs.
 
-The references are the mean-field covariance map (mftheory.spatial, tested on its own in
+The references are the mean-field covariance map (mftheory.cnn.spatial, tested on its own in
 test_spatial.py) and exact identities of the finite network (THEORY.md sections 1-2), never
 numbers produced by the simulation itself.
 
@@ -32,16 +32,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mftheory.activations import ACTIVATION_NAMES, get_activation
-from mftheory.errors import MFTheoryError
-from mftheory.fixed_points import fixed_point
-from mftheory.simulation import EnsembleResult, simulate_ensemble
-from mftheory.spatial import (
+from mftheory.activations.builtins import ACTIVATION_NAMES, get_activation
+from mftheory.cnn.spatial import (
     apply_A,
     covariance_map,
     iterate_covariance_map,
     uniform_fixed_covariance,
 )
+from mftheory.errors import MFTheoryError
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.montecarlo.ensembles import EnsembleResult, simulate_ensemble
 
 K_SE = 5.0  # standard errors allowed where the expectation is exact (see the module docstring)
 
@@ -617,7 +617,7 @@ def test_divergent_variance_raises(method: str) -> None:
 
 
 def test_import_does_not_load_torch() -> None:
-    code = "import sys, mftheory, mftheory.simulation; print('torch' in sys.modules)"
+    code = "import sys, mftheory, mftheory.montecarlo.ensembles; print('torch' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
@@ -659,7 +659,7 @@ def test_torch_bad_device() -> None:
 
 def test_torch_activations_match_numpy() -> None:
     torch = pytest.importorskip("torch")
-    from mftheory.simulation import _torch_phi
+    from mftheory.montecarlo.ensembles import _torch_phi
 
     x = np.linspace(-30.0, 30.0, 2001)
     for name in ACTIVATION_NAMES:

@@ -1,4 +1,4 @@
-"""Tests of mftheory.spatial: the CNN covariance map Sigma^{l+1} = A_v * C(Sigma^l).
+"""Tests of mftheory.cnn.spatial: the CNN covariance map Sigma^{l+1} = A_v * C(Sigma^l).
 
 THEORY.md sections 2 (the map), 3 (its uniform fixed point) and 4 (A_v is diagonalised by the
 Fourier transform along each cyclic diagonal; modes decay by chi_c lambda_f per layer).
@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mftheory.activations import get_activation
-from mftheory.errors import MFTheoryError
-from mftheory.expectations import pair_expectation, second_moment
-from mftheory.fixed_points import fixed_point
-from mftheory.maps import c_map, q_map
-from mftheory.modes import mode_eigenvalues, variance_vector
-from mftheory.spatial import (
+from mftheory.activations.builtins import get_activation
+from mftheory.cnn.modes import mode_eigenvalues, variance_vector
+from mftheory.cnn.spatial import (
     apply_A,
     c_transform,
     covariance_map,
     iterate_covariance_map,
     uniform_fixed_covariance,
 )
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import pair_expectation, second_moment
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.maps import c_map, q_map
 
 # A_v is a sum of at most 9 products v_b M_{..}: two correct evaluations in a different order
 # differ by a few ulp of max|M| ~ 1, so 1e-13 is ~500 ulp of margin; a wrong shift or sign

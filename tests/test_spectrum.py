@@ -1,4 +1,4 @@
-"""The Jacobian spectrum of :mod:`mftheory.spectrum` against independent references.
+"""The Jacobian spectrum of :mod:`mftheory.spectrum.density` against independent references.
 
 None of the references below uses the module's solver:
 
@@ -12,7 +12,7 @@ None of the references below uses the module's solver:
   two projections of trace 1/2 (ReLU and leaky ReLU, orthogonal weights, depth 2);
 * Monte Carlo: the exact Jacobians of drawn finite networks, from a small numpy sampler
   written in this file (kept local so that these tests do not depend on
-  :mod:`mftheory.spectrum_mc`, which is checked on its own).
+  :mod:`mftheory.montecarlo.jacobians`, which is checked on its own).
 
 Tests of known discrepancies of the module are marked ``xfail(strict=True)`` with the reason;
 each is a minimal reproduction. Monte Carlo tests use fixed seeds, so they are deterministic;
@@ -34,10 +34,10 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import comb
 
-from mftheory.activations import get_activation
-from mftheory.critical import critical_point
+from mftheory.activations.builtins import get_activation
 from mftheory.errors import MFTheoryError
-from mftheory.spectrum import (
+from mftheory.meanfield.critical import critical_point
+from mftheory.spectrum.density import (
     QUANTILE_LEVELS,
     WEIGHTS,
     JacobianSpectrum,

@@ -1,4 +1,4 @@
-"""Tests of mftheory.spectrum_mc: sampled Jacobian spectra of finite random networks.
+"""Tests of mftheory.montecarlo.jacobians: sampled Jacobian spectra of finite random networks.
 
 The references are exact identities of the finite networks (an orthogonal linear network is an
 isometry up to its gain; the looks-linear ReLU network equals a linear one; the rank of a ReLU
@@ -31,10 +31,10 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from mftheory.critical import critical_point
 from mftheory.errors import MFTheoryError
-from mftheory.fixed_points import fixed_point
-from mftheory.spectrum_mc import (
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.montecarlo.jacobians import (
     SampledSpectrum,
     sample_delta_orthogonal_spectrum,
     sample_jacobian_spectrum,
@@ -704,7 +704,7 @@ def test_overflow_is_an_error_naming_the_layer() -> None:
 
 def test_imports_no_heavy_modules() -> None:
     code = (
-        "import sys, mftheory.spectrum_mc\n"
+        "import sys, mftheory.montecarlo.jacobians\n"
         "print(sorted(m for m in ('torch', 'matplotlib', 'typer', 'rich') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -3,7 +3,7 @@
 The isometry table gives a CNN with Delta-Orthogonal kernels the spectrum of the orthogonal
 fully connected network (each position mixes its channels by one orthogonal matrix). Here a
 real ``nn.Conv1d`` stack, initialised by :func:`mftheory.torch.delta_orthogonal_` and
-differentiated by autograd, is compared with :func:`mftheory.spectrum.jacobian_spectrum`.
+differentiated by autograd, is compared with :func:`mftheory.spectrum.density.jacobian_spectrum`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import mftheory.torch as mt  # noqa: E402
-from mftheory.critical import critical_point  # noqa: E402
-from mftheory.spectrum import jacobian_spectrum  # noqa: E402
+from mftheory.meanfield.critical import critical_point  # noqa: E402
+from mftheory.spectrum.density import jacobian_spectrum  # noqa: E402
 
 
 def _delta_cnn_values(depth: int, channels: int, size: int, seed: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Tests of mftheory.torch: PyTorch initialisers, critical initialisation and diagnosis.
 
-The judges are independent of the code under test: mftheory.kernels.check_kernel (the FFT test
+The judges are independent of the code under test: mftheory.cnn.kernels.check_kernel (the FFT test
 of THEORY.md section 6) on the weights converted to the kernel layout, the dense operator that
 the torch layer itself applies (nn.ConvNd with padding_mode="circular" on an identity basis),
-the mean-field fixed point (mftheory.fixed_points) for deep finite networks, and exact
+the mean-field fixed point (mftheory.meanfield.fixed_points) for deep finite networks, and exact
 identities (a looks-linear ReLU network is the linear map W_L ... W_1).
 
 Tolerances. Orthogonality is checked in float64 to 1e-10 (round-off of QR and of the growth
@@ -26,10 +26,10 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import mftheory.torch as mt  # noqa: E402
-from mftheory.critical import critical_point  # noqa: E402
+from mftheory.cnn.kernels import check_kernel, kernel_sigma_w2, kernel_variance_share  # noqa: E402
 from mftheory.errors import MFTheoryError  # noqa: E402
-from mftheory.fixed_points import fixed_point  # noqa: E402
-from mftheory.kernels import check_kernel, kernel_sigma_w2, kernel_variance_share  # noqa: E402
+from mftheory.meanfield.critical import critical_point  # noqa: E402
+from mftheory.meanfield.fixed_points import fixed_point  # noqa: E402
 
 F64 = torch.float64
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -41,7 +41,7 @@ def gen(seed: int, device: str = "cpu") -> Any:
 
 
 def to_kernel(w: Any) -> np.ndarray:
-    """PyTorch (c_out, c_in, *spatial) -> mftheory.kernels (*spatial, c_in, c_out)."""
+    """PyTorch (c_out, c_in, *spatial) -> mftheory.cnn.kernels (*spatial, c_in, c_out)."""
     d = w.ndim - 2
     return w.detach().cpu().to(F64).permute(*range(2, 2 + d), 1, 0).numpy()
 

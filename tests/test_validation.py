@@ -22,7 +22,7 @@ pytest.importorskip("sklearn")
 
 from test_cli import assert_one_line_error, run, strict_json  # noqa: E402
 
-from mftheory.activations import get_activation  # noqa: E402
+from mftheory.activations.builtins import get_activation  # noqa: E402
 from mftheory.errors import MFTheoryError  # noqa: E402
 from mftheory.reference import ref_fixed_point  # noqa: E402
 from mftheory.validation.experiments import (  # noqa: E402

@@ -1,8 +1,8 @@
-"""The ``mftheory`` command line: ``critical``, ``fixed-point``, ``depthscales``, ``phase-diagram``.
+"""The ``mftheory`` command line: ``critical``, ``fixed-point``, ``depthscales``, ``phase-
+diagram``.
 
-Only the console script imports this package (it needs typer); ``import mftheory`` does not.
-"""
+Only the console script imports this package (it needs typer); ``import mftheory`` does not."""
 
-from .app import app, main
+from mftheory.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -18,8 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from mftheory._version import __version__
-
-from . import (
+from mftheory.cli import (
     critical,
     depthscales,
     diagnose,
@@ -71,9 +70,8 @@ class _OneLineErrorGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        from mftheory.cli.output import OutputError
         from mftheory.errors import MFTheoryError
-
-        from .output import OutputError
 
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

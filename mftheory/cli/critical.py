@@ -3,7 +3,7 @@
 import math
 from typing import Any
 
-from .options import (
+from mftheory.cli.options import (
     Act,
     Alpha,
     Format,
@@ -52,9 +52,7 @@ def critical(
     """
     import numpy as np
 
-    from mftheory.critical import critical_point
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         Messages,
         Records,
@@ -64,7 +62,8 @@ def critical(
         emit,
         settings_of,
     )
-    from .params import DEFAULT_SIGMA_B2, load_activation, scale_option
+    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, scale_option
+    from mftheory.meanfield.critical import critical_point
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .options import (
+from mftheory.cli.options import (
     Act,
     Alpha,
     Format,
@@ -17,11 +17,10 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from mftheory.activations import Activation
-    from mftheory.modes import ModeTable
-
-    from .output import Messages
-    from .params import Scale
+    from mftheory.activations.builtins import Activation
+    from mftheory.cli.output import Messages
+    from mftheory.cli.params import Scale
+    from mftheory.cnn.modes import ModeTable
 
 __all__ = ["depthscales"]
 
@@ -87,8 +86,8 @@ SigmaW2Critical = Annotated[
 
 def _variance_vector(spec: str, kernel: int | None, dim: int | None) -> Any:
     """The (unnormalised) v from --v, --kernel and --dim, checked for consistency."""
+    from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS, variance_vector
     from mftheory.errors import MFTheoryError
-    from mftheory.modes import VARIANCE_VECTOR_PRESETS, variance_vector
 
     text = spec.strip()
     try:
@@ -123,10 +122,9 @@ def _weight_variance(
     activation: "Activation", weight: "Scale | None", sigma_b2: float, messages: "Messages"
 ) -> tuple[float, str]:
     """The weight variance and where it came from: ``"given"``, or ``"critical"`` (with a note)."""
-    from mftheory.critical import critical_point
+    from mftheory.cli.output import scalar
     from mftheory.errors import MFTheoryError
-
-    from .output import scalar
+    from mftheory.meanfield.critical import critical_point
 
     if weight is not None:
         return weight.value, "given"
@@ -195,10 +193,7 @@ def depthscales(
         mftheory depthscales --v gs2 --dim 2 --act tanh --sigma-b2 0.05 --format json
     """
 
-    from mftheory.fixed_points import fixed_point
-    from mftheory.modes import mode_table, normalize_variance_vector
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         Messages,
         Records,
@@ -209,7 +204,9 @@ def depthscales(
         scalar,
         settings_of,
     )
-    from .params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.cnn.modes import mode_table, normalize_variance_vector
+    from mftheory.meanfield.fixed_points import fixed_point
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .fixed_point import QUANTITIES
-from .options import (
+from mftheory.cli.fixed_point import QUANTITIES
+from mftheory.cli.options import (
     Act,
     Alpha,
     Format,
@@ -65,8 +65,8 @@ def parse_gain(text: str) -> float:
     parsed by the safe expression parser, never ``eval``."""
     import numpy as np
 
+    from mftheory.activations.expression import parse_activation
     from mftheory.errors import MFTheoryError
-    from mftheory.expression import parse_activation
 
     try:
         expr = parse_activation(text)
@@ -111,10 +111,7 @@ def diagnose(
         mftheory diagnose --act tanh --init pytorch-default --fan-in 256
         mftheory diagnose --act relu --init he --format json
     """
-    from mftheory.diagnose import diagnose_init, init_scale
-    from mftheory.errors import MFTheoryError
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         Messages,
         Records,
@@ -124,7 +121,9 @@ def diagnose(
         emit,
         settings_of,
     )
-    from .params import load_activation, parse_int, scale_option
+    from mftheory.cli.params import load_activation, parse_int, scale_option
+    from mftheory.errors import MFTheoryError
+    from mftheory.meanfield.diagnosis import diagnose_init, init_scale
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import (
+from mftheory.cli.options import (
     Act,
     Alpha,
     Format,
@@ -74,10 +74,7 @@ def fixed_point(
         mftheory fixed-point --act tanh --sigma-w2 1.5 --sigma-b2 0.05
         mftheory fixed-point --act relu --sigma-w 1.2 --sigma-b 0 --format json
     """
-    from mftheory.errors import MFTheoryError
-    from mftheory.fixed_points import fixed_point as solve
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         Messages,
         Records,
@@ -88,7 +85,9 @@ def fixed_point(
         scalar,
         settings_of,
     )
-    from .params import DEFAULT_SIGMA_B2, load_activation, parse_number, scale_option
+    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, parse_number, scale_option
+    from mftheory.errors import MFTheoryError
+    from mftheory.meanfield.fixed_points import fixed_point as solve
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

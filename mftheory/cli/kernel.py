@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from .options import Format, Quiet
+from mftheory.cli.options import Format, Quiet
 
 __all__ = ["kernel"]
 
@@ -88,8 +88,11 @@ def kernel(
         mftheory kernel --init orthogonal --size 5 --dim 1 --cin 8 --cout 16 --seed 1
         mftheory kernel --check k.npy --format json
     """
-    from mftheory.errors import MFTheoryError
-    from mftheory.kernels import (
+    from mftheory.cli.depthscales import _format_v, _variance_vector
+    from mftheory.cli.diagnose import parse_gain
+    from mftheory.cli.output import Column, Messages, Records, Report, emit
+    from mftheory.cli.params import parse_int
+    from mftheory.cnn.kernels import (
         check_kernel,
         delta_orthogonal_kernel,
         gaussian_kernel,
@@ -97,12 +100,8 @@ def kernel(
         kernel_variance_share,
         orthogonal_kernel,
     )
-    from mftheory.modes import mode_eigenvalues
-
-    from .depthscales import _format_v, _variance_vector
-    from .diagnose import parse_gain
-    from .output import Column, Messages, Records, Report, emit
-    from .params import parse_int
+    from mftheory.cnn.modes import mode_eigenvalues
+    from mftheory.errors import MFTheoryError
 
     messages = Messages(quiet)
     if output is not None and output.suffix.lower() != ".npy":
@@ -156,7 +155,7 @@ def kernel(
         try:
             np.save(output, K)
         except OSError as exc:
-            from .output import OutputError
+            from mftheory.cli.output import OutputError
 
             raise OutputError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
         messages.note(f"wrote {output} (shape {K.shape}, layout (spatial..., c_in, c_out))")

@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 
 from mftheory._version import __version__
+from mftheory.cli.options import OutputFormat
 from mftheory.errors import MFTheoryError
-
-from .options import OutputFormat
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import Console
 
-    from mftheory.activations import Activation
+    from mftheory.activations.builtins import Activation
 
 __all__ = [
     "DATA_SUFFIXES",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from mftheory.activations import Activation, get_activation
+from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 
 __all__ = [

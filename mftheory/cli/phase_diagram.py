@@ -7,18 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .options import Act, Alpha, Format, NegativeSlope, OutputFormat, Quiet
+from mftheory.cli.options import Act, Alpha, Format, NegativeSlope, OutputFormat, Quiet
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
 
-    from mftheory.activations import Activation
-    from mftheory.critical import CriticalPoint
-    from mftheory.fixed_points import FixedPoint
-
-    from .output import ProgressCallback, Report
+    from mftheory.activations.builtins import Activation
+    from mftheory.cli.output import ProgressCallback, Report
+    from mftheory.meanfield.critical import CriticalPoint
+    from mftheory.meanfield.fixed_points import FixedPoint
 
     FloatArray = NDArray[np.float64]
     IntArray = NDArray[np.intp]
@@ -125,10 +124,10 @@ def solve_grid(
 ) -> "FixedPoint":
     """The fixed points on the grid ``sigma_w2 = w2`` (columns) x ``sigma_b2 = b2`` (rows).
 
-    :func:`mftheory.grid.phase_grid`: arrays of shape ``(b2.size, w2.size)``, computed in
+    :func:`mftheory.meanfield.grid.phase_grid`: arrays of shape ``(b2.size, w2.size)``, computed in
     chunks of rows with ``progress(rows_done, rows_total)`` called after each.
     """
-    from mftheory.grid import phase_grid
+    from mftheory.meanfield.grid import phase_grid
 
     return phase_grid(
         activation, sigma_w2=w2, sigma_b2=b2, progress=progress, chunk_rows=chunk_rows
@@ -176,7 +175,14 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
     """
     import numpy as np
 
-    from .output import Column, ColumnArrays, Records, Report, activation_fields, settings_of
+    from mftheory.cli.output import (
+        Column,
+        ColumnArrays,
+        Records,
+        Report,
+        activation_fields,
+        settings_of,
+    )
 
     activation = fp.activation
     w2 = np.asarray(fp.sigma_w2, dtype=np.float64)[0, :]
@@ -302,10 +308,9 @@ def phase_diagram(
     """
     import numpy as np
 
-    from mftheory.critical import critical_point
-
-    from .output import FIGURE_SUFFIXES, Messages, check_output_path, emit
-    from .params import load_activation, scale_option
+    from mftheory.cli.output import FIGURE_SUFFIXES, Messages, check_output_path, emit
+    from mftheory.cli.params import load_activation, scale_option
+    from mftheory.meanfield.critical import critical_point
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
-from .depthscales import KernelOption, SigmaW2Critical, SigmaWCritical, VOption
-from .options import Act, Alpha, Format, NegativeSlope, Output, Quiet, SigmaB, SigmaB2
+from mftheory.cli.depthscales import KernelOption, SigmaW2Critical, SigmaWCritical, VOption
+from mftheory.cli.options import Act, Alpha, Format, NegativeSlope, Output, Quiet, SigmaB, SigmaB2
 
 if TYPE_CHECKING:
-    from mftheory.propagation import Propagation
-
-    from .output import Column, Messages
+    from mftheory.cli.output import Column, Messages
+    from mftheory.cnn.propagation import Propagation
 
 __all__ = ["propagate"]
 
@@ -66,8 +65,8 @@ def load_inputs(
     images: list[Path], dim: str | None, normalize: str, messages: Messages
 ) -> tuple[Any, str]:
     """Images as (B, channels, *pixels) and a short description of them."""
-    from .images import load_images
-    from .params import parse_int
+    from mftheory.cli.images import load_images
+    from mftheory.cli.params import parse_int
 
     dims = parse_int("--dim", dim, high=2)
     arr, notes = load_images(list(images), dim=dims, normalize=normalize)
@@ -91,10 +90,9 @@ def setup(
     messages: Messages,
 ) -> tuple[Any, Any, float, str, float]:
     """Activation, normalised v, sigma_w2 (and its source), sigma_b2 for an image command."""
-    from mftheory.modes import VARIANCE_VECTOR_PRESETS, normalize_variance_vector
-
-    from .depthscales import _variance_vector, _weight_variance
-    from .params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.cli.depthscales import _variance_vector, _weight_variance
+    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS, normalize_variance_vector
 
     activation, notes = load_activation(act, negative_slope, alpha)
     for note in notes:
@@ -155,7 +153,7 @@ def freq_label(f: list[int]) -> str:
 
 
 def mode_columns(extra: list[Column] | None = None) -> list[Column]:
-    from .output import Column
+    from mftheory.cli.output import Column
 
     return [
         Column("f", "f"),
@@ -220,9 +218,7 @@ def propagate(
         mftheory propagate --image digit.png --act tanh --v uniform --depth 200
         mftheory propagate --image a.npy --image b.npy --format json -o out.json
     """
-    from mftheory.propagation import propagate as run
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         ColumnArrays,
         Messages,
@@ -233,7 +229,8 @@ def propagate(
         emit,
         settings_of,
     )
-    from .params import parse_int
+    from mftheory.cli.params import parse_int
+    from mftheory.cnn.propagation import propagate as run
 
     messages = Messages(quiet)
     check_output_path(output, figures=True)

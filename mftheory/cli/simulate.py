@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
-from .depthscales import KernelOption, SigmaW2Critical, SigmaWCritical, VOption
-from .options import Act, Alpha, Format, NegativeSlope, Output, Quiet, SigmaB, SigmaB2
-from .propagate import (
+from mftheory.cli.depthscales import KernelOption, SigmaW2Critical, SigmaWCritical, VOption
+from mftheory.cli.options import Act, Alpha, Format, NegativeSlope, Output, Quiet, SigmaB, SigmaB2
+from mftheory.cli.propagate import (
     Depth,
     ImageDim,
     ImageOption,
@@ -27,9 +27,8 @@ from .propagate import (
 )
 
 if TYPE_CHECKING:
-    from mftheory.mode_check import ModeComparison
-
-    from .output import Messages, Report
+    from mftheory.cli.output import Messages, Report
+    from mftheory.montecarlo.mode_check import ModeComparison
 
 __all__ = ["reproduce", "simulate"]
 
@@ -65,9 +64,8 @@ def _ints(
     channels: str, networks: str, seed: str, depth: str, backend: str
 ) -> tuple[int, int, int, int]:
     """The integer options (and --backend), checked before any work."""
+    from mftheory.cli.params import parse_int
     from mftheory.errors import MFTheoryError
-
-    from .params import parse_int
 
     if backend not in ("numpy", "torch"):
         raise MFTheoryError(f"--backend must be numpy or torch, got {backend!r}")
@@ -80,7 +78,7 @@ def _ints(
 
 
 def _run(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
-    from mftheory.mode_check import compare_modes
+    from mftheory.montecarlo.mode_check import compare_modes
 
     with messages.progress("simulating networks", points=networks * 1000) as bar:
         return compare_modes(progress=bar, networks=networks, **kwargs)
@@ -94,7 +92,7 @@ def _report(
     messages: Messages,
     shown: int | None,
 ) -> Report:
-    from .output import Column, ColumnArrays, Records, Report, settings_of
+    from mftheory.cli.output import Column, ColumnArrays, Records, Report, settings_of
 
     mf = cmp.mean_field
     fp = mf.fixed
@@ -240,8 +238,8 @@ def simulate(
     \b
         mftheory simulate --image digit.npy --act tanh --channels 256 --networks 100
     """
-    from .output import Messages, activation_fields, check_output_path, emit
-    from .params import parse_int
+    from mftheory.cli.output import Messages, activation_fields, check_output_path, emit
+    from mftheory.cli.params import parse_int
 
     messages = Messages(quiet)
     check_output_path(output, figures=True)
@@ -339,16 +337,16 @@ def reproduce(
         mftheory reproduce fig-s4 -o figS4.png
         mftheory reproduce fig-4b --format csv
     """
-    from .output import Messages, check_output_path, emit
-    from .params import parse_number
+    from mftheory.cli.output import Messages, check_output_path, emit
+    from mftheory.cli.params import parse_number
 
     messages = Messages(quiet)
     check_output_path(output, figures=True)
     if figure is Figure.fig_4b:
         emit(_figure_4b(), fmt=fmt, output=output, messages=messages)
         return
+    from mftheory.cnn.paper import figure_s4_setup
     from mftheory.errors import MFTheoryError
-    from mftheory.paper import figure_s4_setup
 
     c, k, s, d_layers = _ints(channels, networks, seed, depth, backend)
     factor = parse_number("--scale", scale)
@@ -396,10 +394,9 @@ def reproduce(
 
 
 def _figure_4b() -> Report:
-    from mftheory.modes import variance_vector
-    from mftheory.paper import figure_4b_eigenvalues
-
-    from .output import Column, Records, Report
+    from mftheory.cli.output import Column, Records, Report
+    from mftheory.cnn.modes import variance_vector
+    from mftheory.cnn.paper import figure_4b_eigenvalues
 
     values = figure_4b_eigenvalues(8, 3)
     names = list(values)

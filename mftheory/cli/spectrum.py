@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import Act, Alpha, Format, NegativeSlope, Quiet, SigmaB, SigmaB2, SigmaW, SigmaW2
+from mftheory.cli.options import (
+    Act,
+    Alpha,
+    Format,
+    NegativeSlope,
+    Quiet,
+    SigmaB,
+    SigmaB2,
+    SigmaW,
+    SigmaW2,
+)
 
 __all__ = ["format_log10", "isometry", "spectrum"]
 
@@ -44,7 +54,7 @@ def format_log10(value: float) -> str:
 
 
 def _depth(text: str, low: int = 1) -> int:
-    from .params import parse_int
+    from mftheory.cli.params import parse_int
 
     value = parse_int("--depth", text, low=low, high=100_000)
     assert value is not None
@@ -53,7 +63,7 @@ def _depth(text: str, low: int = 1) -> int:
 
 def _weights(text: str) -> str:
     from mftheory.errors import MFTheoryError
-    from mftheory.spectrum import WEIGHTS
+    from mftheory.spectrum.density import WEIGHTS
 
     kind = text.strip().lower()
     if kind not in WEIGHTS:
@@ -112,9 +122,7 @@ def spectrum(
     """
     import numpy as np
 
-    from mftheory.spectrum import SpectrumSettings, jacobian_spectrum
-
-    from .output import (
+    from mftheory.cli.output import (
         Column,
         Messages,
         Records,
@@ -123,7 +131,8 @@ def spectrum(
         check_output_path,
         emit,
     )
-    from .params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, parse_int, scale_option
+    from mftheory.spectrum.density import SpectrumSettings, jacobian_spectrum
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)
@@ -158,7 +167,7 @@ def spectrum(
 
     sampled = None
     if width is not None:
-        from mftheory.spectrum_mc import sample_jacobian_spectrum
+        from mftheory.montecarlo.jacobians import sample_jacobian_spectrum
 
         with messages.status(f"sampling {n_draws} network(s) of width {width}"):
             sampled = sample_jacobian_spectrum(
@@ -315,10 +324,9 @@ def isometry(
         mftheory isometry --depth 100
         mftheory isometry --depth 1000 --sigma-b2 0.05 --format json
     """
-    from mftheory.isometry import isometry_table
-
-    from .output import Column, Messages, Records, Report, check_output_path, emit
-    from .params import load_activation, parse_number, scale_option
+    from mftheory.cli.output import Column, Messages, Records, Report, check_output_path, emit
+    from mftheory.cli.params import load_activation, parse_number, scale_option
+    from mftheory.spectrum.isometry import isometry_table
 
     messages = Messages(quiet)
     activation, notes = load_activation(act, negative_slope, alpha)

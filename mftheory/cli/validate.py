@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .options import Format, Quiet
+from mftheory.cli.options import Format, Quiet
 
 if TYPE_CHECKING:
+    from mftheory.cli.output import Messages
     from mftheory.validation.runner import Cell
-
-    from .output import Messages
 
 __all__ = ["validate"]
 
@@ -43,7 +42,7 @@ def _list(option: str, text: str | None) -> list[str] | None:
 
 
 def _ints(option: str, text: str | None, low: int) -> list[int] | None:
-    from .params import parse_int
+    from mftheory.cli.params import parse_int
 
     items = _list(option, text)
     if items is None:
@@ -54,9 +53,8 @@ def _ints(option: str, text: str | None, low: int) -> list[int] | None:
 
 def _variances(option: str, text: str | None) -> list[float] | None:
     """A comma list of numbers or one ``START:STOP:COUNT`` range, each >= 0."""
+    from mftheory.cli.params import parse_number, parse_range
     from mftheory.errors import MFTheoryError
-
-    from .params import parse_number, parse_range
 
     if text is None:
         return None
@@ -72,9 +70,8 @@ def _variances(option: str, text: str | None) -> list[float] | None:
 
 
 def _number(option: str, text: str | None, *, positive: bool = False) -> float | None:
+    from mftheory.cli.params import parse_optional_number
     from mftheory.errors import MFTheoryError
-
-    from .params import parse_optional_number
 
     value = parse_optional_number(option, text)
     if value is not None and (value < 0 or (positive and value == 0)):
@@ -217,10 +214,9 @@ def validate(
     """
     import os
 
+    from mftheory.cli.output import Column, Messages, Records, Report, emit
+    from mftheory.cli.params import parse_int
     from mftheory.errors import MFTheoryError
-
-    from .output import Column, Messages, Records, Report, emit
-    from .params import parse_int
 
     messages = Messages(quiet)
     try:

@@ -1,4 +1,3 @@
 """Validation experiments: trained networks against the mean-field predictions.
 
-Needs the ``[validate]`` extra.
-"""
+Needs the ``[validate]`` extra."""

@@ -13,7 +13,7 @@ The experiments (THEORY.md sections 5 and 7):
 1. ``trainability`` (Fig. 2): Gaussian tanh CNNs over ``sigma_w2 x depth`` at fixed
    ``sigma_b2``; a cell is *trainable* when its training accuracy reaches the threshold
    (halfway from chance to 1 unless given), *predicted trainable* when
-   ``depth < 6 xi_c(sigma_w2, sigma_b2)`` (the core's :func:`~mftheory.fixed_points.fixed_point`);
+   ``depth < 6 xi_c(sigma_w2, sigma_b2)`` (the core's :func:`~mftheory.meanfield.fixed_point`);
    the summary reports the share of cells where the two agree.
 2. ``learning-speed`` (Fig. 5): one deep critical network, Gaussian against orthogonal
    (Algorithm 1) and Delta-Orthogonal kernels: accuracy against steps.
@@ -35,12 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from mftheory.critical import critical_point
+from mftheory.cnn.modes import mode_eigenvalues, variance_vector
 from mftheory.errors import MFTheoryError
-from mftheory.fixed_points import fixed_point
-from mftheory.modes import mode_eigenvalues, variance_vector
-
-from .runner import Cell
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.validation.runner import Cell
 
 __all__ = [
     "EXPERIMENTS",

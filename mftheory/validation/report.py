@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mftheory._json import jsonable
 from mftheory._version import __version__
-
-from .experiments import Plan
+from mftheory.serialize import jsonable
+from mftheory.validation.experiments import Plan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,7 +38,7 @@ def figure_for(
     plan: Plan, results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> Figure | None:
     """The experiment's figure (a matplotlib Figure), or None when no cell finished."""
-    from .figures import curves_figure, depth_figure, trainability_figure
+    from mftheory.validation.figures import curves_figure, depth_figure, trainability_figure
 
     done = [r for r in results if r.get("status") == "done"]
     if not done:

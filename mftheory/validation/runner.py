@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mftheory._json import jsonable
 from mftheory.errors import MFTheoryError
+from mftheory.serialize import jsonable
 
 __all__ = ["CONNECT_TIMEOUT", "Cell", "ProgressCallback", "cell_path", "load_result", "run_cells"]
 

@@ -22,12 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mftheory._json import jsonable
 from mftheory._version import __version__
 from mftheory.errors import MFTheoryError
-
-from .data import load_dataset
-from .network import build_network
+from mftheory.serialize import jsonable
+from mftheory.validation.data import load_dataset
+from mftheory.validation.network import build_network
 
 __all__ = ["CONFIG_KEYS", "resolve_device", "train_cell"]
 

@@ -34,15 +34,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .expectations import (
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import (
     _homogeneous_kappa,
     derivative_second_moment,
     second_moment_slope,
 )
-from .fixed_points import ExactMoments, QMoments, _gradient_scale, depth_scale
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.fixed_points import ExactMoments, QMoments, _gradient_scale, depth_scale
 
 __all__ = ["CriticalPoint", "critical_point"]
 
@@ -89,7 +89,7 @@ class CriticalPoint:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: nested lists, non-finite floats as None."""
-        from ._json import jsonable
+        from mftheory.serialize import jsonable
 
         return {
             "activation": self.activation.label,
@@ -273,7 +273,7 @@ _TABLE_FROM = 64  # biases from which the scan uses a QTable
 
 def _moments(a: Activation, st: QuadratureSettings, count: int) -> QMoments:
     if count >= _TABLE_FROM:
-        from .tables import q_table
+        from mftheory.gaussian.qtable import q_table
 
         return q_table(a, st)
     return ExactMoments(a, st)
@@ -281,7 +281,7 @@ def _moments(a: Activation, st: QuadratureSettings, count: int) -> QMoments:
 
 def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:
     """One Newton step on ``H(q) = q - F/G - b`` with exact F, F', G, G' (heat identities)."""
-    from .tables import _node_moments
+    from mftheory.gaussian.qtable import _node_moments
 
     pos = q > 0
     out = q.copy()
@@ -298,7 +298,7 @@ def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings
 
 def _exact_slope_and_g(a: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array]:
     """Exact ``F'(q)`` and ``G(q)`` in one quadrature pass (q > 0)."""
-    from .tables import _node_moments
+    from mftheory.gaussian.qtable import _node_moments
 
     F_q, G = np.full(q.shape, np.nan), np.full(q.shape, np.nan)
     pos = q > 0

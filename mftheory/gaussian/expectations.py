@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation
-from .errors import MFTheoryError
-from .quadrature import (
+from mftheory.activations.builtins import Activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.quadrature import (
     DEFAULT_SETTINGS,
     QuadratureSettings,
     hermite_functions,
@@ -405,7 +405,7 @@ def _kinked_coefficients(act: Activation, s: Array, kinks: Array, K: int) -> Arr
 
 
 def _legendre_nodes(m: int) -> tuple[Array, Array]:
-    from .quadrature import _legendre
+    from mftheory.gaussian.quadrature import _legendre
 
     return _legendre(m)
 

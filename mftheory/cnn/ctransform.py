@@ -1,6 +1,6 @@
 """Fast ``C(Sigma)`` for whole covariance matrices, layer after layer.
 
-:func:`mftheory.spatial.c_transform` integrates every distinct entry of ``C(Sigma)`` from
+:func:`mftheory.cnn.spatial.c_transform` integrates every distinct entry of ``C(Sigma)`` from
 scratch. Iterating the spatial map of a real image for hundreds of layers needs millions of
 pair expectations ``E[phi(u_a) phi(u_b)]`` (``u_a ~ N(0, q_a)``, correlation ``rho_ab``), so
 :class:`CTransformEngine` uses what the map preserves instead:
@@ -22,7 +22,7 @@ pair expectations ``E[phi(u_a) phi(u_b)]`` (``u_a ~ N(0, q_a)``, correlation ``r
 
 Every call returns a bound (or, for the Taylor order in ``tau``, a conservative estimate
 checked against exact coefficients) on the error of the off-diagonal entries; entries whose
-series cannot meet the tolerance fall back to :func:`mftheory.expectations.pair_expectation`
+series cannot meet the tolerance fall back to :func:`mftheory.gaussian.pair_expectation`
 (nested quadrature), so the engine is slow for kinked activations, never wrong.
 
 Notes
@@ -42,10 +42,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .expectations import _closed_pair, hermite_series, pair_expectation, second_moment
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import (
+    _closed_pair,
+    hermite_series,
+    pair_expectation,
+    second_moment,
+)
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 
 __all__ = ["CTransformEngine", "CTransformStats"]
 
@@ -286,7 +291,7 @@ class CTransformEngine:
     -----
     THEORY.md sections 2 and 3; the methods are described in the module docstring. The
     caller validates ``Sigma`` (square, symmetric, finite, non-negative diagonal), as
-    :func:`mftheory.spatial.c_transform` does.
+    :func:`mftheory.cnn.spatial.c_transform` does.
     """
 
     def __init__(

@@ -7,7 +7,7 @@ channels), as in the paper and TensorFlow. A kernel ``K`` defines on periodic im
     (K * x)_j(a) = sum_i sum_b K(b)[i, j] x_i(a + b),
 
 with centred offsets ``b`` (a side of ``2k + 1`` positions has offsets ``-k..k``, as in
-:func:`mftheory.modes.kernel_offsets`). The discrete Fourier transform block-diagonalises it:
+:func:`mftheory.cnn.modes.kernel_offsets`). The discrete Fourier transform block-diagonalises it:
 at frequency ``w in {0..n-1}^dim`` the operator acts on the channels through the transpose of
 
     K^(w) = sum_b K(b) exp(-2 pi i <w, b> / n)          (a c_in x c_out matrix),
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._json import finite_or_none
-from .errors import MFTheoryError
-from .modes import check_variance_vector, kernel_offsets, variance_vector
+from mftheory.cnn.modes import check_variance_vector, kernel_offsets, variance_vector
+from mftheory.errors import MFTheoryError
+from mftheory.serialize import finite_or_none
 
 __all__ = [
     "KernelCheck",
@@ -55,7 +55,7 @@ ComplexArray = NDArray[np.complex128]
 SeedLike = int | np.random.Generator | None
 
 _MAX_DIM = 3
-_SUM_TOL = 1e-10  # how far sum(v) may be from 1 (as in mftheory.modes)
+_SUM_TOL = 1e-10  # how far sum(v) may be from 1 (as in mftheory.cnn.modes)
 _CHUNK_BYTES = 1 << 26  # complex K^(w) blocks are built 64 MiB at a time
 _KEEP_PROBABILITY = 0.5  # each column of the projection frame is kept with this probability
 _DEFAULT_N_MAX = 64  # check_kernel: n from the kernel size to 64 (1D and 2D) ...
@@ -363,7 +363,7 @@ def gaussian_kernel(
     ----------
     v : array_like or str
         Variance vector over kernel positions summing to 1 (odd sides, 1 to 3 dimensions), or
-        a preset name / numeric text understood by :func:`mftheory.modes.variance_vector`.
+        a preset name / numeric text understood by :func:`mftheory.cnn.modes.variance_vector`.
     c_in, c_out : int
         Channels, ``>= 1`` (any order).
     gain : float

@@ -1,7 +1,7 @@
 """Variance vectors over kernel positions, their Fourier eigenvalues, and per-mode depth scales.
 
 A CNN's weights at kernel position ``b`` have variance ``sigma_w2 * v_b / c``. The operator
-``A_v`` of the covariance map (:mod:`mftheory.spatial`) acts on every cyclic diagonal of the
+``A_v`` of the covariance map (:mod:`mftheory.cnn.spatial`) acts on every cyclic diagonal of the
 pixel covariance as a circular cross-correlation with ``v``, so the discrete Fourier transform
 diagonalises it, with eigenvalues
 
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._json import finite_or_none
-from .errors import MFTheoryError
+from mftheory.errors import MFTheoryError
+from mftheory.serialize import finite_or_none
 
 __all__ = [
     "VARIANCE_VECTOR_PRESETS",

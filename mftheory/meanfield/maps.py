@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation
-from .errors import MFTheoryError
-from .expectations import pair_expectation, second_moment
-from .quadrature import QuadratureSettings
+from mftheory.activations.builtins import Activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import pair_expectation, second_moment
+from mftheory.gaussian.quadrature import QuadratureSettings
 
 __all__ = ["c_map", "check_variances", "q_map"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .fixed_points import fixed_point
-from .modes import mode_eigenvalues, variance_vector
+from mftheory.cnn.modes import mode_eigenvalues, variance_vector
+from mftheory.meanfield.fixed_points import fixed_point
 
 __all__ = ["FigureS4Setup", "figure_4b_eigenvalues", "figure_s4_setup"]
 

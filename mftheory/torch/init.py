@@ -1,13 +1,13 @@
 """PyTorch initialisers and diagnostics built on the mean-field core.
 
 Everything here is a thin layer over the numpy core: the critical point and fixed point come
-from :mod:`mftheory.critical` and :mod:`mftheory.fixed_points`, the Algorithm 1 kernels from
-:mod:`mftheory.kernels`, the variance vectors and Fourier eigenvalues from
-:mod:`mftheory.modes`. This module imports torch at its top; ``import mftheory`` never
-imports it (import ``mftheory.torch`` explicitly).
+from :mod:`mftheory.meanfield.critical` and :mod:`mftheory.meanfield.fixed_points`, the
+Algorithm 1 kernels from :mod:`mftheory.cnn.kernels`, the variance vectors and Fourier
+eigenvalues from :mod:`mftheory.cnn.modes`. This module imports torch at its top;
+``import mftheory`` never imports it (import ``mftheory.torch`` explicitly).
 
 Layouts. PyTorch stores a convolution weight as ``(c_out, c_in, *spatial)`` and a linear
-weight as ``(out, in)``; :mod:`mftheory.kernels` uses ``(*spatial, c_in, c_out)``. The
+weight as ``(out, in)``; :mod:`mftheory.cnn.kernels` uses ``(*spatial, c_in, c_out)``. The
 conversion is ``w[o, i, b] = K[b, i, o]``. PyTorch's convolution is a cross-correlation: with
 ``padding=k`` and ``padding_mode="circular"`` a ``(2k+1)``-wide layer computes
 
@@ -51,17 +51,17 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .activations import Activation, get_activation
-from .critical import critical_point
-from .errors import MFTheoryError
-from .fixed_points import fixed_point
-from .modes import (
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.cnn.modes import (
     VARIANCE_VECTOR_PRESETS,
     check_variance_vector,
     mode_eigenvalues,
     variance_vector,
     wrap_kernel,
 )
+from mftheory.errors import MFTheoryError
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
 
 __all__ = [
     "SCHEMES",
@@ -182,7 +182,7 @@ def _fill_algorithm1(tensor: torch.Tensor, gain: float, generator: torch.Generat
     channel axes read the other way round: its operator is the transpose of an isometry's
     (per frequency ``L(w) = M(w)^T`` with ``M^H M = I``), so ``L L^H = I``.
     """
-    from .kernels import orthogonal_kernel
+    from mftheory.cnn.kernels import orthogonal_kernel
 
     c_out, c_in, spatial = _weight_shape(tensor, "conv_orthogonal_")
     d = len(spatial)
@@ -267,7 +267,7 @@ def conv_orthogonal_(
     gain : float
         ``sigma_w``, the common singular value of the operator (a standard deviation).
     generator : torch.Generator, optional
-        A seed for :func:`mftheory.kernels.orthogonal_kernel` is drawn from it.
+        A seed for :func:`mftheory.cnn.kernels.orthogonal_kernel` is drawn from it.
 
     Returns
     -------
@@ -283,7 +283,7 @@ def conv_orthogonal_(
     Notes
     -----
     THEORY.md section 6 (Algorithm 1, Kautsky & Turcajova's block convolutions): the kernel
-    ``K`` of :func:`mftheory.kernels.orthogonal_kernel` in layout ``(*kernel, c_in, c_out)``
+    ``K`` of :func:`mftheory.cnn.kernels.orthogonal_kernel` in layout ``(*kernel, c_in, c_out)``
     is written as ``w[o, i, b] = K[b, i, o]``. Every ``K^(w) = sum_b K(b) exp(-i <w, b>)`` has
     orthonormal columns, so ``nn.ConvNd(..., padding=k, padding_mode="circular")`` with this
     weight is ``gain`` times an isometry on periodic images of every size. Its variance share
@@ -354,7 +354,7 @@ def variance_vector_normal_(
     v : str or array_like
         Variance vector of the kernel's spatial shape, summing to 1, or a preset name
         (``"delta"``, ``"uniform"``, ``"gs0"`` .. ``"gs4"``; cubic kernels) built by
-        :func:`mftheory.modes.variance_vector`. A Linear weight takes any preset (its only
+        :func:`mftheory.cnn.modes.variance_vector`. A Linear weight takes any preset (its only
         position has ``v = 1``).
     gain : float
         ``sigma_w`` (a standard deviation).
@@ -406,7 +406,7 @@ class CriticalInitReport:
         variance.
     q_star, c_star, chi_1, chi_c, xi_c, xi_q : float
         Fixed point and slopes at ``(sigma_w2, sigma_b2)``
-        (:func:`mftheory.fixed_points.fixed_point`); ``xi_c`` is infinite on the critical line.
+        (:func:`mftheory.meanfield.fixed_point`); ``xi_c`` is infinite on the critical line.
     scheme : str
         ``"delta-orthogonal"``, ``"orthogonal"`` or ``"gaussian"``.
     layers : int
@@ -440,7 +440,7 @@ class CriticalInitReport:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: plain types, non-finite floats as None."""
-        from ._json import jsonable
+        from mftheory.serialize import jsonable
 
         return {
             "activation": self.activation,
@@ -599,8 +599,8 @@ def critical_init_(
     Notes
     -----
     THEORY.md section 3: ``sigma_w2`` is the critical weight variance of
-    :func:`mftheory.critical.critical_point` (``chi_1 = 1``), the report's fields are those of
-    :func:`mftheory.fixed_points.fixed_point` there. Biases are ``N(0, sigma_b2)``.
+    :func:`mftheory.meanfield.critical_point` (``chi_1 = 1``), the report's fields are those of
+    :func:`mftheory.meanfield.fixed_point` there. Biases are ``N(0, sigma_b2)``.
 
     Every layer is given the fan-in scaled variance ``sum w^2 / c_out = sigma_w2`` that the
     q-map assumes (module docstring). The Gaussian scheme does so in expectation. The
@@ -924,7 +924,7 @@ class DiagnoseReport:
     sigma_w2, sigma_b2 : float
         Mean over those layers.
     q_star, c_star, chi_1, chi_c, xi_c : float
-        :func:`mftheory.fixed_points.fixed_point` at the mean variances.
+        :func:`mftheory.meanfield.fixed_point` at the mean variances.
     phase : str
         ``"ordered"``, ``"critical"``, ``"chaotic"`` or ``"divergent"``.
     max_trainable_depth : float
@@ -955,7 +955,7 @@ class DiagnoseReport:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: plain types, non-finite floats as None."""
-        from ._json import jsonable
+        from mftheory.serialize import jsonable
 
         out: dict[str, object] = {"layers": jsonable(list(self.layers))}
         for name in (
@@ -1015,9 +1015,9 @@ def diagnose(
     ``sigma_w2 = sum w^2 / c_out`` (exact for orthogonal kernels, relative standard error
     ``sqrt(2 sum_b v_b^2 / (c_in c_out))`` for Gaussian ones), and the variance share is
     ``v_b = sum_{i,j} w_ij(b)^2 / sum w^2``. Its Fourier eigenvalues ``lambda_f`` on the
-    layer's input size are those of :func:`mftheory.modes.mode_eigenvalues` (section 4).
+    layer's input size are those of :func:`mftheory.cnn.modes.mode_eigenvalues` (section 4).
     Network (section 3): the mean ``sigma_w2``, ``sigma_b2`` over the hidden layers go to
-    :func:`mftheory.fixed_points.fixed_point`; ``max_trainable_depth = 6 xi_c`` (section 5).
+    :func:`mftheory.meanfield.fixed_point`; ``max_trainable_depth = 6 xi_c`` (section 5).
     """
     layers = _layers_of(model)
     if not layers:

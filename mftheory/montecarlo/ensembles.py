@@ -1,7 +1,7 @@
 """Monte Carlo ensembles of finite random CNNs: the empirical covariance per layer.
 
 A finite network of ``c`` channels is the judge of the mean-field covariance map
-(:mod:`mftheory.spatial`): the ensemble mean of its empirical pre-activation covariance,
+(:mod:`mftheory.cnn.spatial`): the ensemble mean of its empirical pre-activation covariance,
 
     Sigma_hat^l = (1/c) sum_j h^l_j h^l_j^T      (over (image, pixel) pairs, no mean removed)
 
@@ -47,10 +47,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .modes import check_variance_vector, kernel_offsets, wrap_kernel
-from .spatial import _image_shape, _nonneg, uniform_fixed_covariance
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.cnn.modes import check_variance_vector, kernel_offsets, wrap_kernel
+from mftheory.cnn.spatial import _image_shape, _nonneg, uniform_fixed_covariance
+from mftheory.errors import MFTheoryError
 
 __all__ = ["BACKENDS", "METHODS", "EnsembleResult", "simulate_ensemble"]
 
@@ -629,7 +629,7 @@ def simulate_ensemble(
         Weight and bias *variances* (``sigma_w**2``, ``sigma_b**2``).
     v : array_like
         Variance vector over kernel positions: as many dimensions as the image, odd sides,
-        centred offsets (:func:`mftheory.modes.kernel_offsets`), summing to 1 (within 1e-10).
+        centred offsets (:func:`mftheory.cnn.modes.kernel_offsets`), summing to 1 (within 1e-10).
         Positions with ``v_b = 0`` have no weights.
     image_shape : int or tuple of int
         Pixels per side (1 to 3 dimensions, circular boundaries); an int is a 1D image.
@@ -649,9 +649,9 @@ def simulate_ensemble(
     Sigma_star : array_like, shape ``(M, M)``, optional
         Covariance of the control input at the starting layer, normally the uniform fixed
         point ``q* [(1 - c*) I + c* 11^T]``. Alternatively give ``q_star`` and ``c_star``
-        (from :func:`mftheory.fixed_points.fixed_point`). Without either, no control.
+        (from :func:`mftheory.meanfield.fixed_point`). Without either, no control.
     q_star, c_star : float, optional
-        Build ``Sigma_star`` with :func:`mftheory.spatial.uniform_fixed_covariance`.
+        Build ``Sigma_star`` with :func:`mftheory.cnn.spatial.uniform_fixed_covariance`.
     seed : int
         Seed (``>= 0``) of :class:`numpy.random.SeedSequence`; each network draws from its own
         spawned child, so results do not depend on ``chunk``. The torch backend seeds one

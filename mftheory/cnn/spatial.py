@@ -21,11 +21,11 @@ from typing import Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .expectations import pair_expectation, second_moment
-from .modes import _require_normalised, check_variance_vector, wrap_kernel
-from .quadrature import QuadratureSettings
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.cnn.modes import _require_normalised, check_variance_vector, wrap_kernel
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import pair_expectation, second_moment
+from mftheory.gaussian.quadrature import QuadratureSettings
 
 __all__ = [
     "apply_A",
@@ -144,7 +144,7 @@ def apply_A(
     offsets that coincide modulo the image side are merged first, so the cost is
     ``O(min(K, N) * (B N)^2)`` for ``K`` kernel positions. On each cyclic diagonal
     ``M_{a, a+t}`` this is a circular cross-correlation with ``v``, so Fourier mode ``f`` of the
-    diagonal is multiplied by ``lambda_f`` (:func:`mftheory.modes.mode_eigenvalues`).
+    diagonal is multiplied by ``lambda_f`` (:func:`mftheory.cnn.modes.mode_eigenvalues`).
     """
     shape = _image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
@@ -316,7 +316,7 @@ def covariance_map(
         As :func:`apply_A` and :func:`c_transform`, and when ``v`` does not sum to 1: the bias
         term ``sigma_b^2`` passes through ``A_v`` as ``sum(v) * sigma_b^2``, so only a
         normalised ``v`` describes the network (rescale with
-        :func:`mftheory.modes.normalize_variance_vector`; ``sigma_w2`` absorbs the factor).
+        :func:`mftheory.cnn.modes.normalize_variance_vector`; ``sigma_w2`` absorbs the factor).
 
     Notes
     -----

@@ -27,14 +27,14 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation
-from .expectations import (
+from mftheory.activations.builtins import Activation
+from mftheory.gaussian.expectations import (
     _kink_breaks,
     derivative_second_moment,
     second_moment,
     second_moment_slope,
 )
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings, normal_rule
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings, normal_rule
 
 __all__ = ["QTable", "q_table"]
 

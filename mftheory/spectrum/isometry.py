@@ -1,7 +1,7 @@
 """Which initialisations reach dynamical isometry: one table at a given depth.
 
 Each row is an initialisation at criticality (mean squared singular value 1) and the
-predicted spectrum of its input-output Jacobian (:mod:`mftheory.spectrum`):
+predicted spectrum of its input-output Jacobian (:mod:`mftheory.spectrum.density`):
 
 * ``gaussian``: the activation (tanh by default) at its critical ``sigma_w2``, i.i.d.
   Gaussian weights;
@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .spectrum import JacobianSpectrum, SpectrumSettings, jacobian_spectrum
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.spectrum.density import JacobianSpectrum, SpectrumSettings, jacobian_spectrum
 
 __all__ = ["INITIALISATIONS", "IsometryRow", "isometry_table"]
 
@@ -73,7 +73,7 @@ class IsometryRow:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary (no density)."""
-        from ._json import finite_or_none
+        from mftheory.serialize import finite_or_none
 
         spec = self.spectrum
         return {

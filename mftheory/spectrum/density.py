@@ -18,7 +18,7 @@ point of ``D^2``), ``m = M_{JJ^T}(z)`` solves
 together with ``m = M_{D^2}(z_D) = E[d / (z_D - d)]``. We solve for the one complex unknown
 ``z_D`` by Newton's method on the logarithm of the first equation (so depth 1,000 neither
 overflows nor needs an L-th root's branch), the expectation over ``d`` on the composite
-Gauss-Legendre rule of :mod:`mftheory.quadrature` (split at the activation's kinks).
+Gauss-Legendre rule of :mod:`mftheory.gaussian.quadrature` (split at the activation's kinks).
 
 Working in ``t = ln x`` keeps everything finite however deep the network: at
 ``z = e^(t + i delta)`` the density of ``ln x`` is ``-Im m / pi`` (no division by x), so the
@@ -55,13 +55,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .critical import critical_point
-from .errors import MFTheoryError
-from .expectations import _kink_breaks
-from .fixed_points import fixed_point
-from .maps import check_variances
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings, normal_rule
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import _kink_breaks
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings, normal_rule
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.maps import check_variances
 
 __all__ = [
     "QUANTILE_LEVELS",
@@ -180,7 +180,7 @@ def derivative_moments(
     Notes
     -----
     THEORY.md section 5: ``mu_1 = chi_1 / sigma_w2`` and ``mu_2`` set the spread of the
-    Jacobian's spectrum. Same composite rule as :mod:`mftheory.expectations`.
+    Jacobian's spectrum. Same composite rule as :mod:`mftheory.gaussian.expectations`.
     """
     a = get_activation(act)
     q_arr = np.asarray(q, dtype=np.float64)
@@ -226,7 +226,7 @@ def spectrum_moments(
         Number of layers ``L``.
     weights : {"gaussian", "orthogonal"}
     q_star : array_like, optional
-        The fixed point; computed with :func:`mftheory.fixed_points.fixed_point` if omitted.
+        The fixed point; computed with :func:`mftheory.meanfield.fixed_point` if omitted.
     settings : QuadratureSettings, optional
 
     Returns
@@ -648,7 +648,7 @@ class JacobianSpectrum:
         ``density`` has ``x`` and ``p`` (the points where ``x`` is a normal float) and
         ``log10_x`` and ``p_log10`` (density per unit ``log10 x``) on the whole grid.
         """
-        from ._json import finite_or_none
+        from mftheory.serialize import finite_or_none
 
         out: dict[str, object] = {
             "activation": self.activation.label,

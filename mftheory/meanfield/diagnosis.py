@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ._json import finite_or_none
-from .activations import Activation, get_activation
-from .critical import critical_point
-from .errors import MFTheoryError
-from .fixed_points import FixedPoint, fixed_point
-from .maps import check_variances
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
+from mftheory.meanfield.maps import check_variances
+from mftheory.serialize import finite_or_none
 
 __all__ = [
     "INIT_SCHEMES",
@@ -107,7 +107,7 @@ class InitDiagnosis:
     nearest_critical_sigma_w2 : float
         The critical weight variance (``chi_1 = 1``) at the same bias (NaN if there is none).
     critical_status : str
-        Status of that critical point (see :class:`mftheory.critical.CriticalPoint`).
+        Status of that critical point (see :class:`mftheory.meanfield.critical.CriticalPoint`).
     """
 
     fixed: FixedPoint

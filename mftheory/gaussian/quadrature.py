@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import roots_legendre
 
-from .errors import MFTheoryError
+from mftheory.errors import MFTheoryError
 
 __all__ = ["QuadratureSettings", "hermite_functions", "hermite_panels", "normal_rule"]
 

@@ -1,7 +1,7 @@
 """Signal propagation of real images through the CNN covariance map, mode by mode.
 
 :func:`propagate` starts from images (or any input covariance), iterates
-``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of :mod:`mftheory.pairtable`, and
+``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of :mod:`mftheory.cnn.ctransform`, and
 decomposes ``eps^l = Sigma* - Sigma^l`` into the Fourier modes of THEORY.md section 4: along
 every cyclic diagonal ``eps_{a, a+t}`` (and every pair of images) the Fourier coefficient of
 frequency ``f`` shrinks by ``chi_c* lambda_f`` per layer near the fixed point (``chi_q*
@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._json import finite_or_none
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .fixed_points import FixedPoint, fixed_point
-from .maps import check_variances
-from .modes import _require_normalised, mode_eigenvalues, wrap_kernel
-from .pairtable import CTransformEngine
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
-from .spatial import _check_covariance, _check_v_for_image, _image_shape
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.cnn.ctransform import CTransformEngine
+from mftheory.cnn.modes import _require_normalised, mode_eigenvalues, wrap_kernel
+from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, _image_shape
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
+from mftheory.meanfield.maps import check_variances
+from mftheory.serialize import finite_or_none
 
 __all__ = [
     "Propagation",
@@ -209,7 +209,7 @@ def mode_amplitudes(
     -------
     off_diagonal : ndarray, shape ``(N,)``
         For every frequency ``f`` (row-major over ``{0..n-1}^d``, as
-        :func:`mftheory.modes.mode_eigenvalues`), the root mean square over every off-diagonal
+        :func:`mftheory.cnn.modes.mode_eigenvalues`), the root mean square over every off-diagonal
         cyclic diagonal (offset ``t`` and image pair ``(i, j)``, except ``t = 0, i = j``) of
         ``D_f = (1/N) sum_a eps[(i, a), (j, a + t)] exp(-2 pi i <f, a> / n)``.
     diagonal : ndarray, shape ``(N,)``
@@ -473,7 +473,7 @@ def propagate(
         Pixels per side, with ``Sigma0``.
     settings : QuadratureSettings, optional
     tol : float, optional
-        Tolerance of each pair expectation (see :class:`mftheory.pairtable.CTransformEngine`).
+        Tolerance of each pair expectation (see :class:`mftheory.cnn.ctransform.CTransformEngine`).
     record : bool
         Keep every layer's covariance in ``history``.
     progress : callable, optional

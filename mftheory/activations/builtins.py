@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from .errors import MFTheoryError
+from mftheory.errors import MFTheoryError
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -251,8 +251,9 @@ def get_activation(
     ----------
     spec : str or Activation
         A name from :data:`ACTIVATION_NAMES` (case-insensitive; ``-`` and ``_`` alike), an
-        expression such as ``"x*sigmoid(x)"`` (parsed by :mod:`mftheory.expression`, never
-        evaluated as Python), or an :class:`Activation`, returned unchanged.
+        expression such as ``"x*sigmoid(x)"`` (parsed by
+        :mod:`mftheory.activations.expression`, never evaluated as Python), or an
+        :class:`Activation`, returned unchanged.
     negative_slope : float
         Slope of ``leaky_relu`` for x < 0 (PyTorch's default 0.01).
     alpha : float
@@ -283,6 +284,6 @@ def get_activation(
         raise MFTheoryError(
             f"unknown activation {spec!r}; choose one of {names}, or give an expression in x"
         )
-    from .expression import parse_activation
+    from mftheory.activations.expression import parse_activation
 
     return parse_activation(spec)

@@ -1,17 +1,17 @@
 """Phase diagrams at grid scale: every mean-field quantity on a (sigma_b2 x sigma_w2) grid.
 
-:func:`phase_grid` returns the same :class:`~mftheory.fixed_points.FixedPoint` as
+:func:`phase_grid` returns the same :class:`~mftheory.meanfield.fixed_points.FixedPoint` as
 ``fixed_point(act, sigma_w2=w[None, :], sigma_b2=b[:, None])``, but exploits the structure
 of the maps so that a million points take about a second:
 
 1. ``q*``, ``chi_1`` and ``chi_q`` only need the functions of q alone ``F``, ``F'``, ``G``:
-   they come from a :class:`~mftheory.tables.QTable` (cubic Hermite interpolation in log q,
+   they come from a :class:`~mftheory.gaussian.qtable.QTable` (cubic Hermite interpolation in log q,
    about 1e-11 relative), so each point costs a few interpolations.
 2. ``c*`` and ``chi_c`` need the 2D C-map. Along one row of the grid (fixed sigma_b2) the
    chaotic fixed point is an analytic function of sigma_w2 on the chaotic segment, which
    starts at the critical point (c* = 1, chi_c = 1, a transcritical bifurcation). It is
-   solved exactly (Hermite series, see :mod:`mftheory.fixed_points`) at Chebyshev nodes and
-   interpolated (barycentric formula). First for all rows at once: in the coordinates
+   solved exactly (Hermite series, see :mod:`mftheory.meanfield.fixed_points`) at Chebyshev
+   nodes and interpolated (barycentric formula). First for all rows at once: in the coordinates
    ``x = (w - w_c(b)) / (w_max - w_c(b))`` and ``u = sqrt(sigma_b2)`` the segments of all
    rows fill a rectangle on which c* is smooth, so a 33 x 33 tensor interpolant serves a
    whole grid (about a thousand exact solves for a million points). Otherwise row by row.
@@ -39,10 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .critical import critical_point
-from .errors import MFTheoryError
-from .fixed_points import (
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.critical import critical_point
+from mftheory.meanfield.fixed_points import (
     ExactMoments,
     FixedPoint,
     QMoments,
@@ -51,8 +52,7 @@ from .fixed_points import (
     _solve_c_star,
     solve_q_star,
 )
-from .maps import check_variances
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.maps import check_variances
 
 __all__ = ["INTERP_TOL", "phase_grid"]
 
@@ -94,7 +94,7 @@ def phase_grid(
     sigma_b2 : array_like, shape (B,)
         Bias variances (the rows).
     q0, critical_tol, settings
-        As in :func:`mftheory.fixed_points.fixed_point`.
+        As in :func:`mftheory.meanfield.fixed_point`.
     progress : callable, optional
         Called as ``progress(rows_done, rows_total)`` after each chunk of rows.
     chunk_rows : int, optional
@@ -109,7 +109,7 @@ def phase_grid(
     Notes
     -----
     THEORY.md section 3; the method is in the module docstring. Accuracy against
-    :func:`~mftheory.fixed_points.fixed_point`: about 1e-11 relative for q*, chi_1, chi_q
+    :func:`~mftheory.meanfield.fixed_point`: about 1e-11 relative for q*, chi_1, chi_q
     (table interpolation), ``INTERP_TOL`` for c* and for chi_c relative to ``1 - chi_c``
     (checked per row).
 
@@ -130,7 +130,7 @@ def phase_grid(
     B, W = b_axis.size, w_axis.size
     mom: QMoments
     if a.closed_form is None:
-        from .tables import q_table
+        from mftheory.gaussian.qtable import q_table
 
         mom = q_table(a, st)
     else:

@@ -71,8 +71,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from .activations import Activation
-from .errors import MFTheoryError
+from mftheory.activations.builtins import Activation
+from mftheory.errors import MFTheoryError
 
 __all__ = ["EXPRESSION_FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_activation"]
 

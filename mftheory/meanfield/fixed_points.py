@@ -30,9 +30,9 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .expectations import (
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.expectations import (
     HermiteSeries,
     _by_size,
     _closed_pair,
@@ -44,8 +44,8 @@ from .expectations import (
     second_moment,
     second_moment_slope,
 )
-from .maps import check_variances
-from .quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.maps import check_variances
 
 __all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
 
@@ -146,7 +146,7 @@ class FixedPoint:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: nested lists, non-finite floats as None."""
-        from ._json import jsonable
+        from mftheory.serialize import jsonable
 
         out: dict[str, object] = {
             "activation": self.activation.label,
@@ -216,7 +216,7 @@ class QMoments(Protocol):
 
 
 class ExactMoments:
-    """:class:`QMoments` by direct quadrature (see :mod:`mftheory.expectations`)."""
+    """:class:`QMoments` by direct quadrature (see :mod:`mftheory.gaussian.expectations`)."""
 
     def __init__(self, act: Activation, settings: QuadratureSettings) -> None:
         self.act, self.settings = act, settings
@@ -247,7 +247,7 @@ def solve_q_star(
 
     Parameters are flat arrays of equal size. See the module notes for the definition.
     ``moments`` supplies ``F(q)`` and ``F'(q)`` (default: exact quadrature; a
-    :class:`mftheory.tables.QTable` for grids).
+    :class:`mftheory.gaussian.qtable.QTable` for grids).
 
     Notes
     -----
@@ -539,7 +539,7 @@ def _assemble(
     """q*, slopes, phase and (through ``c_solver`` on the chaotic points) c* and chi_c.
 
     Flat arrays in, flat arrays out; shared by :func:`fixed_point` (exact quadrature) and
-    :func:`mftheory.grid.phase_grid` (tables and interpolation along rows).
+    :func:`mftheory.meanfield.grid.phase_grid` (tables and interpolation along rows).
     """
     q = solve_q_star(a, w, b, q0=q0, settings=st, moments=mom)
     finite = np.isfinite(q)

@@ -59,12 +59,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._json import finite_or_none, jsonable
-from .activations import Activation, get_activation
-from .errors import MFTheoryError
-from .maps import check_variances
-from .quadrature import DEFAULT_SETTINGS
-from .spectrum import WEIGHTS, _resolve_q
+from mftheory.activations.builtins import Activation, get_activation
+from mftheory.errors import MFTheoryError
+from mftheory.gaussian.quadrature import DEFAULT_SETTINGS
+from mftheory.meanfield.maps import check_variances
+from mftheory.serialize import finite_or_none, jsonable
+from mftheory.spectrum.density import WEIGHTS, _resolve_q
 
 __all__ = [
     "NETWORKS",
@@ -318,8 +318,8 @@ def _input_variance(act: Activation, q0: float | None, sigma_w2: float, sigma_b2
         if not (math.isfinite(q) and q >= 0.0):
             raise MFTheoryError(f"q0 must be a finite non-negative number, got {q0!r}")
         return q
-    # The fixed point, with the rule of mftheory.spectrum for positively homogeneous phi (the
-    # law of phi' is the same for every q > 0, so q = 1 where q* is 0 or infinite).
+    # The fixed point, with the rule of mftheory.spectrum.density for positively homogeneous phi
+    # (the law of phi' is the same for every q > 0, so q = 1 where q* is 0 or infinite).
     w2, b2 = np.asarray(sigma_w2), np.asarray(sigma_b2)
     q_star = float(_resolve_q(act, w2, b2, None, DEFAULT_SETTINGS))
     if math.isfinite(q_star):
@@ -423,7 +423,7 @@ def sample_jacobian_spectrum(
         ``N(0, sigma_w2 / N)``.
     q0 : float, optional
         Variance of the input pre-activations ``h^0`` (i.i.d. Gaussian). Default: the fixed
-        point ``q*`` of :func:`mftheory.fixed_points.fixed_point`, so that every layer is at
+        point ``q*`` of :func:`mftheory.meanfield.fixed_point`, so that every layer is at
         the fixed point in the mean-field limit. For a positively homogeneous ``phi`` (relu,
         leaky_relu, linear: the law of ``phi'(h)`` is the same for every ``q > 0``) it is 1
         where ``q*`` is infinite or 0 (at ``q = 0`` every unit would sit on the kink).

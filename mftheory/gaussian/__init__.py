@@ -1,0 +1,35 @@
+"""Gaussian integration: quadrature rules, one- and two-dimensional expectations, q-tables."""
+
+from mftheory.gaussian.expectations import (
+    HermiteSeries,
+    derivative_second_moment,
+    hermite_series,
+    pair_expectation,
+    second_moment,
+    second_moment_slope,
+)
+from mftheory.gaussian.qtable import (
+    QTable,
+    q_table,
+)
+from mftheory.gaussian.quadrature import (
+    QuadratureSettings,
+    hermite_functions,
+    hermite_panels,
+    normal_rule,
+)
+
+__all__ = [
+    "HermiteSeries",
+    "QTable",
+    "QuadratureSettings",
+    "derivative_second_moment",
+    "hermite_functions",
+    "hermite_panels",
+    "hermite_series",
+    "normal_rule",
+    "pair_expectation",
+    "q_table",
+    "second_moment",
+    "second_moment_slope",
+]

@@ -1,0 +1,37 @@
+"""Monte Carlo judges: finite random networks whose statistics check the mean-field predictions."""
+
+from mftheory.montecarlo.ensembles import (
+    BACKENDS,
+    METHODS,
+    EnsembleResult,
+    simulate_ensemble,
+)
+from mftheory.montecarlo.jacobians import (
+    NETWORKS,
+    WEIGHTS,
+    SampledSpectrum,
+    sample_delta_orthogonal_spectrum,
+    sample_jacobian_spectrum,
+    sample_looks_linear_spectrum,
+)
+from mftheory.montecarlo.mode_check import (
+    MC_MARGIN,
+    ModeComparison,
+    compare_modes,
+)
+
+__all__ = [
+    "BACKENDS",
+    "MC_MARGIN",
+    "METHODS",
+    "NETWORKS",
+    "WEIGHTS",
+    "EnsembleResult",
+    "ModeComparison",
+    "SampledSpectrum",
+    "compare_modes",
+    "sample_delta_orthogonal_spectrum",
+    "sample_jacobian_spectrum",
+    "sample_looks_linear_spectrum",
+    "simulate_ensemble",
+]
