@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mftheory.checks import nonnegative_float
 from mftheory.cnn.modes import check_variance_vector, kernel_offsets, variance_vector
 from mftheory.errors import MFTheoryError
 from mftheory.serialize import finite_or_none
@@ -103,18 +104,6 @@ def _check_dim(dim: Any) -> int:
     return int(dim)
 
 
-def _check_gain(gain: Any, name: str = "gain") -> float:
-    if isinstance(gain, bool):
-        raise MFTheoryError(f"{name} must be a number, got {gain!r}")
-    try:
-        g = float(gain)
-    except (TypeError, ValueError):
-        raise MFTheoryError(f"{name} must be a number, got {gain!r}") from None
-    if not math.isfinite(g) or g < 0:
-        raise MFTheoryError(f"{name} = {gain!r} must be finite and >= 0")
-    return g
-
-
 def _check_orthogonal_args(
     size: Any, c_in: Any, c_out: Any, dim: Any, gain: Any
 ) -> tuple[int, int, int, int, float]:
@@ -122,7 +111,7 @@ def _check_orthogonal_args(
     d = _check_dim(dim)
     ci = _check_int(c_in, "c_in (input channels)", 1)
     co = _check_int(c_out, "c_out (output channels)", 1)
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     if ci > co:
         raise MFTheoryError(
             f"orthogonal kernels need c_in <= c_out, got c_in={ci} > c_out={co}:"
@@ -401,7 +390,7 @@ def gaussian_kernel(
         )
     ci = _check_int(c_in, "c_in (input channels)", 1)
     co = _check_int(c_out, "c_out (output channels)", 1)
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     std = g * np.sqrt(arr / ci)
     noise = _rng(seed).standard_normal((*arr.shape, ci, co))
     return np.asarray(noise * std[..., None, None], dtype=np.float64)
@@ -589,8 +578,8 @@ def check_kernel(
     for the 2D default; for wide kernels (hundreds of channels) pass a few ``n_values``.
     """
     arr = _check_kernel(kernel)
-    g_given = None if gain is None else _check_gain(gain)
-    t = _check_gain(tol, "tol")
+    g_given = None if gain is None else nonnegative_float(gain, "gain")
+    t = nonnegative_float(tol, "tol")
     ns = _default_n_values(arr) if n_values is None else _check_n_values(n_values)
     ci = arr.shape[-2]
     sigmas: list[FloatArray] = []

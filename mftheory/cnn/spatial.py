@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import nonnegative_float
 from mftheory.cnn.modes import _require_normalised, check_variance_vector, wrap_kernel
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import pair_expectation, second_moment
@@ -92,16 +93,6 @@ def _check_v_for_image(v: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
             f" {len(shape)} (image_shape {shape})"
         )
     return arr
-
-
-def _nonneg(value: float, name: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise MFTheoryError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise MFTheoryError(f"{name} must be finite and >= 0, got {value!r}")
-    return x
 
 
 def apply_A(
@@ -237,8 +228,8 @@ def c_transform(
     """
     activation = _as_activation(act)
     s = _check_covariance(Sigma)
-    w2 = _nonneg(sigma_w2, "sigma_w2")
-    b2 = _nonneg(sigma_b2, "sigma_b2")
+    w2 = nonnegative_float(sigma_w2, "sigma_w2")
+    b2 = nonnegative_float(sigma_b2, "sigma_b2")
     size = s.shape[0]
     q = np.diag(s).copy()
     out = np.empty_like(s)
@@ -458,7 +449,7 @@ def uniform_fixed_covariance(q_star: float, c_star: float, N: int) -> FloatArray
            [1., 2., 1.],
            [1., 1., 2.]])
     """
-    q = _nonneg(q_star, "q_star")
+    q = nonnegative_float(q_star, "q_star")
     try:
         c = float(c_star)
     except (TypeError, ValueError):

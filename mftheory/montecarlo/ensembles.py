@@ -48,8 +48,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import int_at_least, nonnegative_float
 from mftheory.cnn.modes import check_variance_vector, kernel_offsets, wrap_kernel
-from mftheory.cnn.spatial import _image_shape, _nonneg, uniform_fixed_covariance
+from mftheory.cnn.spatial import _image_shape, uniform_fixed_covariance
 from mftheory.errors import MFTheoryError
 
 __all__ = ["BACKENDS", "METHODS", "EnsembleResult", "simulate_ensemble"]
@@ -163,14 +164,6 @@ class EnsembleResult:
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
-
-
-def _int_at_least(value: Any, name: str, low: int, why: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise MFTheoryError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise MFTheoryError(f"{name} must be at least {low}{why}, got {value}")
-    return int(value)
 
 
 def _variance_vector(v: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
@@ -721,15 +714,15 @@ def simulate_ensemble(
     activation = get_activation(act) if isinstance(act, str) else act
     if not isinstance(activation, Activation):
         raise MFTheoryError(f"act must be an Activation or a name, got {act!r}")
-    w2 = _nonneg(sigma_w2, "sigma_w2")
-    b2 = _nonneg(sigma_b2, "sigma_b2")
+    w2 = nonnegative_float(sigma_w2, "sigma_w2")
+    b2 = nonnegative_float(sigma_b2, "sigma_b2")
     shape = _image_shape(image_shape)
     n_pix = math.prod(shape)
     varr = _variance_vector(v, shape)
-    depth_i = _int_at_least(depth, "depth", 1)
-    c = _int_at_least(channels, "channels", 1)
-    n_net = _int_at_least(networks, "networks", 2, " (a standard error needs two networks)")
-    seed_i = _int_at_least(seed, "seed", 0)
+    depth_i = int_at_least(depth, "depth", 1)
+    c = int_at_least(channels, "channels", 1)
+    n_net = int_at_least(networks, "networks", 2, " (a standard error needs two networks)")
+    seed_i = int_at_least(seed, "seed", 0)
     if backend not in BACKENDS:
         raise MFTheoryError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if method not in METHODS:
@@ -811,7 +804,7 @@ def simulate_ensemble(
     if chunk is None:
         chunk_i = min(n_net, _auto_chunk(plan, c_in))
     else:
-        chunk_i = _int_at_least(chunk, "chunk", 1)
+        chunk_i = int_at_least(chunk, "chunk", 1)
 
     ops: Any
     if backend == "torch":

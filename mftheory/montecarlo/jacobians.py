@@ -60,6 +60,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import int_at_least
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS
 from mftheory.meanfield.maps import check_variances
@@ -287,14 +288,6 @@ def _jackknife_se(estimates: FloatArray) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _int_at_least(value: Any, name: str, low: int, why: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise MFTheoryError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise MFTheoryError(f"{name} must be at least {low}{why}, got {value}")
-    return int(value)
-
-
 def _variances(sigma_w2: float, sigma_b2: float) -> tuple[float, float]:
     w, b = check_variances(sigma_w2, sigma_b2)
     if w.ndim != 0:
@@ -454,10 +447,10 @@ def sample_jacobian_spectrum(
     """
     a = get_activation(act)
     w2, b2 = _variances(sigma_w2, sigma_b2)
-    n_layers = _int_at_least(depth, "depth", 1)
-    n = _int_at_least(width, "width", 1)
-    n_draws = _int_at_least(draws, "draws", 1)
-    s = _int_at_least(seed, "seed", 0)
+    n_layers = int_at_least(depth, "depth", 1)
+    n = int_at_least(width, "width", 1)
+    n_draws = int_at_least(draws, "draws", 1)
+    s = int_at_least(seed, "seed", 0)
     kind = _weights(weights)
     q = _input_variance(a, q0, w2, b2)
     rng = np.random.default_rng(s)
@@ -542,10 +535,10 @@ def sample_looks_linear_spectrum(
     pre-activations ``z^{l-1}``; that it equals ``W_L ... W_1`` (all squared singular values
     ``gain^{2L}``) is what this function lets one check, not an assumption.
     """
-    n_layers = _int_at_least(depth, "depth", 2, " (a first and a last weight layer)")
-    n = _int_at_least(width, "width", 1)
-    n_draws = _int_at_least(draws, "draws", 1)
-    s = _int_at_least(seed, "seed", 0)
+    n_layers = int_at_least(depth, "depth", 2, " (a first and a last weight layer)")
+    n = int_at_least(width, "width", 1)
+    n_draws = int_at_least(draws, "draws", 1)
+    s = int_at_least(seed, "seed", 0)
     try:
         g = float(gain)
     except (TypeError, ValueError):
@@ -675,14 +668,14 @@ def sample_delta_orthogonal_spectrum(
     """
     a = get_activation(act)
     w2, b2 = _variances(sigma_w2, sigma_b2)
-    n_layers = _int_at_least(depth, "depth", 1)
-    c = _int_at_least(channels, "channels", 1)
-    n = _int_at_least(size, "size", 1)
-    k = _int_at_least(kernel, "kernel", 1)
+    n_layers = int_at_least(depth, "depth", 1)
+    c = int_at_least(channels, "channels", 1)
+    n = int_at_least(size, "size", 1)
+    k = int_at_least(kernel, "kernel", 1)
     if k % 2 == 0:
         raise MFTheoryError(f"kernel must be odd (a centre tap), got {k}")
-    n_draws = _int_at_least(draws, "draws", 1)
-    s = _int_at_least(seed, "seed", 0)
+    n_draws = int_at_least(draws, "draws", 1)
+    s = int_at_least(seed, "seed", 0)
     q = _input_variance(a, q0, w2, b2)
     rng = np.random.default_rng(s)
     big = c * n

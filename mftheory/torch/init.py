@@ -52,6 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import nonnegative_float
 from mftheory.cnn.modes import (
     VARIANCE_VECTOR_PRESETS,
     check_variance_vector,
@@ -115,16 +116,6 @@ def _check_odd(spatial: tuple[int, ...], fname: str) -> None:
             f"{fname}: kernel shape {spatial} has an even side {even[0]}; kernel sizes must be"
             " odd so that the kernel has a centre"
         )
-
-
-def _check_gain(gain: float, name: str = "gain") -> float:
-    try:
-        g = float(gain)
-    except (TypeError, ValueError):
-        raise MFTheoryError(f"{name} must be a number, got {gain!r}") from None
-    if not math.isfinite(g) or g < 0:
-        raise MFTheoryError(f"{name} must be finite and >= 0, got {gain!r}")
-    return g
 
 
 def _draw_device(tensor: torch.Tensor | None, generator: torch.Generator | None) -> torch.device:
@@ -246,7 +237,7 @@ def delta_orthogonal_(
     ``torch.nn.init.orthogonal_`` but refusing ``in > out``, which cannot be an isometry.
     """
     c_out, c_in, spatial = _weight_shape(tensor, "delta_orthogonal_")
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     _refuse_wide(c_out, c_in, "delta_orthogonal_")
     _check_odd(spatial, "delta_orthogonal_")
     _fill_delta(tensor, g, generator)
@@ -291,7 +282,7 @@ def conv_orthogonal_(
     gets a Haar-random matrix with orthonormal columns times ``gain``.
     """
     c_out, c_in, spatial = _weight_shape(tensor, "conv_orthogonal_")
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     _refuse_wide(c_out, c_in, "conv_orthogonal_")
     _check_odd(spatial, "conv_orthogonal_")
     if not spatial:
@@ -377,7 +368,7 @@ def variance_vector_normal_(
     channels (``tensor.shape[1]``), so ``E[sum w^2] / c_out = sigma_w^2``.
     """
     _, c_in, spatial = _weight_shape(tensor, "variance_vector_normal_")
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     _check_odd(spatial, "variance_vector_normal_")
     arr = _resolve_v(v, spatial, "variance_vector_normal_")
     dev = _draw_device(tensor, generator)
@@ -622,7 +613,7 @@ def critical_init_(
     >>> round(rep.sigma_w2, 3), round(rep.q_star, 3)
     (1.761, 0.57)
     """
-    b2 = _check_gain(sigma_b2, "sigma_b2")
+    b2 = nonnegative_float(sigma_b2, "sigma_b2")
     layers = _check_layers(model, scheme, "critical_init_")
     a = get_activation(act)
     cp = critical_point(a, sigma_b2=b2)
@@ -692,8 +683,8 @@ def mean_field_init_(
     -----
     THEORY.md sections 1 and 6.
     """
-    w2 = _check_gain(sigma_w2, "sigma_w2")
-    b2 = _check_gain(sigma_b2, "sigma_b2")
+    w2 = nonnegative_float(sigma_w2, "sigma_w2")
+    b2 = nonnegative_float(sigma_b2, "sigma_b2")
     layers = _check_layers(model, scheme, "mean_field_init_")
     return _init_layers(model, layers, w2, b2, scheme, v, generator, "mean_field_init_")
 
@@ -744,7 +735,7 @@ def looks_linear_(
     (Delta-Orthogonal). With square blocks and ``gain = 1`` every singular value of the
     input-output Jacobian is 1, which ReLU networks cannot reach with independent weights.
     """
-    g = _check_gain(gain)
+    g = nonnegative_float(gain, "gain")
     mods = list(layers)
     if len(mods) < 2:
         raise MFTheoryError(f"looks_linear_ needs at least two layers, got {len(mods)}")
