@@ -29,8 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation
 from mftheory.gaussian.expectations import (
-    _kink_breaks,
     derivative_second_moment,
+    kink_breaks,
     second_moment,
     second_moment_slope,
 )
@@ -143,7 +143,7 @@ def _node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Ar
     (up to the third of F and the second of G), so no derivative of phi beyond phi'.
     """
     s = np.sqrt(q)
-    z, w = normal_rule(_kink_breaks(act, s), st)
+    z, w = normal_rule(kink_breaks(act, s), st)
     u = s[:, None] * z
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         f = np.square(act.phi(u))

@@ -9,7 +9,6 @@ from mftheory.montecarlo.ensembles import (
 from mftheory.montecarlo.jacobians import (
     NETWORKS,
     WEIGHTS,
-    SampledSpectrum,
     sample_delta_orthogonal_spectrum,
     sample_jacobian_spectrum,
     sample_looks_linear_spectrum,
@@ -19,6 +18,7 @@ from mftheory.montecarlo.mode_check import (
     ModeComparison,
     compare_modes,
 )
+from mftheory.montecarlo.sampled_spectrum import SampledSpectrum
 
 __all__ = [
     "BACKENDS",

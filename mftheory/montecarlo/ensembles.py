@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.checks import int_at_least, nonnegative_float
 from mftheory.cnn.modes import check_variance_vector, kernel_offsets, wrap_kernel
-from mftheory.cnn.spatial import _image_shape, uniform_fixed_covariance
+from mftheory.cnn.spatial import check_image_shape, uniform_fixed_covariance
 from mftheory.errors import MFTheoryError
 
 __all__ = ["BACKENDS", "METHODS", "EnsembleResult", "simulate_ensemble"]
@@ -716,7 +716,7 @@ def simulate_ensemble(
         raise MFTheoryError(f"act must be an Activation or a name, got {act!r}")
     w2 = nonnegative_float(sigma_w2, "sigma_w2")
     b2 = nonnegative_float(sigma_b2, "sigma_b2")
-    shape = _image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     n_pix = math.prod(shape)
     varr = _variance_vector(v, shape)
     depth_i = int_at_least(depth, "depth", 1)
