@@ -1,7 +1,7 @@
 """Monte Carlo judges: finite random networks whose statistics check the mean-field predictions."""
 
+from mftheory.montecarlo.backends import BACKENDS, ArrayBackend, ArrayOps, NumpyBackend
 from mftheory.montecarlo.ensembles import (
-    BACKENDS,
     METHODS,
     EnsembleResult,
     simulate_ensemble,
@@ -26,8 +26,11 @@ __all__ = [
     "METHODS",
     "NETWORKS",
     "WEIGHTS",
+    "ArrayBackend",
+    "ArrayOps",
     "EnsembleResult",
     "ModeComparison",
+    "NumpyBackend",
     "SampledSpectrum",
     "compare_modes",
     "sample_delta_orthogonal_spectrum",

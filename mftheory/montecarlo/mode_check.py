@@ -34,6 +34,7 @@ from mftheory.cnn.propagation import (
     propagate,
 )
 from mftheory.cnn.spatial import uniform_fixed_covariance
+from mftheory.montecarlo.backends import ArrayBackend
 from mftheory.montecarlo.ensembles import EnsembleResult, simulate_ensemble
 from mftheory.serialize import finite_or_none
 
@@ -148,7 +149,7 @@ def compare_modes(
     Sigma0: ArrayLike | None = None,
     image_shape: int | Sequence[int] | None = None,
     seed: int = 0,
-    backend: str = "numpy",
+    backend: str | ArrayBackend = "numpy",
     device: str | None = None,
     margin: float = MC_MARGIN,
     progress: Callable[[int, int], Any] | None = None,

@@ -99,12 +99,14 @@ def derivative_moments(
 
 
 def check_depth(depth: Any) -> int:
+    """``depth`` as an int ``>= 1`` (:class:`MFTheoryError` otherwise)."""
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise MFTheoryError(f"depth must be an integer >= 1, got {depth!r}")
     return int(depth)
 
 
 def check_weights(weights: str) -> str:
+    """``weights`` if it is one of :data:`WEIGHTS` (:class:`MFTheoryError` otherwise)."""
     if weights not in WEIGHTS:
         raise MFTheoryError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     return weights
@@ -214,6 +216,7 @@ class DerivativeLaw:
 
 
 def derivative_law(a: Activation, q: float, st: QuadratureSettings) -> DerivativeLaw:
+    """The law of ``phi'(h)^2``, ``h ~ N(0, q)``, on the rule of ``st`` (atoms and bins)."""
     d, w = _derivative_nodes(a, np.array([q]), st)
     d, w = d[0], np.asarray(w[0])
     if not np.all(np.isfinite(d)):
