@@ -100,7 +100,7 @@ class EnsembleResult:
     channels, networks, seed : int
         Width ``c``, ensemble size, seed of :func:`numpy.random.SeedSequence`.
     backend : str
-        ``"numpy"`` or ``"torch"``.
+        Name of the back end it ran on (``"numpy"``, ``"torch"``...).
     image_shape : tuple of int
         Pixels per side.
     batch : int
