@@ -10,6 +10,7 @@ from mftheory.gaussian.expectations import (
 )
 from mftheory.gaussian.qtable import (
     QTable,
+    node_moments,
     q_table,
 )
 from mftheory.gaussian.quadrature import (
@@ -27,6 +28,7 @@ __all__ = [
     "hermite_functions",
     "hermite_panels",
     "hermite_series",
+    "node_moments",
     "normal_rule",
     "pair_expectation",
     "q_table",
