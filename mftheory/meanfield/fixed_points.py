@@ -56,7 +56,15 @@ from mftheory.meanfield.solvers import (
     require_converged,
 )
 
-__all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
+__all__ = [
+    "PHASES",
+    "TRAINABLE_DEPTH_FACTOR",
+    "FixedPoint",
+    "depth_scale",
+    "fixed_point",
+    "solve_q_star",
+    "trainable_depth",
+]
 
 Array = NDArray[np.float64]
 PHASES = ("ordered", "critical", "chaotic", "divergent")
@@ -82,6 +90,39 @@ def depth_scale(chi: ArrayLike) -> Array:
     at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
     out = np.where(at_one, np.inf, out)
     return np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan)
+
+
+#: Training is predicted to fail beyond this many correlation depth scales (THEORY.md §5).
+TRAINABLE_DEPTH_FACTOR = 6.0
+
+
+def trainable_depth(xi_c: ArrayLike) -> Array:
+    """The depth beyond which training is predicted to fail: ``6 xi_c``, vectorised.
+
+    Parameters
+    ----------
+    xi_c : array_like
+        Correlation depth scales (:attr:`FixedPoint.xi_c`).
+
+    Returns
+    -------
+    ndarray
+        ``TRAINABLE_DEPTH_FACTOR * xi_c`` where ``xi_c`` is finite; ``inf`` where it is
+        ``inf`` (the critical line: any depth); ``0`` where it is NaN (a divergent point,
+        no finite fixed point: no depth trains).
+
+    Notes
+    -----
+    THEORY.md section 5: a network of depth ``L`` trains when ``L <~ 6 xi_c`` (Schoenholz
+    et al. 2017).
+
+    Examples
+    --------
+    >>> trainable_depth([2.0, float("inf"), float("nan")]).tolist()
+    [12.0, inf, 0.0]
+    """
+    xi = np.asarray(xi_c, dtype=np.float64)
+    return np.where(np.isnan(xi), 0.0, TRAINABLE_DEPTH_FACTOR * xi)
 
 
 def _gradient_scale(chi_1: Array) -> Array:
