@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -560,6 +560,7 @@ def fixed_point(
     q0: float = 1.0,
     critical_tol: float = 1e-10,
     settings: QuadratureSettings | None = None,
+    method: Literal["auto", "pointwise", "grid"] = "auto",
 ) -> FixedPoint:
     """Fixed point ``(q*, c*)``, slopes, depth scales and phase, vectorised.
 
@@ -574,6 +575,13 @@ def fixed_point(
     critical_tol : float
         ``|chi_1 - 1|`` up to which a point is labelled critical (and c* = 1).
     settings : QuadratureSettings, optional
+    method : {"auto", "pointwise", "grid"}
+        ``"pointwise"`` solves every point exactly. ``"grid"`` takes the fast path of
+        :func:`mftheory.meanfield.grid.phase_grid` on the distinct values of the two
+        variances, with its accuracy (about 1e-11 relative for q*, chi_1, chi_q; ``INTERP_TOL``
+        for c*), where it applies (see :func:`mftheory.meanfield.grid.grid_applies`), else
+        the pointwise path. ``"auto"`` (default) is ``"grid"`` from
+        :data:`mftheory.meanfield.grid.GRID_FROM` points on, else ``"pointwise"``.
 
     Returns
     -------
@@ -582,7 +590,8 @@ def fixed_point(
     Raises
     ------
     MFTheoryError
-        Negative, NaN or infinite variances; q0 not positive.
+        Negative, NaN or infinite variances; q0 not positive; an unknown method; a solve
+        that did not converge (naming the point).
 
     Notes
     -----
@@ -598,7 +607,18 @@ def fixed_point(
     st = settings or DEFAULT_SETTINGS
     if not (np.isfinite(q0) and q0 > 0):
         raise MFTheoryError(f"q0 must be positive and finite, got {q0!r}")
+    if method not in ("auto", "pointwise", "grid"):
+        raise MFTheoryError(f"method must be 'auto', 'pointwise' or 'grid', got {method!r}")
     w_arr, b_arr = check_variances(sigma_w2, sigma_b2)
+    if method != "pointwise":
+        # phase_grid never calls fixed_point (it assembles from the solvers below), so this
+        # delegation cannot recurse
+        from mftheory.meanfield import grid
+
+        if method == "grid" or w_arr.size >= grid.GRID_FROM:
+            on_grid = grid.fixed_point_on_grid(a, w_arr, b_arr, q0, critical_tol, st)
+            if on_grid is not None:
+                return on_grid
     shape = w_arr.shape
     w, b = w_arr.ravel(), b_arr.ravel()
     fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star)
