@@ -34,13 +34,12 @@ from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
     HermiteSeries,
-    _by_size,
     _closed_pair,
     _homogeneous_kappa,
-    _horner2,
-    _nested_pair,
     derivative_second_moment,
     hermite_series,
+    nested_pair_expectation,
+    polynomial_and_slope,
     second_moment,
     second_moment_slope,
 )
@@ -435,7 +434,7 @@ def _hermite_c_star(
             ratio: Array = ratio,
             c_map_0: Array = c_map_0,
         ) -> tuple[Array, Array]:
-            p1, dp1 = _horner2(tails[j, 1:], cc)
+            p1, dp1 = polynomial_and_slope(tails[j, 1:], cc)
             return ratio[j] * cc * p1 - c_map_0[j], ratio[j] * (p1 + cc * dp1)
 
         roots = newton_from_one(tail_poly, idx.size, maxiter=C_MAXITER)
@@ -456,15 +455,13 @@ def _nested_c_star(
     start is the largest probe with ``g >= 0`` (0 always qualifies), so it is left of c*.
     """
 
-    def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
-        qi = q[j]
-        e = _by_size(_nested_pair, act, qi, qi, cc, False, st)
-        de = _by_size(_nested_pair, act, qi, qi, cc, True, st)
-        return (w[j] * e + b[j]) / qi, w[j] * de
-
     def value(cc: Array, j: NDArray[np.intp]) -> Array:
-        qi = q[j]
-        return (w[j] * _by_size(_nested_pair, act, qi, qi, cc, False, st) + b[j]) / qi
+        e = nested_pair_expectation(act, q[j], q[j], cc, settings=st)
+        return (w[j] * e + b[j]) / q[j]
+
+    def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        de = nested_pair_expectation(act, q[j], q[j], cc, derivative=True, settings=st)
+        return value(cc, j), w[j] * de
 
     start = probe_start(value, q.size, (*PROBES, 0.99999))
     roots, _ = newton_fixed_point(nested, start, maxiter=C_MAXITER)
