@@ -188,7 +188,7 @@ def jacobian_spectrum(
         spec = JacobianSpectrum(
             activation=a, sigma_w2=w2, sigma_b2=b2, q_star=q, depth=L, weights=weights,
             mu_1=mu1, mu_2=mu2, chi_1=chi, mean=mean, variance=variance,
-            normalised_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
+            normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=empty, log_density=empty, tail=0.0,
             checks={"mass": 1.0 - continuous}, settings=st,
         )  # fmt: skip
@@ -199,7 +199,7 @@ def jacobian_spectrum(
         spec = JacobianSpectrum(
             activation=a, sigma_w2=w2, sigma_b2=b2, q_star=q, depth=L, weights=weights,
             mu_1=mu1, mu_2=mu2, chi_1=chi, mean=mean, variance=variance,
-            normalised_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
+            normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=t_grid, log_density=rho, tail=0.0, checks={}, settings=st,
         )  # fmt: skip
         grid_mass = float(np.trapezoid(rho, t_grid))
@@ -351,6 +351,6 @@ def _checks(spec: JacobianSpectrum, grid_mass: float, continuous: float) -> dict
     out: dict[str, float] = {
         "mass": grid_mass + (1.0 - continuous),
         "mean": math.exp(log_mean) if log_mean < 700 else math.inf,
-        "normalised_variance": m2 / m1**2 - 1.0 if m1 > 0 else math.nan,
+        "normalized_variance": m2 / m1**2 - 1.0 if m1 > 0 else math.nan,
     }
     return out

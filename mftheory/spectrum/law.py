@@ -139,7 +139,7 @@ def spectrum_moments(
     Returns
     -------
     dict of ndarray
-        ``q_star, mu_1, mu_2, chi_1, mean, variance, normalised_variance`` (variance over
+        ``q_star, mu_1, mu_2, chi_1, mean, variance, normalized_variance`` (variance over
         mean squared). NaN where there is no finite q* (except for positively homogeneous
         activations, whose ``phi'`` law does not depend on q).
 
@@ -173,7 +173,7 @@ def spectrum_moments(
         "chi_1": chi,
         "mean": mean,
         "variance": var,
-        "normalised_variance": norm_var,
+        "normalized_variance": norm_var,
     }
 
 

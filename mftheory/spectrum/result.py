@@ -38,7 +38,7 @@ class JacobianSpectrum:
         ``sigma_w2 mu_1``; the mean of ``x`` is ``chi_1^L``.
     mean, variance : float
         Exact moments of ``x`` (free probability; may overflow to inf far from criticality).
-    normalised_variance : float
+    normalized_variance : float
         ``variance / mean^2 = L (mu_2/mu_1^2 - 1 - s_1)``.
     log10_quantiles : dict of str to float
         ``log10`` of the quantiles of ``x`` (``-inf`` inside an atom at 0), keyed ``"0.05"``.
@@ -66,7 +66,7 @@ class JacobianSpectrum:
     chi_1: float
     mean: float
     variance: float
-    normalised_variance: float
+    normalized_variance: float
     log10_quantiles: dict[str, float]
     atoms: tuple[tuple[float, float], ...]
     log_x: Array = field(repr=False)
@@ -123,7 +123,7 @@ class JacobianSpectrum:
             "chi_1": self.chi_1,
             "mean": finite_or_none(self.mean),
             "variance": finite_or_none(self.variance),
-            "normalised_variance": finite_or_none(self.normalised_variance),
+            "normalized_variance": finite_or_none(self.normalized_variance),
             "quantiles": {k: finite_or_none(v) for k, v in self.quantiles.items()},
             "log10_quantiles": {k: finite_or_none(v) for k, v in self.log10_quantiles.items()},
             "singular_value_spread": finite_or_none(self.singular_value_spread),

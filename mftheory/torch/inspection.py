@@ -28,7 +28,7 @@ from mftheory.activations.builtins import Activation, get_activation
 from mftheory.cnn.modes import check_variance_vector, mode_eigenvalues, wrap_kernel
 from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
-from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.fixed_points import fixed_point, trainable_depth
 from mftheory.torch.weights import (
     as_float,
     bias_of,
@@ -348,7 +348,7 @@ def diagnose(
         chi_c=as_float(fp.chi_c),
         phase=str(fp.phase),
         xi_c=xi_c,
-        max_trainable_depth=6.0 * xi_c,
+        max_trainable_depth=float(trainable_depth(xi_c)),
         depth=len(rows),
         nearest_critical_sigma_w2=as_float(cp.sigma_w2),
         critical_status=str(cp.status),
