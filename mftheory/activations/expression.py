@@ -65,13 +65,13 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from mftheory.activations.builtins import Activation
+from mftheory.activations.base import Activation
 from mftheory.errors import MFTheoryError
 
 __all__ = ["EXPRESSION_FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_activation"]
@@ -189,17 +189,21 @@ def _evaluate_constant(node: Node) -> float:
         return float(_evaluate(node, np.asarray(0.0), {}))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class _TreeFunction:
     """A vectorised callable ``f(x)`` evaluating an expression tree elementwise.
 
     Returns a new float64 array of ``x``'s shape (also when the tree does not involve ``x``).
     Overflow and invalid operations give ``inf``/``nan`` silently, as for a NumPy ufunc under
     ``np.errstate(all="ignore")``; ``exp(x)`` at x = 1000 is ``inf`` with no warning.
+
+    Equal (and hash equal) when ``text`` and ``source`` are: the tree is a deterministic
+    function of the parsed ``source``, so two parses of one text are the same function.
     """
 
-    tree: Node
+    tree: Node = field(compare=False)
     text: str
+    source: str = ""
 
     def __call__(self, x: Array) -> Array:
         xa = np.asarray(x, dtype=np.float64)
@@ -800,8 +804,8 @@ def parse_activation(text: str) -> Activation:
     except (ValueError, RecursionError, MemoryError) as exc:
         raise MFTheoryError(f"cannot parse activation expression {builder.quoted}: {exc}") from None
     tree = builder.build(parsed)
-    phi = _TreeFunction(tree, name)
-    dphi = _TreeFunction(_derivative(tree), f"d/dx {name}")
+    phi = _TreeFunction(tree, name, spaced)
+    dphi = _TreeFunction(_derivative(tree), f"d/dx {name}", spaced)
     _check_finite(phi, "activation expression", builder.quoted)
     _check_finite(dphi, "the derivative of activation expression", builder.quoted)
     return Activation(name=name, phi=phi, dphi=dphi, kinks=_kinks(tree))

@@ -256,7 +256,7 @@ def solve_q_star(
     st = settings or DEFAULT_SETTINGS
     w, b = sigma_w2.ravel(), sigma_b2.ravel()
     q = np.full(w.shape, np.nan)
-    if act.closed_form in ("relu", "leaky_relu", "linear"):
+    if act.homogeneous:
         slope = w * _homogeneous_kappa(act)
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(slope < 1.0, b / (1.0 - slope), np.inf)
@@ -335,7 +335,7 @@ def _solve_c_star(
 
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
     """
-    if act.closed_form in ("erf", "sin"):
+    if act.closed_form is not None and not act.homogeneous:  # erf, sin: smooth in c
 
         def cmap_and_slope(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
             qi = q[idx]
@@ -548,7 +548,7 @@ def _assemble(
     qf = q[finite]
     chi_1[finite] = w[finite] * mom.G(qf)
     chi_q[finite] = w[finite] * mom.F_q(qf)
-    if a.closed_form in ("relu", "leaky_relu", "linear"):
+    if a.homogeneous:
         chi_1 = np.where(finite, chi_1, w * _homogeneous_kappa(a))
     phase = np.full(w.shape, "divergent", dtype="<U9")
     crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)

@@ -82,7 +82,6 @@ WEIGHTS: tuple[str, ...] = ("gaussian", "orthogonal")
 QUANTILE_LEVELS: tuple[float, ...] = (0.05, 0.5, 0.95)
 #: First coefficient of ``sigma_w2 S_{W^T W}(m) = 1 + s_1 m + ...``.
 S_1: dict[str, float] = {"gaussian": -1.0, "orthogonal": 0.0}
-_HOMOGENEOUS = ("relu", "leaky_relu", "linear")
 _LN10 = math.log(10.0)
 #: Unresolved mass below which a walk that can go no further ends (the rest is reported as
 #: ``tail``): tanh's phi'^2 reaches 0 only in the Gaussian tail, where the rule's nodes thin.
@@ -280,7 +279,7 @@ def _resolve_q(
             raise MFTheoryError("q_star must be non-negative")
     else:
         q = np.asarray(fixed_point(a, sigma_w2=w2, sigma_b2=b2, settings=st).q_star, dtype=float)
-    if a.closed_form in _HOMOGENEOUS:
+    if a.homogeneous:
         q = np.where(np.isfinite(q) & (q > 0), q, 1.0)
     return q
 
