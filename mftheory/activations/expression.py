@@ -143,6 +143,19 @@ def _depends_on_x(node: Node) -> bool:
     return any(_depends_on_x(a) for a in node.args)
 
 
+def _signature(node: Node) -> tuple[object, ...]:
+    """The tree as nested tuples: equal signatures, the same function of ``x``."""
+    if isinstance(node, _Var):
+        return ("x",)
+    if isinstance(node, _Const):
+        return ("const", node.value)
+    if isinstance(node, _Neg):
+        return ("neg", _signature(node.arg))
+    if isinstance(node, _BinOp):
+        return (node.op, _signature(node.left), _signature(node.right))
+    return (node.func, *(_signature(a) for a in node.args))
+
+
 # --- evaluation ------------------------------------------------------------------------------
 
 _BINARY: dict[str, Callable[[Array, Array], Array]] = {
@@ -197,13 +210,13 @@ class _TreeFunction:
     Overflow and invalid operations give ``inf``/``nan`` silently, as for a NumPy ufunc under
     ``np.errstate(all="ignore")``; ``exp(x)`` at x = 1000 is ``inf`` with no warning.
 
-    Equal (and hash equal) when ``text`` and ``source`` are: the tree is a deterministic
-    function of the parsed ``source``, so two parses of one text are the same function.
+    Equal (and hash equal) when the trees are equal node by node (``key``, from
+    :func:`_signature`): two parses of one formula are the same function, spacing aside.
     """
 
     tree: Node = field(compare=False)
-    text: str
-    source: str = ""
+    text: str = field(compare=False)
+    key: tuple[object, ...] = field(default=(), repr=False)
 
     def __call__(self, x: Array) -> Array:
         xa = np.asarray(x, dtype=np.float64)
@@ -804,8 +817,9 @@ def parse_activation(text: str) -> Activation:
     except (ValueError, RecursionError, MemoryError) as exc:
         raise MFTheoryError(f"cannot parse activation expression {builder.quoted}: {exc}") from None
     tree = builder.build(parsed)
-    phi = _TreeFunction(tree, name, spaced)
-    dphi = _TreeFunction(_derivative(tree), f"d/dx {name}", spaced)
+    phi = _TreeFunction(tree, name, _signature(tree))
+    dtree = _derivative(tree)
+    dphi = _TreeFunction(dtree, f"d/dx {name}", ("d/dx", _signature(dtree)))
     _check_finite(phi, "activation expression", builder.quoted)
     _check_finite(dphi, "the derivative of activation expression", builder.quoted)
     return Activation(name=name, phi=phi, dphi=dphi, kinks=_kinks(tree))
