@@ -435,6 +435,53 @@ class Propagation:
         return rows
 
 
+def _initial_covariance(
+    images: ArrayLike | None,
+    Sigma0: ArrayLike | None,
+    v: ArrayLike,
+    image_shape: int | Sequence[int] | None,
+    w2: float,
+    b2: float,
+) -> tuple[FloatArray, tuple[int, ...], FloatArray, int]:
+    """The first recorded covariance, the image shape, the checked ``v`` and the first layer.
+
+    From images: ``Sigma^1`` of :func:`input_covariance` (first layer 1); from ``Sigma0``: the
+    checked matrix itself (first layer 0).
+    """
+    if (images is None) == (Sigma0 is None):
+        raise MFTheoryError("give exactly one of images and Sigma0")
+    if images is not None:
+        arr = _check_images(images)
+        shape = tuple(int(s) for s in arr.shape[2:])
+        varr = _check_v_for_image(v, shape)
+        _require_normalised(varr)
+        sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
+        first = 1
+    else:
+        if image_shape is None or Sigma0 is None:
+            raise MFTheoryError("Sigma0 needs image_shape")
+        shape = _image_shape(image_shape)
+        varr = _check_v_for_image(v, shape)
+        _require_normalised(varr)
+        sigma = _check_covariance(Sigma0, "Sigma0")
+        d = np.sqrt(np.diag(sigma))
+        excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
+        if np.any(excess > 0):
+            a, b = (int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
+            raise MFTheoryError(
+                f"Sigma0[{a}, {b}] = {float(sigma[a, b])!r} exceeds"
+                f" sqrt(Sigma0[{a}, {a}] * Sigma0[{b}, {b}]): not a covariance (correlation"
+                " above 1)"
+            )
+        first = 0
+    N = math.prod(shape)
+    if sigma.shape[0] % N:
+        raise MFTheoryError(
+            f"Sigma0 has {sigma.shape[0]} rows, not a multiple of the {N} pixels of {shape}"
+        )
+    return sigma, shape, varr, first
+
+
 def propagate(
     act: Activation | str,
     *,
@@ -498,37 +545,8 @@ def propagate(
     w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise MFTheoryError(f"depth must be an integer >= 1, got {depth!r}")
-    if (images is None) == (Sigma0 is None):
-        raise MFTheoryError("give exactly one of images and Sigma0")
-    if images is not None:
-        arr = _check_images(images)
-        shape = tuple(int(s) for s in arr.shape[2:])
-        varr = _check_v_for_image(v, shape)
-        _require_normalised(varr)
-        sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
-        first = 1
-    else:
-        if image_shape is None or Sigma0 is None:
-            raise MFTheoryError("Sigma0 needs image_shape")
-        shape = _image_shape(image_shape)
-        varr = _check_v_for_image(v, shape)
-        _require_normalised(varr)
-        sigma = _check_covariance(Sigma0, "Sigma0")
-        d = np.sqrt(np.diag(sigma))
-        excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
-        if np.any(excess > 0):
-            a, b = (int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
-            raise MFTheoryError(
-                f"Sigma0[{a}, {b}] = {float(sigma[a, b])!r} exceeds"
-                f" sqrt(Sigma0[{a}, {a}] * Sigma0[{b}, {b}]): not a covariance (correlation"
-                " above 1)"
-            )
-        first = 0
+    sigma, shape, varr, first = _initial_covariance(images, Sigma0, v, image_shape, w2, b2)
     N = math.prod(shape)
-    if sigma.shape[0] % N:
-        raise MFTheoryError(
-            f"Sigma0 has {sigma.shape[0]} rows, not a multiple of the {N} pixels of {shape}"
-        )
     batch = sigma.shape[0] // N
     fp = fixed_point(activation, sigma_w2=w2, sigma_b2=b2, settings=st)
     q_star, c_star = float(fp.q_star), float(fp.c_star)

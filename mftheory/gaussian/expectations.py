@@ -45,7 +45,9 @@ __all__ = [
     "HermiteSeries",
     "derivative_second_moment",
     "hermite_series",
+    "nested_pair_expectation",
     "pair_expectation",
+    "polynomial_and_slope",
     "second_moment",
     "second_moment_slope",
 ]
@@ -554,3 +556,29 @@ def _series_or_nested(
     if np.any(bad):
         out[bad] = _by_size(_nested_pair, act, q1[bad], q2[bad], rho[bad], False, st)
     return out
+
+
+def nested_pair_expectation(
+    act: Activation,
+    q1: Array,
+    q2: Array,
+    rho: Array,
+    *,
+    derivative: bool = False,
+    settings: QuadratureSettings | None = None,
+) -> Array:
+    """``E[phi(u1) phi(u2)]`` (or of ``phi'``) by the nested 2D rule alone, flat arrays.
+
+    The kink-aware nested composite Gauss-Legendre rule that :func:`pair_expectation` falls
+    back to, without trying closed forms or the Hermite series first: for solvers that need
+    it where the series is not accurate enough (``u1 = sqrt(q1) z1``, ``u2 = sqrt(q2) z2``,
+    ``corr(z1, z2) = rho``).
+    """
+    st = settings or DEFAULT_SETTINGS
+    return _by_size(_nested_pair, act, q1, q2, rho, derivative, st)
+
+
+def polynomial_and_slope(coef: Array, c: Array) -> tuple[Array, Array]:
+    """Polynomials with coefficient rows ``coef`` (lowest power first) and their derivatives
+    at ``c`` (one per row), by Horner's scheme."""
+    return _horner2(coef, c)

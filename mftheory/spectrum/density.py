@@ -231,7 +231,7 @@ def spectrum_moments(
     Returns
     -------
     dict of ndarray
-        ``q_star, mu_1, mu_2, chi_1, mean, variance, normalised_variance`` (variance over
+        ``q_star, mu_1, mu_2, chi_1, mean, variance, normalized_variance`` (variance over
         mean squared). NaN where there is no finite q* (except for positively homogeneous
         activations, whose ``phi'`` law does not depend on q).
 
@@ -265,7 +265,7 @@ def spectrum_moments(
         "chi_1": chi,
         "mean": mean,
         "variance": var,
-        "normalised_variance": norm_var,
+        "normalized_variance": norm_var,
     }
 
 
@@ -576,7 +576,7 @@ class JacobianSpectrum:
         ``sigma_w2 mu_1``; the mean of ``x`` is ``chi_1^L``.
     mean, variance : float
         Exact moments of ``x`` (free probability; may overflow to inf far from criticality).
-    normalised_variance : float
+    normalized_variance : float
         ``variance / mean^2 = L (mu_2/mu_1^2 - 1 - s_1)``.
     log10_quantiles : dict of str to float
         ``log10`` of the quantiles of ``x`` (``-inf`` inside an atom at 0), keyed ``"0.05"``.
@@ -604,7 +604,7 @@ class JacobianSpectrum:
     chi_1: float
     mean: float
     variance: float
-    normalised_variance: float
+    normalized_variance: float
     log10_quantiles: dict[str, float]
     atoms: tuple[tuple[float, float], ...]
     log_x: Array = field(repr=False)
@@ -661,7 +661,7 @@ class JacobianSpectrum:
             "chi_1": self.chi_1,
             "mean": finite_or_none(self.mean),
             "variance": finite_or_none(self.variance),
-            "normalised_variance": finite_or_none(self.normalised_variance),
+            "normalized_variance": finite_or_none(self.normalized_variance),
             "quantiles": {k: finite_or_none(v) for k, v in self.quantiles.items()},
             "log10_quantiles": {k: finite_or_none(v) for k, v in self.log10_quantiles.items()},
             "singular_value_spread": finite_or_none(self.singular_value_spread),
@@ -837,7 +837,7 @@ def jacobian_spectrum(
         spec = JacobianSpectrum(
             activation=a, sigma_w2=w2, sigma_b2=b2, q_star=q, depth=L, weights=weights,
             mu_1=mu1, mu_2=mu2, chi_1=chi, mean=mean, variance=variance,
-            normalised_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
+            normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=empty, log_density=empty, tail=0.0,
             checks={"mass": 1.0 - continuous}, settings=st,
         )  # fmt: skip
@@ -848,7 +848,7 @@ def jacobian_spectrum(
         spec = JacobianSpectrum(
             activation=a, sigma_w2=w2, sigma_b2=b2, q_star=q, depth=L, weights=weights,
             mu_1=mu1, mu_2=mu2, chi_1=chi, mean=mean, variance=variance,
-            normalised_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
+            normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=t_grid, log_density=rho, tail=0.0, checks={}, settings=st,
         )  # fmt: skip
         grid_mass = float(np.trapezoid(rho, t_grid))
@@ -961,6 +961,6 @@ def _checks(spec: JacobianSpectrum, grid_mass: float, continuous: float) -> dict
     out: dict[str, float] = {
         "mass": grid_mass + (1.0 - continuous),
         "mean": math.exp(log_mean) if log_mean < 700 else math.inf,
-        "normalised_variance": m2 / m1**2 - 1.0 if m1 > 0 else math.nan,
+        "normalized_variance": m2 / m1**2 - 1.0 if m1 > 0 else math.nan,
     }
     return out

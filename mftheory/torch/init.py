@@ -62,7 +62,7 @@ from mftheory.cnn.modes import (
 )
 from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
-from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.fixed_points import fixed_point, trainable_depth
 
 __all__ = [
     "SCHEMES",
@@ -1079,7 +1079,7 @@ def diagnose(
         chi_c=_as_float(fp.chi_c),
         phase=str(fp.phase),
         xi_c=xi_c,
-        max_trainable_depth=6.0 * xi_c,
+        max_trainable_depth=float(trainable_depth(xi_c)),
         depth=len(rows),
         nearest_critical_sigma_w2=_as_float(cp.sigma_w2),
         critical_status=str(cp.status),
