@@ -45,7 +45,7 @@ from scipy import special
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
-    _closed_pair,
+    closed_pair,
     hermite_series,
     pair_expectation,
     second_moment,
@@ -134,7 +134,7 @@ def _cell_bound(b: FloatArray, cells: int, degree: int) -> float:
 def _closed_values(act: Activation, q1: FloatArray, q2: FloatArray, rho: FloatArray) -> FloatArray:
     """``E[phi(u1) phi(u2)]`` from the activation's closed form (overflow-free for large q:
     see :class:`mftheory.activations.closed_forms.Sin`)."""
-    return _closed_pair(act, q1, q2, rho, False)
+    return closed_pair(act, q1, q2, rho, False)
 
 
 class _TauTables:

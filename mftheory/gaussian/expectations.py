@@ -43,8 +43,10 @@ from mftheory.gaussian.quadrature import (
 
 __all__ = [
     "HermiteSeries",
+    "closed_pair",
     "derivative_second_moment",
     "hermite_series",
+    "homogeneous_kappa",
     "nested_pair_expectation",
     "pair_expectation",
     "polynomial_and_slope",
@@ -199,7 +201,7 @@ def second_moment_slope(
     return _expect_1d(act, qa, "slope", settings or DEFAULT_SETTINGS)
 
 
-def _homogeneous_kappa(act: Activation) -> float:
+def homogeneous_kappa(act: Activation) -> float:
     """``F(q)/q`` of a positively homogeneous closed form (``act.homogeneous``)."""
     kappa = None if act.closed_form is None else act.closed_form.kappa
     if kappa is None:
@@ -210,7 +212,7 @@ def _homogeneous_kappa(act: Activation) -> float:
 # --- two-dimensional expectations ------------------------------------------------------------
 
 
-def _closed_pair(act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool) -> Array:
+def closed_pair(act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool) -> Array:
     """``E[phi(u1) phi(u2)]`` (or of ``phi'``) from the activation's closed form."""
     if act.closed_form is None:
         raise MFTheoryError(f"activation {act.label} has no closed form")
@@ -522,7 +524,7 @@ def pair_expectation(
     q1b, q2b, rb = (np.ascontiguousarray(x).ravel() for x in np.broadcast_arrays(q1a, q2a, ra))
     shape = np.broadcast_shapes(q1a.shape, q2a.shape, ra.shape)
     if act.closed_form is not None:
-        return np.asarray(_closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
+        return np.asarray(closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
     out = np.empty(q1b.shape)
     diag = np.abs(rb) == 1.0
     if np.any(diag):

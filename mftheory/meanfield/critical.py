@@ -37,8 +37,8 @@ from numpy.typing import ArrayLike, NDArray
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
-    _homogeneous_kappa,
     derivative_second_moment,
+    homogeneous_kappa,
     second_moment_slope,
 )
 from mftheory.gaussian.qtable import node_moments, q_table
@@ -149,7 +149,7 @@ def critical_point(
     chi_q = np.full(n, np.nan)
     status = np.full(n, "none", dtype="<U19")
     if a.homogeneous:
-        w[:] = 1.0 / _homogeneous_kappa(a)
+        w[:] = 1.0 / homogeneous_kappa(a)
         q[:] = np.where(b > 0, np.inf, np.nan)
         status[:] = np.where(b > 0, "divergence-boundary", "marginal")
     else:
