@@ -278,7 +278,11 @@ def test_registered_activation_in_fixed_point_and_phase_grid() -> None:
 def test_registered_activation_in_the_torch_backend() -> None:
     torch = pytest.importorskip("torch")
     from mftheory.cnn.spatial import covariance_map
-    from mftheory.montecarlo.ensembles import _torch_phi, simulate_ensemble
+    from mftheory.montecarlo.ensembles import simulate_ensemble
+    from mftheory.torch import TorchBackend
+    from mftheory.torch.backend import _torch_phi
+
+    backend = TorchBackend(device="cpu")
 
     calls: list[str] = []
     v = np.array([0.2, 0.5, 0.3])
@@ -296,7 +300,7 @@ def test_registered_activation_in_the_torch_backend() -> None:
         calls.clear()
         kw: dict[str, Any] = dict(sigma_w2=1.5, sigma_b2=0.1, v=v, image_shape=(4,), depth=1)
         res = simulate_ensemble(
-            "erf_half", channels=4, networks=500, Sigma0=sigma0, backend="torch", device="cpu", **kw
+            "erf_half", channels=4, networks=500, Sigma0=sigma0, backend=backend, **kw
         )
         assert calls, "the torch backend did not use the registered torch function"
         mf1 = covariance_map("erf_half", sigma0, v, image_shape=(4,), sigma_w2=1.5, sigma_b2=0.1)

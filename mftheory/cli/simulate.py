@@ -77,9 +77,26 @@ def _ints(
     return c, k, s, d
 
 
+def _array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
+    """``(backend, device)`` for the core: ``--backend torch`` becomes a ``TorchBackend``."""
+    if backend != "torch":
+        return backend, device
+    from mftheory.errors import MFTheoryError
+
+    try:
+        from mftheory.torch import TorchBackend
+    except ImportError:
+        raise MFTheoryError(
+            "--backend torch needs PyTorch, which is not installed:"
+            " pip install 'mftheory[torch]' or use --backend numpy"
+        ) from None
+    return TorchBackend(device=device), None
+
+
 def _run(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
     from mftheory.montecarlo.mode_check import compare_modes
 
+    kwargs["backend"], kwargs["device"] = _array_backend(kwargs["backend"], kwargs["device"])
     with messages.progress("simulating networks", points=networks * 1000) as bar:
         return compare_modes(progress=bar, networks=networks, **kwargs)
 

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.cnn.ctransform import CTransformEngine
 from mftheory.cnn.modes import _require_normalised, mode_eigenvalues, wrap_kernel
-from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, _image_shape
+from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, check_image_shape
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
@@ -34,8 +34,10 @@ from mftheory.meanfield.maps import check_variances
 from mftheory.serialize import finite_or_none
 
 __all__ = [
+    "DiagonalGather",
     "Propagation",
     "fit_decay_rate",
+    "gathered_mode_amplitudes",
     "input_covariance",
     "mode_amplitudes",
     "propagate",
@@ -172,9 +174,18 @@ def input_covariance(
 # --------------------------------------------------------------------------------------------
 
 
-class _DiagonalGather:
+class DiagonalGather:
     """Index arrays that read every cyclic diagonal ``M_{a, a+t}`` of an (image, pixel)
-    matrix at once."""
+    matrix at once.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Pixels per side (already validated, e.g. by
+        :func:`mftheory.cnn.spatial.check_image_shape`).
+    batch : int
+        Images ``B``: the matrices read are ``(B*N, B*N)``, ``N = prod(shape)``.
+    """
 
     def __init__(self, shape: tuple[int, ...], batch: int) -> None:
         self.shape, self.batch = shape, batch
@@ -223,17 +234,32 @@ def mode_amplitudes(
     spatially uniform perturbation ``e`` of every off-diagonal entry have amplitude ``|e|``
     at ``f = 0``. For real ``eps``, frequencies ``f`` and ``-f`` have equal amplitudes.
     """
-    shape = _image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     arr = np.asarray(eps, dtype=np.float64)
     N = math.prod(shape)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] % N or arr.shape[0] == 0:
         raise MFTheoryError(
             f"eps must be a square matrix over whole images of {N} pixels, got {arr.shape}"
         )
-    return _amplitudes(_DiagonalGather(shape, arr.shape[0] // N), arr)
+    return gathered_mode_amplitudes(DiagonalGather(shape, arr.shape[0] // N), arr)
 
 
-def _amplitudes(gather: _DiagonalGather, eps: FloatArray) -> tuple[FloatArray, FloatArray]:
+def gathered_mode_amplitudes(
+    gather: DiagonalGather, eps: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`mode_amplitudes` of a validated ``(B*N, B*N)`` matrix, with a prepared gather.
+
+    Parameters
+    ----------
+    gather : DiagonalGather
+        Built once for the image shape and batch, reused for every matrix.
+    eps : ndarray, shape ``(B*N, B*N)``
+
+    Returns
+    -------
+    off_diagonal, diagonal : ndarray, shape ``(N,)``
+        As :func:`mode_amplitudes`.
+    """
     B, N, shape = gather.batch, gather.N, gather.shape
     d = len(shape)
     D = gather.diagonals(eps).reshape(*shape, N * B * B)
@@ -460,7 +486,7 @@ def _initial_covariance(
     else:
         if image_shape is None or Sigma0 is None:
             raise MFTheoryError("Sigma0 needs image_shape")
-        shape = _image_shape(image_shape)
+        shape = check_image_shape(image_shape)
         varr = _check_v_for_image(v, shape)
         _require_normalised(varr)
         sigma = _check_covariance(Sigma0, "Sigma0")
@@ -563,7 +589,7 @@ def propagate(
         activation, sigma_w2=w2, sigma_b2=b2, q_ref=q_star, tol=tol, settings=st
     )
     A = _AOperator(varr, shape, batch)
-    gather = _DiagonalGather(shape, batch)
+    gather = DiagonalGather(shape, batch)
     total = depth - first + 1
     amp = np.empty((total, N))
     amp_d = np.empty((total, N))
@@ -583,7 +609,7 @@ def propagate(
                 )
             acc_err += stats.error_bound
             methods[stats.method] = methods.get(stats.method, 0) + 1
-        amp[k], amp_d[k] = _amplitudes(gather, sigma_star - sigma)
+        amp[k], amp_d[k] = gathered_mode_amplitudes(gather, sigma_star - sigma)
         floor[k] = acc_err + _ROUNDING * q_star * (k + 1)
         if history is not None:
             history.append(sigma.copy())

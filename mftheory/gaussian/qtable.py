@@ -29,8 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation
 from mftheory.gaussian.expectations import (
-    _kink_breaks,
     derivative_second_moment,
+    kink_breaks,
     second_moment,
     second_moment_slope,
 )
@@ -155,7 +155,7 @@ def node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Arr
         Rows ``F, F' = dF/dq, G``; then their ``d/dt = q d/dq`` and ``d^2/dt^2``.
     """
     s = np.sqrt(q)
-    z, w = normal_rule(_kink_breaks(act, s), st)
+    z, w = normal_rule(kink_breaks(act, s), st)
     u = s[:, None] * z
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         f = np.square(act.phi(u))
