@@ -1,14 +1,14 @@
-"""Activation functions: the nonlinearity phi, its derivative, and what the integrators need.
-
-Every activation is an :class:`Activation`: vectorised callables for ``phi`` and ``phi'``, the
-points where either is not smooth (``kinks``; the quadrature splits its panels there), and,
-where one exists, the key of a closed form for the Gaussian expectations (``closed_form``).
+"""The built-in activations: one :class:`ActivationRecord` each, registered on import.
 
 Names mean what PyTorch means by them: ``gelu`` is the exact ``x * Phi(x)`` (``gelu_tanh`` is
 the tanh approximation), ``swish`` = ``silu`` = ``x * sigmoid(x)``, ``softplus`` =
 ``log(1 + e^x)``, ``sigmoid`` the logistic function, ``hard_tanh`` clips to [-1, 1],
 ``leaky_relu`` has ``negative_slope`` (default 0.01), ``elu`` has ``alpha`` (default 1), and
 ``selu`` uses PyTorch's fixed constants.
+
+Adding a built-in means adding one record to :data:`BUILTIN_RECORDS` (with a
+:class:`~mftheory.activations.closed_forms.ClosedForm` if the Gaussian expectations have a
+closed form); nothing else in the package lists activation names.
 
 Notes
 -----
@@ -18,272 +18,223 @@ THEORY.md section 1 (the network) and section 3 (closed forms for erf, ReLU and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from mftheory.errors import MFTheoryError
+from mftheory.activations.base import Activation, ActivationRecord
+from mftheory.activations.closed_forms import Erf, PositivelyHomogeneous, Sin
+from mftheory.activations.registry import ACTIVATION_NAMES, _register_builtin, get_activation
 
 __all__ = [
     "ACTIVATION_NAMES",
+    "BUILTIN_RECORDS",
     "Activation",
     "get_activation",
 ]
 
 Array = NDArray[np.float64]
-Func = Callable[[Array], Array]
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-
-@dataclass(frozen=True)
-class Activation:
-    """A pointwise nonlinearity with what the mean-field integrators need.
-
-    Attributes
-    ----------
-    name : str
-        Canonical name (``"tanh"``, ``"leaky_relu"``...) or the user's expression text.
-    phi, dphi : callable
-        Vectorised ``phi(x)`` and ``phi'(x)`` on float arrays. At a kink ``dphi`` may take
-        either one-sided value: it is only ever integrated.
-    kinks : tuple of float
-        Points where ``phi`` or ``phi'`` is not smooth. Quadrature panels are split there,
-        which restores the exponential convergence that a kink would otherwise destroy.
-    closed_form : str or None
-        Key of an exact formula for the Gaussian expectations (``"erf"``, ``"relu"``,
-        ``"leaky_relu"``, ``"linear"``, ``"sin"``), or None to integrate numerically.
-    params : tuple of (str, float)
-        Parameters of the family (``negative_slope`` of leaky_relu, ``alpha`` of elu...).
-    """
-
-    name: str
-    phi: Func = field(repr=False, compare=False)
-    dphi: Func = field(repr=False, compare=False)
-    kinks: tuple[float, ...] = ()
-    closed_form: str | None = None
-    params: tuple[tuple[str, float], ...] = ()
-
-    def param(self, key: str) -> float:
-        """The value of family parameter ``key``."""
-        return dict(self.params)[key]
-
-    @property
-    def label(self) -> str:
-        """Name with its parameters, for tables and plot titles."""
-        if not self.params:
-            return self.name
-        inner = ", ".join(f"{k}={v:g}" for k, v in self.params)
-        return f"{self.name}({inner})"
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready description: name, parameters, kinks, closed form."""
-        return {
-            "name": self.name,
-            "params": dict(self.params),
-            "kinks": list(self.kinks),
-            "closed_form": self.closed_form,
-        }
+# --- phi and phi' (module-level functions: the same objects on every look-up) ---------------
 
 
-# --- the built-in families -----------------------------------------------------------------
+def _tanh_d(x: Array) -> Array:
+    return 1.0 / np.cosh(x) ** 2
 
 
-def _tanh() -> Activation:
-    return Activation("tanh", np.tanh, lambda x: 1.0 / np.cosh(x) ** 2)
+def _erf_d(x: Array) -> Array:
+    return (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x))
 
 
-def _erf() -> Activation:
-    return Activation(
-        "erf",
-        special.erf,
-        lambda x: (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x)),
-        closed_form="erf",
-    )
+def _relu(x: Array) -> Array:
+    return np.maximum(x, 0.0)
 
 
-def _relu() -> Activation:
-    return Activation(
-        "relu",
-        lambda x: np.maximum(x, 0.0),
-        lambda x: (x > 0).astype(np.float64),
-        kinks=(0.0,),
-        closed_form="relu",
-    )
+def _step(x: Array) -> Array:
+    return (x > 0).astype(np.float64)
 
 
-def _leaky_relu(negative_slope: float) -> Activation:
-    a = float(negative_slope)
-    return Activation(
-        "leaky_relu",
-        lambda x: np.where(x > 0, x, a * x),
-        lambda x: np.where(x > 0, 1.0, a),
-        kinks=(0.0,),
-        closed_form="leaky_relu",
-        params=(("negative_slope", a),),
-    )
+def _leaky_relu(x: Array, negative_slope: float) -> Array:
+    return np.where(x > 0, x, negative_slope * x)
 
 
-def _linear() -> Activation:
-    return Activation(
-        "linear",
-        lambda x: np.asarray(x, dtype=np.float64) * 1.0,
-        np.ones_like,
-        closed_form="linear",
-    )
+def _leaky_relu_d(x: Array, negative_slope: float) -> Array:
+    return np.where(x > 0, 1.0, negative_slope)
 
 
-def _sigmoid() -> Activation:
-    def d(x: Array) -> Array:
-        s = special.expit(x)
-        return s * (1.0 - s)
-
-    return Activation("sigmoid", special.expit, d)
+def _linear(x: Array) -> Array:
+    return np.asarray(x, dtype=np.float64) * 1.0
 
 
-def _hard_tanh() -> Activation:
-    return Activation(
-        "hard_tanh",
-        lambda x: np.clip(x, -1.0, 1.0),
-        lambda x: ((x > -1.0) & (x < 1.0)).astype(np.float64),
-        kinks=(-1.0, 1.0),
-    )
+def _sigmoid_d(x: Array) -> Array:
+    s = special.expit(x)
+    return s * (1.0 - s)
 
 
-def _softplus() -> Activation:
-    return Activation("softplus", lambda x: np.logaddexp(0.0, x), special.expit)
+def _hard_tanh(x: Array) -> Array:
+    return np.clip(x, -1.0, 1.0)
 
 
-def _silu(name: str) -> Activation:
-    def d(x: Array) -> Array:
-        s = special.expit(x)
-        return s * (1.0 + x * (1.0 - s))
-
-    return Activation(name, lambda x: x * special.expit(x), d)
+def _hard_tanh_d(x: Array) -> Array:
+    return ((x > -1.0) & (x < 1.0)).astype(np.float64)
 
 
-def _gelu() -> Activation:
-    def cdf(x: Array) -> Array:
-        return 0.5 * special.erfc(-x / _SQRT2)
-
-    def d(x: Array) -> Array:
-        return cdf(x) + x * np.exp(-0.5 * np.square(x)) / math.sqrt(2.0 * math.pi)
-
-    return Activation("gelu", lambda x: x * cdf(x), d)
+def _softplus(x: Array) -> Array:
+    return np.logaddexp(0.0, x)
 
 
-def _gelu_tanh() -> Activation:
+def _silu(x: Array) -> Array:
+    return x * special.expit(x)
+
+
+def _silu_d(x: Array) -> Array:
+    s = special.expit(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _gauss_cdf(x: Array) -> Array:
+    return 0.5 * special.erfc(-x / _SQRT2)
+
+
+def _gelu(x: Array) -> Array:
+    return x * _gauss_cdf(x)
+
+
+def _gelu_d(x: Array) -> Array:
+    return _gauss_cdf(x) + x * np.exp(-0.5 * np.square(x)) / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_tanh(x: Array) -> Array:
     k = _SQRT_2_OVER_PI
-
-    def phi(x: Array) -> Array:
-        return 0.5 * x * (1.0 + np.tanh(k * (x + 0.044715 * x**3)))
-
-    def d(x: Array) -> Array:
-        t = np.tanh(k * (x + 0.044715 * x**3))
-        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * k * (1.0 + 3 * 0.044715 * x**2)
-
-    return Activation("gelu_tanh", phi, d)
+    return 0.5 * x * (1.0 + np.tanh(k * (x + 0.044715 * x**3)))
 
 
-def _elu(alpha: float) -> Activation:
-    a = float(alpha)
-    return Activation(
-        "elu",
-        lambda x: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
-        lambda x: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0.0))),
-        kinks=(0.0,),
-        params=(("alpha", a),),
-    )
+def _gelu_tanh_d(x: Array) -> Array:
+    k = _SQRT_2_OVER_PI
+    t = np.tanh(k * (x + 0.044715 * x**3))
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * k * (1.0 + 3 * 0.044715 * x**2)
 
 
-def _selu() -> Activation:
+def _elu(x: Array, alpha: float) -> Array:
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def _elu_d(x: Array, alpha: float) -> Array:
+    return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
+
+
+def _selu(x: Array) -> Array:
     s, a = SELU_SCALE, SELU_ALPHA
-    return Activation(
-        "selu",
-        lambda x: s * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
-        lambda x: s * np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0.0))),
-        kinks=(0.0,),
-    )
+    return s * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0)))
 
 
-def _sin() -> Activation:
-    return Activation("sin", np.sin, np.cos, closed_form="sin")
+def _selu_d(x: Array) -> Array:
+    s, a = SELU_SCALE, SELU_ALPHA
+    return s * np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0.0)))
 
 
-_FACTORIES: dict[str, Callable[..., Activation]] = {
-    "tanh": _tanh,
-    "erf": _erf,
-    "relu": _relu,
-    "leaky_relu": _leaky_relu,
-    "linear": _linear,
-    "sigmoid": _sigmoid,
-    "hard_tanh": _hard_tanh,
-    "softplus": _softplus,
-    "swish": lambda: _silu("swish"),
-    "silu": lambda: _silu("silu"),
-    "gelu": _gelu,
-    "gelu_tanh": _gelu_tanh,
-    "elu": _elu,
-    "selu": _selu,
-    "sin": _sin,
-}
-_ALIASES = {"identity": "linear", "hardtanh": "hard_tanh", "leakyrelu": "leaky_relu"}
-
-#: Names accepted by :func:`get_activation` (besides user expressions).
-ACTIVATION_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+# --- torch: native functions and nn-module matchers (torch is passed in, never imported) ----
 
 
-def get_activation(
-    spec: str | Activation,
-    *,
-    negative_slope: float = 0.01,
-    alpha: float = 1.0,
-) -> Activation:
-    """Look up a built-in activation by name, or parse a user expression in ``x``.
+def _module(cls_name: str) -> Any:
+    """A matcher for ``torch.nn.<cls_name>`` (subclasses included), without parameters."""
 
-    Parameters
-    ----------
-    spec : str or Activation
-        A name from :data:`ACTIVATION_NAMES` (case-insensitive; ``-`` and ``_`` alike), an
-        expression such as ``"x*sigmoid(x)"`` (parsed by
-        :mod:`mftheory.activations.expression`, never evaluated as Python), or an
-        :class:`Activation`, returned unchanged.
-    negative_slope : float
-        Slope of ``leaky_relu`` for x < 0 (PyTorch's default 0.01).
-    alpha : float
-        ``alpha`` of ``elu`` (PyTorch's default 1).
+    def match(torch: Any, module: Any) -> Mapping[str, float] | None:
+        return {} if isinstance(module, getattr(torch.nn, cls_name)) else None
 
-    Raises
-    ------
-    MFTheoryError
-        Unknown name, invalid expression, or a non-finite parameter.
-    """
-    if isinstance(spec, Activation):
-        return spec
-    if not isinstance(spec, str) or not spec.strip():
-        raise MFTheoryError("activation must be a non-empty name or expression")
-    key = spec.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key in _FACTORIES:
-        for pname, pval in (("negative_slope", negative_slope), ("alpha", alpha)):
-            if not math.isfinite(pval):
-                raise MFTheoryError(f"{pname} must be finite, got {pval!r}")
-        if key == "leaky_relu":
-            return _leaky_relu(negative_slope)
-        if key == "elu":
-            return _elu(alpha)
-        return _FACTORIES[key]()
-    if key.isidentifier() and key != "x":
-        names = ", ".join(ACTIVATION_NAMES)
-        raise MFTheoryError(
-            f"unknown activation {spec!r}; choose one of {names}, or give an expression in x"
-        )
-    from mftheory.activations.expression import parse_activation
+    return match
 
-    return parse_activation(spec)
+
+def _match_leaky(torch: Any, m: Any) -> Mapping[str, float] | None:
+    if isinstance(m, torch.nn.LeakyReLU):
+        return {"negative_slope": float(m.negative_slope)}
+    return None
+
+
+def _match_gelu(approximate: str) -> Any:
+    def match(torch: Any, m: Any) -> Mapping[str, float] | None:
+        ok = isinstance(m, torch.nn.GELU) and (m.approximate == "none") == (approximate == "none")
+        return {} if ok else None
+
+    return match
+
+
+def _match_elu(torch: Any, m: Any) -> Mapping[str, float] | None:
+    return {"alpha": float(m.alpha)} if isinstance(m, torch.nn.ELU) else None
+
+
+def _match_softplus(torch: Any, m: Any) -> Mapping[str, float] | None:
+    return {} if isinstance(m, torch.nn.Softplus) and float(m.beta) == 1.0 else None
+
+
+def _match_hard_tanh(torch: Any, m: Any) -> Mapping[str, float] | None:
+    ok = type(m) is torch.nn.Hardtanh and float(m.min_val) == -1.0 and float(m.max_val) == 1.0
+    return {} if ok else None
+
+
+def _torch_leaky(torch: Any, negative_slope: float) -> Any:
+    slope = float(negative_slope)
+    return lambda x: torch.where(x > 0, x, slope * x)
+
+
+def _torch_elu(torch: Any, alpha: float) -> Any:
+    a = float(alpha)
+    return lambda x: torch.where(x > 0, x, a * torch.expm1(torch.clamp(x, max=0.0)))
+
+
+def _R(name: str, phi: Any, dphi: Any, help: str, **kw: Any) -> ActivationRecord:
+    return ActivationRecord(name, phi, dphi, help, **kw)
+
+
+#: The built-in records, in the order of :data:`ACTIVATION_NAMES`.
+BUILTIN_RECORDS: tuple[ActivationRecord, ...] = (
+    _R("tanh", np.tanh, _tanh_d, "tanh(x)",
+       torch_phi=lambda t: t.tanh, torch_module=_module("Tanh")),
+    _R("erf", special.erf, _erf_d, "erf(x) (closed forms)", closed_form=Erf,
+       torch_phi=lambda t: t.special.erf),
+    _R("relu", _relu, _step, "max(x, 0) (closed forms)", kinks=(0.0,),
+       closed_form=lambda: PositivelyHomogeneous(0.0, key="relu"),
+       torch_phi=lambda t: t.relu, torch_module=_module("ReLU")),
+    _R("leaky_relu", _leaky_relu, _leaky_relu_d,
+       "x for x > 0, negative_slope * x below (closed forms)", aliases=("leakyrelu",),
+       kinks=(0.0,), params=(("negative_slope", 0.01),),
+       closed_form=lambda negative_slope: PositivelyHomogeneous(negative_slope, key="leaky_relu"),
+       torch_phi=_torch_leaky, torch_module=_match_leaky),
+    _R("linear", _linear, np.ones_like, "x (closed forms)", aliases=("identity",),
+       closed_form=lambda: PositivelyHomogeneous(1.0, key="linear"),
+       torch_phi=lambda t: lambda x: x * 1.0),
+    _R("sigmoid", special.expit, _sigmoid_d, "1 / (1 + e^-x)",
+       torch_phi=lambda t: t.sigmoid, torch_module=_module("Sigmoid")),
+    _R("hard_tanh", _hard_tanh, _hard_tanh_d, "x clipped to [-1, 1]", aliases=("hardtanh",),
+       kinks=(-1.0, 1.0), torch_phi=lambda t: lambda x: t.clamp(x, -1.0, 1.0),
+       torch_module=_match_hard_tanh),
+    _R("softplus", _softplus, special.expit, "log(1 + e^x)",
+       torch_phi=lambda t: lambda x: t.logaddexp(x, t.zeros_like(x)),
+       torch_module=_match_softplus),
+    _R("swish", _silu, _silu_d, "x * sigmoid(x) (= silu)",
+       torch_phi=lambda t: t.nn.functional.silu),
+    _R("silu", _silu, _silu_d, "x * sigmoid(x)",
+       torch_phi=lambda t: t.nn.functional.silu, torch_module=_module("SiLU")),
+    _R("gelu", _gelu, _gelu_d, "x * Phi(x), the exact GELU",
+       torch_phi=lambda t: t.nn.functional.gelu, torch_module=_match_gelu("none")),
+    _R("gelu_tanh", _gelu_tanh, _gelu_tanh_d, "the tanh approximation of GELU",
+       torch_phi=lambda t: lambda x: t.nn.functional.gelu(x, approximate="tanh"),
+       torch_module=_match_gelu("tanh")),
+    _R("elu", _elu, _elu_d, "x for x > 0, alpha * (e^x - 1) below", kinks=(0.0,),
+       params=(("alpha", 1.0),), torch_phi=_torch_elu, torch_module=_match_elu),
+    _R("selu", _selu, _selu_d, "PyTorch's SELU (fixed constants)", kinks=(0.0,),
+       torch_phi=lambda t: t.nn.functional.selu, torch_module=_module("SELU")),
+    _R("sin", np.sin, np.cos, "sin(x) (closed forms)", closed_form=Sin,
+       torch_phi=lambda t: t.sin),
+)  # fmt: skip
+
+for _record in BUILTIN_RECORDS:
+    _register_builtin(_record)

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.models import OptionInfo
+
+from mftheory.activations.registry import act_help
 
 __all__ = [
     "Act",
@@ -35,12 +38,20 @@ class OutputFormat(str, enum.Enum):
     csv = "csv"
 
 
-ACT_HELP = (
-    "Activation: tanh, erf, relu, leaky_relu, linear, sigmoid, hard_tanh, softplus, swish, "
-    "silu, gelu, gelu_tanh, elu, selu, sin, or an expression in x such as 'x*sigmoid(x)'."
-)
+class _ActOption(OptionInfo):
+    """``--act``: the help is read from the activation registry each time typer builds the
+    command, so it lists every registered activation (built-in or added by the user)."""
 
-Act = Annotated[str, typer.Option("--act", help=ACT_HELP, metavar="NAME|EXPR")]
+    @property
+    def help(self) -> str:
+        return act_help()
+
+    @help.setter
+    def help(self, value: object) -> None:  # OptionInfo.__init__ assigns it; ignored
+        pass
+
+
+Act = Annotated[str, _ActOption(param_decls=("--act",), default=..., metavar="NAME|EXPR")]
 NegativeSlope = Annotated[
     str | None,
     typer.Option(

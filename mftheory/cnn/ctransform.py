@@ -45,7 +45,7 @@ from scipy import special
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
-    _closed_pair,
+    closed_pair,
     hermite_series,
     pair_expectation,
     second_moment,
@@ -132,16 +132,9 @@ def _cell_bound(b: FloatArray, cells: int, degree: int) -> float:
 
 
 def _closed_values(act: Activation, q1: FloatArray, q2: FloatArray, rho: FloatArray) -> FloatArray:
-    """``E[phi(u1) phi(u2)]`` from the closed form. For sin, ``e^{-(q1+q2)/2} sinh(r)`` with
-    ``r = rho sqrt(q1 q2)`` is ``0 * inf = NaN`` once ``q`` passes ~710 (``sinh`` overflows,
-    the damping underflows); ``|r| <= (q1+q2)/2``, so ``sign(r) e^{|r| - (q1+q2)/2}
-    (1 - e^{-2|r|}) / 2`` is the same value with no overflow (and ``expm1`` keeps small ``r``
-    exact)."""
-    if act.closed_form == "sin":
-        r = rho * np.sqrt(q1 * q2)
-        a = np.abs(r)
-        return np.sign(r) * 0.5 * np.exp(a - 0.5 * (q1 + q2)) * -np.expm1(-2.0 * a)
-    return np.asarray(_closed_pair(act, q1, q2, rho, False), dtype=np.float64)
+    """``E[phi(u1) phi(u2)]`` from the activation's closed form (overflow-free for large q:
+    see :class:`mftheory.activations.closed_forms.Sin`)."""
+    return closed_pair(act, q1, q2, rho, False)
 
 
 class _TauTables:
@@ -328,7 +321,9 @@ class CTransformEngine:
         F = F_u[q_inv]
         out = np.empty_like(s)
         if size == 1:
-            stats = CTransformStats("closed-form" if self.act.closed_form else "series", 0.0)
+            stats = CTransformStats(
+                "closed-form" if self.act.closed_form is not None else "series", 0.0
+            )
         elif self.act.closed_form is not None:
             stats = CTransformStats("closed-form", 0.0)
             act = self.act

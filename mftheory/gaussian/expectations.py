@@ -10,7 +10,8 @@ One-dimensional (``u = sqrt(q) z``, ``z ~ N(0, 1)``):
 Two-dimensional: :func:`pair_expectation` ``E[phi(u1) phi(u2)]`` (or with ``phi'``) for a
 Gaussian pair with variances ``q1, q2`` and correlation ``rho``.
 
-Methods, in order of preference: closed forms (erf, relu, leaky_relu, linear); composite
+Methods, in order of preference: the closed form of the activation
+(``act.closed_form``, :mod:`mftheory.activations.closed_forms`); composite
 Gauss-Legendre in z split at the kinks (1D); the Hermite series
 ``E[phi(u1) phi(u2)] = sum_k a_k(q1) a_k(q2) rho^k`` whose truncation error is bounded
 exactly because ``sum_k a_k(q)^2 = F(q)`` is known (2D, fast); a nested kink-aware 2D
@@ -42,8 +43,10 @@ from mftheory.gaussian.quadrature import (
 
 __all__ = [
     "HermiteSeries",
+    "closed_pair",
     "derivative_second_moment",
     "hermite_series",
+    "homogeneous_kappa",
     "nested_pair_expectation",
     "pair_expectation",
     "polynomial_and_slope",
@@ -171,13 +174,8 @@ def second_moment(
     leaky_relu ``(1+a^2) q/2``; linear ``q``; sin ``(1 - e^{-2q})/2``.
     """
     qa = _as_nonneg(q)
-    cf = act.closed_form
-    if cf == "erf":
-        return (2.0 / math.pi) * np.arcsin(2.0 * qa / (1.0 + 2.0 * qa))
-    if cf in ("relu", "leaky_relu", "linear"):
-        return _homogeneous_kappa(act) * qa
-    if cf == "sin":
-        return 0.5 * (1.0 - np.exp(-2.0 * qa))
+    if act.closed_form is not None:
+        return act.closed_form.second_moment(qa)
     return _expect_1d(act, qa, "phi2", settings or DEFAULT_SETTINGS)
 
 
@@ -192,13 +190,8 @@ def derivative_second_moment(
     leaky_relu ``(1+a^2)/2``; linear ``1``.
     """
     qa = _as_nonneg(q)
-    cf = act.closed_form
-    if cf == "erf":
-        return (4.0 / math.pi) / np.sqrt(1.0 + 4.0 * qa)
-    if cf in ("relu", "leaky_relu", "linear"):
-        return np.full_like(qa, _homogeneous_kappa(act))
-    if cf == "sin":
-        return 0.5 * (1.0 + np.exp(-2.0 * qa))
+    if act.closed_form is not None:
+        return act.closed_form.derivative_second_moment(qa)
     return _expect_1d(act, qa, "dphi2", settings or DEFAULT_SETTINGS)
 
 
@@ -215,55 +208,27 @@ def second_moment_slope(
     ``(4/pi) / ((1+2q) sqrt(1+4q))``.
     """
     qa = _as_nonneg(q)
-    cf = act.closed_form
-    if cf == "erf":
-        return (4.0 / math.pi) / ((1.0 + 2.0 * qa) * np.sqrt(1.0 + 4.0 * qa))
-    if cf in ("relu", "leaky_relu", "linear"):
-        return np.full_like(qa, _homogeneous_kappa(act))
-    if cf == "sin":
-        return np.exp(-2.0 * qa)
+    if act.closed_form is not None:
+        return act.closed_form.second_moment_slope(qa)
     return _expect_1d(act, qa, "slope", settings or DEFAULT_SETTINGS)
 
 
-def _homogeneous_kappa(act: Activation) -> float:
-    """``F(q)/q`` for the positively homogeneous closed forms."""
-    if act.closed_form == "relu":
-        return 0.5
-    if act.closed_form == "leaky_relu":
-        a = act.param("negative_slope")
-        return 0.5 * (1.0 + a * a)
-    return 1.0
+def homogeneous_kappa(act: Activation) -> float:
+    """``F(q)/q`` of a positively homogeneous closed form (``act.homogeneous``)."""
+    kappa = None if act.closed_form is None else act.closed_form.kappa
+    if kappa is None:
+        raise MFTheoryError(f"activation {act.label} is not positively homogeneous")
+    return float(kappa)
 
 
 # --- two-dimensional expectations ------------------------------------------------------------
 
 
-def _closed_pair(act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool) -> Array:
-    cf = act.closed_form
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if cf == "erf":
-            s1, s2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
-            if derivative:
-                return (4.0 / math.pi) / np.sqrt(s1 * s2 - 4.0 * rho**2 * q1 * q2)
-            arg = np.clip(2.0 * rho * np.sqrt(q1 * q2) / np.sqrt(s1 * s2), -1.0, 1.0)
-            return (2.0 / math.pi) * np.arcsin(arg)
-        if cf == "sin":  # E[sin u1 sin u2] = e^{-(q1+q2)/2} sinh(rho sqrt(q1 q2)); cos: cosh
-            damp = np.exp(-0.5 * (q1 + q2))
-            r = rho * np.sqrt(q1 * q2)
-            return damp * (np.cosh(r) if derivative else np.sinh(r))
-        if cf == "linear":
-            return np.ones_like(rho) if derivative else rho * np.sqrt(q1 * q2)
-        a = act.param("negative_slope") if cf == "leaky_relu" else 0.0
-        if derivative:
-            p_pos = (math.pi - np.arccos(rho)) / (2.0 * math.pi)  # P(u1 > 0, u2 > 0)
-            return (1.0 + a * a) * p_pos + 2.0 * a * (0.5 - p_pos)
-
-        def k(r: Array) -> Array:  # E[relu(u1) relu(u2)] / sqrt(q1 q2)
-            return (np.sqrt(np.clip(1.0 - r * r, 0.0, None)) + (math.pi - np.arccos(r)) * r) / (
-                2.0 * math.pi
-            )
-
-        return np.sqrt(q1 * q2) * ((1.0 + a * a) * k(rho) - 2.0 * a * k(-rho))
+def closed_pair(act: Activation, q1: Array, q2: Array, rho: Array, derivative: bool) -> Array:
+    """``E[phi(u1) phi(u2)]`` (or of ``phi'``) from the activation's closed form."""
+    if act.closed_form is None:
+        raise MFTheoryError(f"activation {act.label} has no closed form")
+    return np.asarray(act.closed_form.pair(q1, q2, rho, derivative), dtype=np.float64)
 
 
 class HermiteSeries:
@@ -571,7 +536,7 @@ def pair_expectation(
     q1b, q2b, rb = (np.ascontiguousarray(x).ravel() for x in np.broadcast_arrays(q1a, q2a, ra))
     shape = np.broadcast_shapes(q1a.shape, q2a.shape, ra.shape)
     if act.closed_form is not None:
-        return np.asarray(_closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
+        return np.asarray(closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
     out = np.empty(q1b.shape)
     diag = np.abs(rb) == 1.0
     if np.any(diag):

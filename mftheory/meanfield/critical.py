@@ -37,8 +37,8 @@ from numpy.typing import ArrayLike, NDArray
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
-    _homogeneous_kappa,
     derivative_second_moment,
+    homogeneous_kappa,
     second_moment_slope,
 )
 from mftheory.gaussian.qtable import node_moments, q_table
@@ -148,8 +148,8 @@ def critical_point(
     q = np.full(n, np.nan)
     chi_q = np.full(n, np.nan)
     status = np.full(n, "none", dtype="<U19")
-    if a.closed_form in ("relu", "leaky_relu", "linear"):
-        w[:] = 1.0 / _homogeneous_kappa(a)
+    if a.homogeneous:
+        w[:] = 1.0 / homogeneous_kappa(a)
         q[:] = np.where(b > 0, np.inf, np.nan)
         status[:] = np.where(b > 0, "divergence-boundary", "marginal")
     else:
@@ -165,7 +165,7 @@ def critical_point(
             _scan_roots(a, b, rest, q, w, chi_q, status, st, _moments(a, st, rest.size))
     zero = np.isfinite(q) & np.isfinite(w) & (q == 0)
     chi_q[zero] = w[zero] * second_moment_slope(a, q[zero], settings=st)
-    if a.closed_form in ("relu", "leaky_relu", "linear"):
+    if a.homogeneous:
         chi_q = np.ones(n)  # the q-map's slope is sigma_w2 * kappa = 1 on the line
     xi_grad = _gradient_scale(np.where(np.isfinite(w), 1.0, np.nan))
     return CriticalPoint(

@@ -34,10 +34,10 @@ from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
     HermiteSeries,
-    _closed_pair,
-    _homogeneous_kappa,
+    closed_pair,
     derivative_second_moment,
     hermite_series,
+    homogeneous_kappa,
     nested_pair_expectation,
     polynomial_and_slope,
     second_moment,
@@ -267,8 +267,8 @@ def solve_q_star(
     st = settings or DEFAULT_SETTINGS
     w, b = sigma_w2.ravel(), sigma_b2.ravel()
     q = np.full(w.shape, np.nan)
-    if act.closed_form in ("relu", "leaky_relu", "linear"):
-        slope = w * _homogeneous_kappa(act)
+    if act.homogeneous:
+        slope = w * homogeneous_kappa(act)
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(slope < 1.0, b / (1.0 - slope), np.inf)
         return np.where((slope == 1.0) & (b == 0.0), q0, q)
@@ -372,12 +372,12 @@ def _solve_c_star(
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
     Raises :class:`MFTheoryError` naming the first point where no stage converged.
     """
-    if act.closed_form in ("erf", "sin"):
+    if act.closed_form is not None and not act.homogeneous:  # erf, sin: smooth in c
 
         def cmap_and_slope(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
             qi = q[idx]
-            e = _closed_pair(act, qi, qi, c, False)
-            de = _closed_pair(act, qi, qi, c, True)
+            e = closed_pair(act, qi, qi, c, False)
+            de = closed_pair(act, qi, qi, c, True)
             return (w[idx] * e + b[idx]) / qi, w[idx] * de
 
         start = probe_start(lambda c, i: cmap_and_slope(c, i)[0], q.size)
@@ -527,8 +527,8 @@ def _assemble(
     qf = q[finite]
     chi_1[finite] = w[finite] * mom.G(qf)
     chi_q[finite] = w[finite] * mom.F_q(qf)
-    if a.closed_form in ("relu", "leaky_relu", "linear"):
-        chi_1 = np.where(finite, chi_1, w * _homogeneous_kappa(a))
+    if a.homogeneous:
+        chi_1 = np.where(finite, chi_1, w * homogeneous_kappa(a))
     phase = np.full(w.shape, "divergent", dtype="<U9")
     crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)
     phase[finite & (chi_1 < 1.0)] = "ordered"

@@ -47,7 +47,6 @@ Array = NDArray[np.float64]
 WEIGHTS: tuple[str, ...] = ("gaussian", "orthogonal")
 #: First coefficient of ``sigma_w2 S_{W^T W}(m) = 1 + s_1 m + ...``.
 S_1: dict[str, float] = {"gaussian": -1.0, "orthogonal": 0.0}
-_HOMOGENEOUS = ("relu", "leaky_relu", "linear")
 
 
 def _derivative_nodes(a: Activation, q: Array, settings: QuadratureSettings) -> tuple[Array, Array]:
@@ -187,7 +186,7 @@ def resolve_q(
             raise MFTheoryError("q_star must be non-negative")
     else:
         q = np.asarray(fixed_point(a, sigma_w2=w2, sigma_b2=b2, settings=st).q_star, dtype=float)
-    if a.closed_form in _HOMOGENEOUS:
+    if a.homogeneous:
         q = np.where(np.isfinite(q) & (q > 0), q, 1.0)
     return q
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from mftheory.activations.builtins import Activation, get_activation
+from mftheory.activations.builtins import Activation
 from mftheory.errors import MFTheoryError
 from mftheory.montecarlo.backends import drop_roundoff
 
@@ -32,37 +32,18 @@ IntArray = NDArray[np.int64]
 
 
 def _torch_phi(act: Activation, torch: Any) -> Callable[[Any], Any] | None:
-    """A native torch version of a built-in activation, None for anything else."""
-    name = act.name
-    try:
-        params = dict(act.params)
-        if act != get_activation(name, **params):
-            return None
-    except (MFTheoryError, TypeError):
+    """A native torch version of a registered activation, None for anything else.
+
+    Only an activation built by its registry record (same functions and parameters) gets
+    the record's ``torch_phi``; any other, even one sharing a name, is evaluated through
+    NumPy.
+    """
+    from mftheory.activations.registry import record_of
+
+    record = record_of(act)
+    if record is None or record.torch_phi is None:
         return None
-    f = torch.nn.functional
-    natives: dict[str, Callable[[Any], Any]] = {
-        "tanh": torch.tanh,
-        "erf": torch.special.erf,
-        "relu": torch.relu,
-        "linear": lambda x: x * 1.0,
-        "sigmoid": torch.sigmoid,
-        "hard_tanh": lambda x: torch.clamp(x, -1.0, 1.0),
-        "softplus": lambda x: torch.logaddexp(x, torch.zeros_like(x)),
-        "swish": f.silu,
-        "silu": f.silu,
-        "gelu": f.gelu,
-        "gelu_tanh": lambda x: f.gelu(x, approximate="tanh"),
-        "selu": f.selu,
-        "sin": torch.sin,
-    }
-    if name == "leaky_relu":
-        slope = float(params["negative_slope"])
-        return lambda x: torch.where(x > 0, x, slope * x)
-    if name == "elu":
-        alpha = float(params["alpha"])
-        return lambda x: torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0.0)))
-    return natives.get(name)
+    return record.torch_phi(torch, **dict(act.params))
 
 
 class _TorchOps:

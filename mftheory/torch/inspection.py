@@ -82,31 +82,18 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor) -> FloatArray:
 
 
 def _activation_of(module: nn.Module) -> Activation | str | None:
-    """The mftheory activation of a torch activation module; a str for an unsupported one."""
-    if isinstance(module, nn.Tanh):
-        return get_activation("tanh")
-    if isinstance(module, nn.ReLU):
-        return get_activation("relu")
-    if isinstance(module, nn.LeakyReLU):
-        return get_activation("leaky_relu", negative_slope=float(module.negative_slope))
-    if isinstance(module, nn.Sigmoid):
-        return get_activation("sigmoid")
-    if isinstance(module, nn.GELU):
-        return get_activation("gelu" if module.approximate == "none" else "gelu_tanh")
-    if isinstance(module, nn.SiLU):
-        return get_activation("silu")
-    if isinstance(module, nn.SELU):
-        return get_activation("selu")
-    if isinstance(module, nn.ELU):
-        return get_activation("elu", alpha=float(module.alpha))
-    if isinstance(module, nn.Softplus) and float(module.beta) == 1.0:
-        return get_activation("softplus")
-    if (
-        type(module) is nn.Hardtanh
-        and float(module.min_val) == -1.0
-        and float(module.max_val) == 1.0
-    ):
-        return get_activation("hard_tanh")
+    """The mftheory activation of a torch activation module; a str for an unsupported one.
+
+    The first registry record whose ``torch_module`` matcher accepts the module wins.
+    """
+    from mftheory.activations.registry import activation_records
+
+    for record in activation_records():
+        if record.torch_module is None:
+            continue
+        params = record.torch_module(torch, module)
+        if params is not None:
+            return get_activation(record.name, **params)
     if type(module).__module__ == "torch.nn.modules.activation":
         return type(module).__name__
     return None
