@@ -128,9 +128,13 @@ def fixed_point(
             f" sigma_b2 = {b2:g} (phase 'divergent'; the quantities are null in JSON)"
         )
     rows = [{"quantity": key, "value": record[key], "meaning": text} for key, text in QUANTITIES]
+    # JSON from the result's own as_dict() (non-finite values already null), plus the CLI's
+    # fields; the table and CSV keep the floats (a table shows inf and nan).
+    solved = fp.as_dict()
+    payload = {**record, **{key: solved[key] for key in (*FIXED_POINT_FIELDS, "phase")}}
     report = Report(
         command="fixed-point",
-        payload=record,
+        payload=payload,
         settings=settings_of(fp),
         table=quantity_table(rows, f"Fixed point of {activation.label}"),
         csv=Records([Column(key) for key in record if key != "activation_params"], [record]),

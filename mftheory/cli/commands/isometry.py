@@ -16,40 +16,46 @@ __all__ = ["ISOMETRY_SIGMA_B2", "isometry"]
 ISOMETRY_SIGMA_B2 = 1e-5
 
 
+DepthOpt = Annotated[
+    int,
+    typer.Option("--depth", help="Number of layers L.", metavar="INT", parser=Int(2, 100_000)),
+]
+SigmaBOpt = Annotated[
+    ScaleValue | None,
+    typer.Option(
+        "--sigma-b",
+        help="Bias standard deviation of the tanh rows (instead of --sigma-b2).",
+        metavar="FLOAT",
+        parser=ScaleText("standard deviation"),
+    ),
+]
+SigmaB2Opt = Annotated[
+    ScaleValue,
+    typer.Option(
+        "--sigma-b2",
+        help="Bias variance of the tanh rows.",
+        metavar="FLOAT",
+        parser=ScaleText("variance"),
+    ),
+]
+MaxSpreadOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-spread",
+        help="Largest p95/p5 ratio of singular values called isometric.",
+        metavar="FLOAT",
+        parser=Number(1.0, strict=True),
+    ),
+]
+
+
 def isometry(
     ctx: typer.Context,
     act: Act = "tanh",
-    depth: Annotated[
-        int,
-        typer.Option("--depth", help="Number of layers L.", metavar="INT", parser=Int(2, 100_000)),
-    ] = 100,
-    sigma_b: Annotated[
-        ScaleValue | None,
-        typer.Option(
-            "--sigma-b",
-            help="Bias standard deviation of the tanh rows (instead of --sigma-b2).",
-            metavar="FLOAT",
-            parser=ScaleText("standard deviation"),
-        ),
-    ] = None,
-    sigma_b2: Annotated[
-        ScaleValue,
-        typer.Option(
-            "--sigma-b2",
-            help="Bias variance of the tanh rows.",
-            metavar="FLOAT",
-            parser=ScaleText("variance"),
-        ),
-    ] = ISOMETRY_SIGMA_B2,  # type: ignore[assignment]
-    max_spread: Annotated[
-        float,
-        typer.Option(
-            "--max-spread",
-            help="Largest p95/p5 ratio of singular values called isometric.",
-            metavar="FLOAT",
-            parser=Number(1.0, strict=True),
-        ),
-    ] = 10.0,
+    depth: DepthOpt = 100,
+    sigma_b: SigmaBOpt = None,
+    sigma_b2: SigmaB2Opt = ISOMETRY_SIGMA_B2,  # type: ignore[assignment]
+    max_spread: MaxSpreadOpt = 10.0,
     negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,

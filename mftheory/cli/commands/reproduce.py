@@ -32,35 +32,40 @@ _PERTURBATION_HELP = (
 )
 
 
+FigureOpt = Annotated[
+    Figure,
+    typer.Argument(
+        metavar=_FIGURE.metavar,
+        help="fig-s4 (multiple depth scales, appendix F) or fig-4b "
+        "(sorted |lambda_f| of GS0..GS4).",
+        show_default=False,
+        parser=_FIGURE,
+    ),
+]
+PerturbationOpt = Annotated[
+    float,
+    typer.Option(
+        "--perturbation",
+        metavar="FLOAT",
+        help=_PERTURBATION_HELP,
+        parser=Number(0.0, strict=True),
+    ),
+]
+OldScaleOpt = Annotated[
+    float | None,
+    typer.Option("--scale", hidden=True, parser=Number(0.0, strict=True)),
+]
+
+
 def reproduce(
     ctx: typer.Context,
-    figure: Annotated[
-        Figure,
-        typer.Argument(
-            metavar=_FIGURE.metavar,
-            help="fig-s4 (multiple depth scales, appendix F) or fig-4b "
-            "(sorted |lambda_f| of GS0..GS4).",
-            show_default=False,
-            parser=_FIGURE,
-        ),
-    ],
+    figure: FigureOpt,
     depth: Depth = 40,
     channels: Channels = 300,
     networks: Networks = 400,
     seed: Seed = 0,
-    perturbation: Annotated[
-        float,
-        typer.Option(
-            "--perturbation",
-            metavar="FLOAT",
-            help=_PERTURBATION_HELP,
-            parser=Number(0.0, strict=True),
-        ),
-    ] = 1.0,
-    old_scale: Annotated[
-        float | None,
-        typer.Option("--scale", hidden=True, parser=Number(0.0, strict=True)),
-    ] = None,
+    perturbation: PerturbationOpt = 1.0,
+    old_scale: OldScaleOpt = None,
     backend: Backend = BackendName.numpy,
     device: Device = None,
     fmt: Format = None,

@@ -50,6 +50,33 @@ Weights = Annotated[
 ]
 
 
+PointsOpt = Annotated[
+    int,
+    typer.Option(
+        "--points", help="Points of the density grid.", metavar="INT", parser=Int(2, 10**6)
+    ),
+]
+EmpiricalOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--empirical",
+        help="Also sample networks of width N and compare (O(L N^3) time).",
+        metavar="N",
+        parser=Int(2, 20_000),
+    ),
+]
+DrawsOpt = Annotated[
+    int,
+    typer.Option(
+        "--draws", help="Sampled networks for --empirical.", metavar="INT", parser=Int(1, 10**4)
+    ),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", help="Seed of the sampled networks.", metavar="INT", parser=Int(0)),
+]
+
+
 def spectrum(
     ctx: typer.Context,
     act: Act = "tanh",
@@ -59,31 +86,10 @@ def spectrum(
     sigma_w2: SigmaW2 = None,
     sigma_b: SigmaB = None,
     sigma_b2: SigmaB2 = DEFAULT_SIGMA_B2,  # type: ignore[assignment]
-    points: Annotated[
-        int,
-        typer.Option(
-            "--points", help="Points of the density grid.", metavar="INT", parser=Int(2, 10**6)
-        ),
-    ] = 1000,
-    empirical: Annotated[
-        int | None,
-        typer.Option(
-            "--empirical",
-            help="Also sample networks of width N and compare (O(L N^3) time).",
-            metavar="N",
-            parser=Int(2, 20_000),
-        ),
-    ] = None,
-    draws: Annotated[
-        int,
-        typer.Option(
-            "--draws", help="Sampled networks for --empirical.", metavar="INT", parser=Int(1, 10**4)
-        ),
-    ] = 1,
-    seed: Annotated[
-        int,
-        typer.Option("--seed", help="Seed of the sampled networks.", metavar="INT", parser=Int(0)),
-    ] = 0,
+    points: PointsOpt = 1000,
+    empirical: EmpiricalOpt = None,
+    draws: DrawsOpt = 1,
+    seed: SeedOpt = 0,
     negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,

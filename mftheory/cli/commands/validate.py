@@ -76,111 +76,129 @@ def _positive(name: str, help_text: str) -> Any:
     return _opt(name, "FLOAT", help_text, Number(0.0, strict=True))
 
 
+ExperimentOpt = Annotated[
+    Experiment,
+    typer.Argument(metavar=_EXPERIMENT.metavar, help="Which experiment.", parser=_EXPERIMENT),
+]
+ScaleOpt = Annotated[
+    ExperimentScale,
+    _opt(
+        "--scale",
+        _SCALE.metavar,
+        "tiny: seconds (tests); cpu: minutes on a laptop (8x8 digits); paper: the "
+        "paper's depths and widths on MNIST (--data-dir), for a GPU.",
+        _SCALE,
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="Results folder (without it: validation-EXPERIMENT): cells/*.json, "
+        "summary.json, the figure, report.md. A rerun resumes.",
+    ),
+]
+OldOutOpt = Annotated[Path | None, typer.Option("--out", hidden=True)]
+DatasetOpt = Annotated[
+    DatasetName | None, _opt("--dataset", _DATASET.metavar, "Data set.", _DATASET)
+]
+DataDirOpt = Annotated[
+    Path | None,
+    _opt("--data-dir", "DIR", "Folder with MNIST IDX files or cifar-10-batches-py."),
+]
+DepthsOpt = Annotated[Any, _opt("--depths", "LIST", "Body depths, e.g. 2,8,32.", IntList(0))]
+SigmaW2Opt = Annotated[
+    Any,  # a list: annotated list[...], typer would make the option repeatable
+    _opt(
+        "--sigma-w2",
+        "LIST|RANGE",
+        "trainability: weight variances, list or A:B:N.",
+        VarianceList(),
+    ),
+]
+SigmaB2Opt = Annotated[
+    float | None,
+    _opt(
+        "--sigma-b2",
+        "FLOAT",
+        "Bias variance; without it, the experiment's (0.05; 1e-5 for learning-speed and "
+        "ultra-deep).",
+        Number(0.0),
+    ),
+]
+SchemesOpt = Annotated[
+    Any,
+    _opt("--schemes", "LIST", "learning-speed: gaussian,orthogonal,delta-orthogonal.", NameList()),
+]
+VOpt = Annotated[Any, _opt("--v", "LIST", "spatial-modes: presets, e.g. gs0,gs4.", NameList())]
+ChannelsOpt = Annotated[int | None, _int("--channels", "Channels c.")]
+StepsOpt = Annotated[int | None, _int("--steps", "Training steps per cell.")]
+EpochsOpt = Annotated[
+    float | None, _positive("--epochs", "Training epochs per cell (instead of --steps).")
+]
+BatchSizeOpt = Annotated[int | None, _int("--batch-size", "Minibatch size.")]
+LrOpt = Annotated[float | None, _positive("--lr", "Learning rate (constant).")]
+OptimizerOpt = Annotated[
+    OptimizerName | None, _opt("--optimizer", _OPTIMIZER.metavar, "Optimiser.", _OPTIMIZER)
+]
+MomentumOpt = Annotated[float | None, _opt("--momentum", "FLOAT", "SGD momentum.", Number(0.0))]
+EvalEveryOpt = Annotated[int | None, _int("--eval-every", "Steps between evaluations.")]
+MaxTrainOpt = Annotated[int | None, _int("--max-train", "Use the first N training samples.")]
+MaxTestOpt = Annotated[int | None, _int("--max-test", "Use the first N test samples.")]
+ThresholdOpt = Annotated[
+    float | None,
+    _positive(
+        "--threshold",
+        "Training accuracy that counts as trained (without it: halfway from chance to 1).",
+    ),
+]
+SeedOpt = Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)]
+DeviceOpt = Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")]
+JobsOpt = Annotated[
+    int | None, _int("--jobs", "Cells trained in parallel here (without it: the CPUs).")
+]
+SchedulerOpt = Annotated[
+    str | None,
+    _opt("--scheduler", "ADDRESS", "Run the cells on a dask.distributed cluster."),
+]
+ThreadsOpt = Annotated[
+    int | None, _int("--threads", "torch CPU threads per cell (without it: CPUs / jobs).")
+]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="Retrain every cell instead of resuming.")]
+
+
 def validate(
     ctx: typer.Context,
-    experiment: Annotated[
-        Experiment,
-        typer.Argument(metavar=_EXPERIMENT.metavar, help="Which experiment.", parser=_EXPERIMENT),
-    ],
-    scale: Annotated[
-        ExperimentScale,
-        _opt(
-            "--scale",
-            _SCALE.metavar,
-            "tiny: seconds (tests); cpu: minutes on a laptop (8x8 digits); paper: the "
-            "paper's depths and widths on MNIST (--data-dir), for a GPU.",
-            _SCALE,
-        ),
-    ] = ExperimentScale.cpu,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="DIR",
-            help="Results folder (without it: validation-EXPERIMENT): cells/*.json, "
-            "summary.json, the figure, report.md. A rerun resumes.",
-        ),
-    ] = None,
-    old_out: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,
-    dataset: Annotated[
-        DatasetName | None, _opt("--dataset", _DATASET.metavar, "Data set.", _DATASET)
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        _opt("--data-dir", "DIR", "Folder with MNIST IDX files or cifar-10-batches-py."),
-    ] = None,
-    depths: Annotated[
-        Any, _opt("--depths", "LIST", "Body depths, e.g. 2,8,32.", IntList(0))
-    ] = None,
-    sigma_w2: Annotated[
-        Any,  # a list: annotated list[...], typer would make the option repeatable
-        _opt(
-            "--sigma-w2",
-            "LIST|RANGE",
-            "trainability: weight variances, list or A:B:N.",
-            VarianceList(),
-        ),
-    ] = None,
-    sigma_b2: Annotated[
-        float | None,
-        _opt(
-            "--sigma-b2",
-            "FLOAT",
-            "Bias variance; without it, the experiment's (0.05; 1e-5 for learning-speed and "
-            "ultra-deep).",
-            Number(0.0),
-        ),
-    ] = None,
-    schemes: Annotated[
-        Any,
-        _opt(
-            "--schemes", "LIST", "learning-speed: gaussian,orthogonal,delta-orthogonal.", NameList()
-        ),
-    ] = None,
-    v: Annotated[
-        Any, _opt("--v", "LIST", "spatial-modes: presets, e.g. gs0,gs4.", NameList())
-    ] = None,
-    channels: Annotated[int | None, _int("--channels", "Channels c.")] = None,
-    steps: Annotated[int | None, _int("--steps", "Training steps per cell.")] = None,
-    epochs: Annotated[
-        float | None, _positive("--epochs", "Training epochs per cell (instead of --steps).")
-    ] = None,
-    batch_size: Annotated[int | None, _int("--batch-size", "Minibatch size.")] = None,
-    lr: Annotated[float | None, _positive("--lr", "Learning rate (constant).")] = None,
-    optimizer: Annotated[
-        OptimizerName | None, _opt("--optimizer", _OPTIMIZER.metavar, "Optimiser.", _OPTIMIZER)
-    ] = None,
-    momentum: Annotated[
-        float | None, _opt("--momentum", "FLOAT", "SGD momentum.", Number(0.0))
-    ] = None,
-    eval_every: Annotated[int | None, _int("--eval-every", "Steps between evaluations.")] = None,
-    max_train: Annotated[
-        int | None, _int("--max-train", "Use the first N training samples.")
-    ] = None,
-    max_test: Annotated[int | None, _int("--max-test", "Use the first N test samples.")] = None,
-    threshold: Annotated[
-        float | None,
-        _positive(
-            "--threshold",
-            "Training accuracy that counts as trained (without it: halfway from chance to 1).",
-        ),
-    ] = None,
-    seed: Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)] = 0,
-    device: Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")] = "cpu",
-    jobs: Annotated[
-        int | None, _int("--jobs", "Cells trained in parallel here (without it: the CPUs).")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        _opt("--scheduler", "ADDRESS", "Run the cells on a dask.distributed cluster."),
-    ] = None,
-    threads: Annotated[
-        int | None, _int("--threads", "torch CPU threads per cell (without it: CPUs / jobs).")
-    ] = None,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Retrain every cell instead of resuming.")
-    ] = False,
+    experiment: ExperimentOpt,
+    scale: ScaleOpt = ExperimentScale.cpu,
+    output: OutputOpt = None,
+    old_out: OldOutOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    depths: DepthsOpt = None,
+    sigma_w2: SigmaW2Opt = None,
+    sigma_b2: SigmaB2Opt = None,
+    schemes: SchemesOpt = None,
+    v: VOpt = None,
+    channels: ChannelsOpt = None,
+    steps: StepsOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    eval_every: EvalEveryOpt = None,
+    max_train: MaxTrainOpt = None,
+    max_test: MaxTestOpt = None,
+    threshold: ThresholdOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+    jobs: JobsOpt = None,
+    scheduler: SchedulerOpt = None,
+    threads: ThreadsOpt = None,
+    fresh: FreshOpt = False,
     fmt: Format = None,
     quiet: Quiet = False,
 ) -> None:
