@@ -117,6 +117,7 @@ def _stand_in(act: Any, *, sigma_w2: Any, sigma_b2: Any, **kwargs: Any) -> Fixed
     """``phase_grid``'s contract on top of the pointwise solver (before the fast grid exists)."""
     w = np.asarray(sigma_w2, dtype=np.float64)
     b = np.asarray(sigma_b2, dtype=np.float64)
+    kwargs.setdefault("method", "pointwise")
     return fixed_point(act, sigma_w2=w[None, :], sigma_b2=b[:, None], **kwargs)
 
 
@@ -417,6 +418,7 @@ def _phase_grid_accuracy(
         spec,
         sigma_w2=np.array([p[0] for p in flat_pts]),
         sigma_b2=np.array([p[1] for p in flat_pts]),
+        method="pointwise",
     )
     control = [_at(exact, (i,)) for i in range(len(flat_pts))]
     labels = []

@@ -19,6 +19,14 @@ The package reads as the theory does, from the bottom up:
 
 from mftheory._version import __version__
 from mftheory.activations import ACTIVATION_NAMES, Activation, get_activation
+from mftheory.cnn import (
+    ModeTable,
+    Propagation,
+    covariance_map,
+    mode_table,
+    propagate,
+    variance_vector,
+)
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian import (
     QuadratureSettings,
@@ -28,31 +36,67 @@ from mftheory.gaussian import (
     second_moment_slope,
 )
 from mftheory.meanfield import (
+    PHASES,
+    TRAINABLE_DEPTH_FACTOR,
     CriticalPoint,
     FixedPoint,
+    InitDiagnosis,
     c_map,
     critical_point,
     depth_scale,
+    diagnose_init,
     fixed_point,
+    init_scale,
+    phase_grid,
     q_map,
+    trainable_depth,
+)
+from mftheory.montecarlo import EnsembleResult, SampledSpectrum, simulate_ensemble
+from mftheory.spectrum import (
+    IsometryRow,
+    JacobianSpectrum,
+    SpectrumSettings,
+    isometry_table,
+    jacobian_spectrum,
 )
 
 __all__ = [
     "ACTIVATION_NAMES",
+    "PHASES",
+    "TRAINABLE_DEPTH_FACTOR",
     "Activation",
     "CriticalPoint",
+    "EnsembleResult",
     "FixedPoint",
+    "InitDiagnosis",
+    "IsometryRow",
+    "JacobianSpectrum",
     "MFTheoryError",
+    "ModeTable",
+    "Propagation",
     "QuadratureSettings",
+    "SampledSpectrum",
+    "SpectrumSettings",
     "__version__",
     "c_map",
+    "covariance_map",
     "critical_point",
     "depth_scale",
     "derivative_second_moment",
+    "diagnose_init",
     "fixed_point",
     "get_activation",
+    "init_scale",
+    "isometry_table",
+    "jacobian_spectrum",
+    "mode_table",
     "pair_expectation",
+    "phase_grid",
+    "propagate",
     "q_map",
     "second_moment",
     "second_moment_slope",
+    "simulate_ensemble",
+    "trainable_depth",
+    "variance_vector",
 ]

@@ -150,6 +150,26 @@ def test_simulate_errors(image_npy: Path, args: list[str], mentions: str) -> Non
     assert_one_line_error(run("simulate", "--image", str(image_npy), *args), mentions=mentions)
 
 
+def test_simulate_backend_torch(image_npy: Path) -> None:
+    # The CLI, which sits above the core and the torch layer, builds the TorchBackend.
+    pytest.importorskip("torch")
+    data = run_json("simulate", "--image", str(image_npy), *SCALES, "--depth", "3",
+                    "--channels", "16", "--networks", "4", "--backend", "torch",
+                    "--device", "cpu")  # fmt: skip
+    assert data["settings"]["backend"] == "torch" and data["settings"]["device"] == "cpu"
+
+
+def test_simulate_backend_torch_without_torch(
+    image_npy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    monkeypatch.setitem(sys.modules, "mftheory.torch", None)
+    result = run("simulate", "--image", str(image_npy), *SCALES, "--backend", "torch")
+    assert_one_line_error(result, mentions="needs PyTorch")
+
+
 def test_reproduce_fig_4b(tmp_path: Path) -> None:
     data = run_json("reproduce", "fig-4b")
     values = data["abs_lambda_sorted"]

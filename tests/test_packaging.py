@@ -34,6 +34,32 @@ def test_import_does_not_load_heavy_dependencies() -> None:
     assert loaded == [], f"import mftheory loaded {loaded}"
 
 
+ENTRY_POINTS = (
+    "fixed_point", "critical_point", "phase_grid", "depth_scale", "trainable_depth", "q_map",
+    "c_map", "variance_vector", "mode_table", "covariance_map", "propagate",
+    "jacobian_spectrum", "isometry_table", "diagnose_init", "simulate_ensemble",
+    "get_activation", "FixedPoint", "CriticalPoint", "InitDiagnosis", "ModeTable",
+    "Propagation", "JacobianSpectrum", "EnsembleResult", "SampledSpectrum", "MFTheoryError",
+    "QuadratureSettings",
+)  # fmt: skip
+
+
+def test_public_api_reexports_the_entry_points() -> None:
+    """``mftheory.X`` is the object defined in its subpackage, and listed in ``__all__``."""
+    import mftheory.cnn
+    import mftheory.meanfield
+    import mftheory.montecarlo
+    import mftheory.spectrum
+
+    subpackages = (mftheory.meanfield, mftheory.cnn, mftheory.spectrum, mftheory.montecarlo)
+    for name in ENTRY_POINTS:
+        assert name in mftheory.__all__, name
+        homes = [getattr(sub, name) for sub in subpackages if hasattr(sub, name)]
+        if homes:
+            assert getattr(mftheory, name) is homes[0], name
+    assert all(hasattr(mftheory, name) for name in mftheory.__all__)
+
+
 def test_version_matches_installed_metadata() -> None:
     assert mftheory.__version__ == importlib.metadata.version("mftheory")
 

@@ -636,14 +636,18 @@ def test_torch_matches_numpy(method: str) -> None:
     # Different random numbers, same ensemble: 5 combined SE (see compare_runs).
     kw = sampler_kwargs() | {"method": method}
     ref = simulate_ensemble("tanh", seed=1, **kw)
-    res = simulate_ensemble("tanh", seed=1, backend="torch", device="cpu", **kw)
+    from mftheory.torch import TorchBackend
+
+    res = simulate_ensemble("tanh", seed=1, backend=TorchBackend(device="cpu"), **kw)
     assert res.backend == "torch" and res.device == "cpu"
     compare_runs(ref, res)
 
 
 def test_torch_reproducible_and_independent_of_chunk() -> None:
     pytest.importorskip("torch")
-    kw = sampler_kwargs() | {"networks": 5, "depth": 2, "backend": "torch", "device": "cpu"}
+    from mftheory.torch import TorchBackend
+
+    kw = sampler_kwargs() | {"networks": 5, "depth": 2, "backend": TorchBackend(device="cpu")}
     ref = simulate_ensemble("erf", seed=3, **kw)
     assert_same(ref, simulate_ensemble("erf", seed=3, **kw))
     again = simulate_ensemble("erf", seed=3, chunk=2, **kw)
@@ -653,13 +657,15 @@ def test_torch_reproducible_and_independent_of_chunk() -> None:
 
 def test_torch_bad_device() -> None:
     pytest.importorskip("torch")
+    from mftheory.torch import TorchBackend
+
     with pytest.raises(MFTheoryError, match="torch cannot use device 'nonsense'"):
-        simulate_ensemble("erf", backend="torch", device="nonsense", **base_kwargs())
+        simulate_ensemble("erf", backend=TorchBackend(device="nonsense"), **base_kwargs())
 
 
 def test_torch_activations_match_numpy() -> None:
     torch = pytest.importorskip("torch")
-    from mftheory.montecarlo.ensembles import _torch_phi
+    from mftheory.torch.backend import _torch_phi
 
     x = np.linspace(-30.0, 30.0, 2001)
     for name in ACTIVATION_NAMES:
@@ -676,6 +682,8 @@ def test_torch_activations_match_numpy() -> None:
 
 def test_torch_with_an_expression_activation() -> None:
     pytest.importorskip("torch")
+    from mftheory.torch import TorchBackend
+
     # An expression has no torch twin: phi goes through numpy. Layer 1 is exact (5 SE).
     sigma0 = random_covariance(4, seed=2)
     act = "x*tanh(x)"
@@ -689,8 +697,69 @@ def test_torch_with_an_expression_activation() -> None:
         channels=4,
         networks=500,
         Sigma0=sigma0,
-        backend="torch",
-        device="cpu",
+        backend=TorchBackend(device="cpu"),
     )
     mf1 = covariance_map(act, sigma0, V1, image_shape=(4,), sigma_w2=1.0, sigma_b2=0.1)
+    assert_within(res.mean[1], mf1, res.sem[1], what="layer 1")
+
+
+# --------------------------------------------------------------------------------------------
+# 7. Back ends are objects the core receives (it never imports torch)
+# --------------------------------------------------------------------------------------------
+
+
+def test_montecarlo_package_does_not_load_torch() -> None:
+    code = (
+        "import sys, mftheory.montecarlo, mftheory.montecarlo.backends,"
+        " mftheory.montecarlo.sampler, mftheory.montecarlo.ensemble_inputs;"
+        " print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+def test_torch_as_a_string_names_the_backend_object() -> None:
+    with pytest.raises(MFTheoryError, match=r"mftheory\.torch\.TorchBackend"):
+        simulate_ensemble("erf", backend="torch", **base_kwargs())
+
+
+def test_backend_must_be_a_name_or_a_backend_object() -> None:
+    with pytest.raises(MFTheoryError, match="backend must be 'numpy' or an array back end"):
+        simulate_ensemble("erf", backend=42, **base_kwargs())  # type: ignore[arg-type]
+
+
+def test_device_goes_to_the_backend_object() -> None:
+    from mftheory.montecarlo.backends import NumpyBackend
+
+    with pytest.raises(MFTheoryError, match="give the device to the back end"):
+        simulate_ensemble("erf", backend=NumpyBackend(), device="cpu", **base_kwargs())
+
+
+class _RecordingBackend:
+    """A third-party back end: numpy operations, its own name, and a record of its runs."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int, int]] = []
+
+    def bind(self, act: Any, seed: int, networks: int) -> Any:
+        from mftheory.montecarlo.backends import NumpyOps
+
+        self.runs.append((act.label, seed, networks))
+        return NumpyOps(act, seed, networks)
+
+
+def test_a_backend_object_is_received_and_used() -> None:
+    # Any object with ``name`` and ``bind`` runs the sampler; layer 1 is exact (5 SE), as for
+    # the built-in back ends.
+    sigma0 = random_covariance(4, seed=2)
+    rec = _RecordingBackend()
+    kw = base_kwargs() | {"Sigma0": sigma0, "depth": 1, "networks": 400}
+    res = simulate_ensemble("tanh", seed=5, backend=rec, **kw)
+    assert rec.runs == [("tanh", 5, 400)]
+    assert res.backend == "recording" and res.device == "cpu"
+    mf1 = covariance_map("tanh", sigma0, V1, image_shape=(4,), sigma_w2=1.0, sigma_b2=0.1)
     assert_within(res.mean[1], mf1, res.sem[1], what="layer 1")

@@ -147,7 +147,7 @@ def sample_for(spec: JacobianSpectrum, *, width: int, draws: int, seed: int) -> 
     )
 
 
-def per_draw_normalised_variance(values: np.ndarray) -> np.ndarray:
+def per_draw_normalized_variance(values: np.ndarray) -> np.ndarray:
     """``var / mean^2`` of each draw's squared singular values."""
     return values.var(axis=1) / values.mean(axis=1) ** 2
 
@@ -250,9 +250,9 @@ def test_spectrum_moments_closed_forms_at_criticality(weights, depth):
     assert float(lin["mean"]) == pytest.approx(1.0, rel=1e-12)
     assert float(relu["mean"]) == pytest.approx(1.0, rel=1e-12)
     want_lin = depth if gauss else 0.0
-    assert float(lin["normalised_variance"]) == pytest.approx(want_lin, rel=1e-12, abs=1e-12)
+    assert float(lin["normalized_variance"]) == pytest.approx(want_lin, rel=1e-12, abs=1e-12)
     want_relu = 2 * depth if gauss else depth
-    assert float(relu["normalised_variance"]) == pytest.approx(want_relu, rel=1e-12)
+    assert float(relu["normalized_variance"]) == pytest.approx(want_relu, rel=1e-12)
     assert float(lin["variance"]) == pytest.approx(depth if gauss else 0.0, rel=1e-12, abs=1e-12)
 
 
@@ -273,7 +273,7 @@ def test_spectrum_moments_erf_independent(weights, sigma_w2, sigma_b2, cf):
     assert float(got["mu_1"]) == pytest.approx(mu1, rel=1e-10)
     assert float(got["mean"]) == pytest.approx((sigma_w2 * mu1) ** depth, rel=1e-10)
     want_nv = depth * (ratio - 1 - S1[weights])
-    assert float(got["normalised_variance"]) == pytest.approx(want_nv, rel=1e-10)
+    assert float(got["normalized_variance"]) == pytest.approx(want_nv, rel=1e-10)
     want_var = (sigma_w2 * mu1) ** (2 * depth) * want_nv
     assert float(got["variance"]) == pytest.approx(want_var, rel=1e-10)
 
@@ -284,7 +284,7 @@ def test_spectrum_moments_off_criticality_homogeneous():
     relu = spectrum_moments("relu", sigma_w2=1.5, sigma_b2=0.1, depth=6, weights="gaussian")
     assert float(lin["mean"]) == pytest.approx(1.3**6, rel=1e-12)
     assert float(relu["mean"]) == pytest.approx(0.75**6, rel=1e-12)
-    assert float(relu["normalised_variance"]) == pytest.approx(12.0, rel=1e-12)
+    assert float(relu["normalized_variance"]) == pytest.approx(12.0, rel=1e-12)
 
 
 @pytest.mark.parametrize("weights", WEIGHTS)
@@ -294,7 +294,7 @@ def test_spectrum_moments_vectorised(weights):
     w2 = np.array([[1.2], [1.76], [2.2]])
     b2 = np.array([[0.0, 0.05, 0.2, 1.0]])
     out = spectrum_moments("tanh", sigma_w2=w2, sigma_b2=b2, depth=5, weights=weights)
-    for key in ("q_star", "mu_1", "mu_2", "chi_1", "mean", "variance", "normalised_variance"):
+    for key in ("q_star", "mu_1", "mu_2", "chi_1", "mean", "variance", "normalized_variance"):
         assert out[key].shape == (3, 4), key
     for i, j in np.ndindex(3, 4):
         one = spectrum_moments(
@@ -305,7 +305,7 @@ def test_spectrum_moments_vectorised(weights):
     mu1, mu2 = out["mu_1"], out["mu_2"]
     np.testing.assert_allclose(out["mean"], (w2 * mu1) ** 5, rtol=1e-12)
     np.testing.assert_allclose(
-        out["normalised_variance"], 5 * (mu2 / mu1**2 - 1 - S1[weights]), rtol=1e-12
+        out["normalized_variance"], 5 * (mu2 / mu1**2 - 1 - S1[weights]), rtol=1e-12
     )
     # mu_k at the returned q* agree with derivative_moments.
     np.testing.assert_allclose(
@@ -320,7 +320,7 @@ def test_spectrum_moments_q_star_override():
     mu1, mu2 = derivative_moments("tanh", 2.0)
     assert float(out["q_star"]) == 2.0
     assert float(out["mean"]) == pytest.approx((1.76 * mu1) ** 3, rel=1e-12)
-    assert float(out["normalised_variance"]) == pytest.approx(3 * (mu2 / mu1**2 - 1), rel=1e-12)
+    assert float(out["normalized_variance"]) == pytest.approx(3 * (mu2 / mu1**2 - 1), rel=1e-12)
 
 
 # --- 3. the density's own checks against the exact moments ------------------------------------
@@ -356,7 +356,7 @@ def test_density_checks_match_exact_moments(act, depth, weights, sigma_b2, sigma
     tol_mean = 2.5e-3 if (weights == "gaussian" and depth > 32) else 1e-3
     assert spec.checks["mean"] / spec.mean == pytest.approx(1.0, abs=tol_mean)
     # Normalised variance: within 1% (measured <= 1e-3 relative).
-    assert spec.checks["normalised_variance"] == pytest.approx(spec.normalised_variance, rel=1e-2)
+    assert spec.checks["normalized_variance"] == pytest.approx(spec.normalized_variance, rel=1e-2)
     # The exact moments the checks are compared with.
     mu1, mu2 = derivative_moments(act, spec.q_star)
     assert spec.mu_1 == pytest.approx(float(mu1), rel=1e-12)
@@ -364,7 +364,7 @@ def test_density_checks_match_exact_moments(act, depth, weights, sigma_b2, sigma
     assert spec.chi_1 == pytest.approx(spec.sigma_w2 * spec.mu_1, rel=1e-14)
     assert spec.mean == pytest.approx(spec.chi_1**depth, rel=1e-12)
     want_nv = depth * (mu2 / mu1**2 - 1 - S1[weights])
-    assert spec.normalised_variance == pytest.approx(float(want_nv), rel=1e-10, abs=1e-12)
+    assert spec.normalized_variance == pytest.approx(float(want_nv), rel=1e-10, abs=1e-12)
 
 
 # --- 4. closed cases ---------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def test_linear_orthogonal_is_a_point_mass(sigma_w2, depth):
     x, mass = spec.atoms[0]
     assert x == pytest.approx(sigma_w2**depth, rel=1e-12)
     assert mass == pytest.approx(1.0, abs=1e-12)
-    assert spec.variance == 0.0 and spec.normalised_variance == 0.0
+    assert spec.variance == 0.0 and spec.normalized_variance == 0.0
     assert spec.mean == pytest.approx(sigma_w2**depth, rel=1e-12)
     assert spec.log_x.size == 0 and spec.log_density.size == 0 and spec.tail == 0.0
     for key, value in spec.quantiles.items():
@@ -545,10 +545,10 @@ def test_leaky_relu_orthogonal_depth2_density_is_two_atom_product(slope):
 def test_theory_md_orthogonal_tanh_variances(depth, formula, theory_mc):
     spec = spectrum("tanh", depth, "orthogonal")
     # The formula L (mu_2/mu_1^2 - 1) to the 3 decimals THEORY.md quotes.
-    assert round(spec.normalised_variance, 3) == formula
+    assert round(spec.normalized_variance, 3) == formula
     # THEORY.md's N = 1000 Monte Carlo numbers: within 2% (their own sampling error and the
     # O(L/N) finite-width bias; 2.77 vs 2.738 is the largest, 1.2%).
-    assert spec.normalised_variance == pytest.approx(theory_mc, rel=2e-2)
+    assert spec.normalized_variance == pytest.approx(theory_mc, rel=2e-2)
 
 
 @pytest.mark.parametrize("depth", [2, 4, 8])
@@ -556,13 +556,13 @@ def test_orthogonal_tanh_variance_against_monte_carlo(depth):
     spec = spectrum("tanh", depth, "orthogonal")
     draws, width = 6, 400
     values = sample_for(spec, width=width, draws=draws, seed=depth)
-    nv = per_draw_normalised_variance(values)
+    nv = per_draw_normalized_variance(values)
     se = float(nv.std(ddof=1)) / math.sqrt(draws)
     # Mean over draws of var/mean^2; MC error from the spread of the draws (per-draw sd
     # measured 0.04, 0.06, 0.08 at L = 2, 4, 8, N = 400), 4 standard errors, plus 1% for the
     # O(L/N) bias of finite width (40 draws at N = 400: +0.3%, -0.5%, +0.7%).
-    tol = 4 * se + 1e-2 * spec.normalised_variance
-    assert abs(float(nv.mean()) - spec.normalised_variance) <= tol, (nv, spec.normalised_variance)
+    tol = 4 * se + 1e-2 * spec.normalized_variance
+    assert abs(float(nv.mean()) - spec.normalized_variance) <= tol, (nv, spec.normalized_variance)
     # The mean of x is chi_1^L = 1: each draw's mean varies by a few % (the empirical
     # mean(phi'^2) of each layer); 4 standard errors.
     means = values.mean(axis=1)
@@ -622,10 +622,10 @@ def test_deep_tanh_against_monte_carlo(weights, depth, draws):
     means = values.mean(axis=1)
     se_mean = float(means.std(ddof=1)) / math.sqrt(draws)
     assert abs(float(means.mean()) - 1.0) <= 4 * se_mean + 0.03
-    nv = per_draw_normalised_variance(values)
+    nv = per_draw_normalized_variance(values)
     se_nv = float(nv.std(ddof=1)) / math.sqrt(draws)
-    tol = 4 * se_nv + 0.03 * spec.normalised_variance
-    assert abs(float(nv.mean()) - spec.normalised_variance) <= tol, (nv, spec.normalised_variance)
+    tol = 4 * se_nv + 0.03 * spec.normalized_variance
+    assert abs(float(nv.mean()) - spec.normalized_variance) <= tol, (nv, spec.normalized_variance)
     checked = check_quantiles_against_mc(spec, values, MC_LEVELS)
     assert len(checked) >= 2  # the upper quantiles at least
 
@@ -643,13 +643,13 @@ def test_variance_linear_in_depth(weights):
     ]
     mu1, mu2 = derivative_moments("tanh", spec.q_star)
     slope = float(mu2 / mu1**2 - 1 - S1[weights])
-    ratio = np.array([float(m["normalised_variance"]) for m in mom]) / depths
+    ratio = np.array([float(m["normalized_variance"]) for m in mom]) / depths
     # Exactly linear: the same slope at every depth, equal to the formula's (1e-9: q* is
     # re-solved from the rounded critical sigma_w2).
     np.testing.assert_allclose(ratio, slope, rtol=1e-9)
     # The density's own normalised variance follows the same line within 1% (measured 8e-4).
     for L in (2, 4, 8, 16, 32, 100) if weights == "orthogonal" else (1, 2, 4, 8, 32, 100):
-        got = spectrum("tanh", L, weights).checks["normalised_variance"]
+        got = spectrum("tanh", L, weights).checks["normalized_variance"]
         assert got == pytest.approx(slope * L, rel=1e-2), L
 
 
@@ -763,7 +763,7 @@ def test_derivative_moments_and_settings_bad_input():
 
 def _check_json(spec: JacobianSpectrum) -> dict:
     d = json.loads(json.dumps(spec.as_dict(), allow_nan=False))
-    for key in ("mean", "variance", "normalised_variance", "quantiles", "log10_quantiles", "atoms",
+    for key in ("mean", "variance", "normalized_variance", "quantiles", "log10_quantiles", "atoms",
                 "density", "density_log10", "checks", "settings", "tail"):  # fmt: skip
         assert key in d, key
     assert QUANTILE_LEVELS == (0.05, 0.5, 0.95)

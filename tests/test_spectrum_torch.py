@@ -53,7 +53,7 @@ def test_delta_orthogonal_cnn_has_the_orthogonal_spectrum() -> None:
     # Normalised variance 1.369 (THEORY.md section 5) within 20%: its sample error over
     # 4 x 256 correlated eigenvalues with a heavy upper tail is about 10% (measured spread of
     # the per-draw values).
-    assert nv == pytest.approx(spec.normalised_variance, rel=0.2)
+    assert nv == pytest.approx(spec.normalized_variance, rel=0.2)
     # Quantiles: the theory's CDF at the sampled quantiles within 0.05 of the level.
     for level in (0.05, 0.5, 0.95):
         q_mc = float(np.quantile(vals, level))

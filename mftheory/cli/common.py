@@ -215,7 +215,7 @@ def scalar(x: Any) -> float:
 
 
 def variance_vector_of(spec: str, kernel: int | None, dim: int | None) -> FloatArray:
-    """The (unnormalised) v from ``--v``, ``--kernel`` and ``--dim``, checked for consistency.
+    """The (unnormalized) v from ``--v``, ``--kernel`` and ``--dim``, checked for consistency.
 
     Raises
     ------

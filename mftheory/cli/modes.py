@@ -35,6 +35,7 @@ __all__ = [
     "Normalization",
     "Normalize",
     "Seed",
+    "array_backend",
     "cnn_setup",
     "comparison_report",
     "figure_modes",
@@ -167,7 +168,7 @@ def cnn_setup(
     b2: float,
     messages: Messages,
 ) -> tuple[Any, float, str]:
-    """The normalised v for ``d``-dimensional images, and sigma_w2 with its source."""
+    """The normalized v for ``d``-dimensional images, and sigma_w2 with its source."""
     from mftheory.cli.common import normalized_v, variance_vector_of, weight_variance
     from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS
     from mftheory.errors import MFTheoryError
@@ -242,8 +243,27 @@ def figure_modes(res: Propagation, count: int = 6) -> list[int]:
     return chosen
 
 
+def array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
+    """``(backend, device)`` for the core: ``--backend torch`` becomes a ``TorchBackend``."""
+    if backend != "torch":
+        return backend, device
+    from mftheory.errors import MFTheoryError
+
+    try:
+        from mftheory.torch import TorchBackend
+    except ImportError:
+        raise MFTheoryError(
+            "--backend torch needs PyTorch, which is not installed:"
+            " pip install 'mftheory[torch]' or use --backend numpy"
+        ) from None
+    return TorchBackend(device=device), None
+
+
 def run_ensemble(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
+    """:func:`~mftheory.montecarlo.mode_check.compare_modes` with a progress bar."""
     from mftheory.montecarlo.mode_check import compare_modes
+
+    kwargs["backend"], kwargs["device"] = array_backend(kwargs["backend"], kwargs["device"])
 
     with messages.progress("simulating networks", points=networks * 1000) as bar:
         return compare_modes(progress=bar, networks=networks, **kwargs)

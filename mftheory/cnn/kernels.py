@@ -154,14 +154,14 @@ def _check_n(n: Any) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def random_orthogonal(n_rows: int, n_cols: int, rng: SeedLike = None) -> FloatArray:
+def random_orthogonal(n_rows: int, n_cols: int, seed: SeedLike = None) -> FloatArray:
     """A Haar-distributed matrix with orthonormal columns (``n_rows >= n_cols``) or rows.
 
     Parameters
     ----------
     n_rows, n_cols : int
         Shape, both ``>= 1``.
-    rng : int, numpy Generator or None
+    seed : int, numpy Generator or None
         Seed or generator (``numpy.random.default_rng``); a generator is advanced.
 
     Returns
@@ -178,7 +178,7 @@ def random_orthogonal(n_rows: int, n_cols: int, rng: SeedLike = None) -> FloatAr
     """
     rows = _check_int(n_rows, "n_rows", 1)
     cols = _check_int(n_cols, "n_cols", 1)
-    gen = _rng(rng)
+    gen = _rng(seed)
     if rows < cols:
         return _haar_frame(cols, rows, gen).T.copy()
     return _haar_frame(rows, cols, gen)

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.cnn.ctransform import CTransformEngine
 from mftheory.cnn.modes import _require_normalised, mode_eigenvalues, wrap_kernel
-from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, _image_shape
+from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, check_image_shape
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
@@ -34,8 +34,10 @@ from mftheory.meanfield.maps import check_variances
 from mftheory.serialize import finite_or_none
 
 __all__ = [
+    "DiagonalGather",
     "Propagation",
     "fit_decay_rate",
+    "gathered_mode_amplitudes",
     "input_covariance",
     "mode_amplitudes",
     "propagate",
@@ -172,9 +174,18 @@ def input_covariance(
 # --------------------------------------------------------------------------------------------
 
 
-class _DiagonalGather:
+class DiagonalGather:
     """Index arrays that read every cyclic diagonal ``M_{a, a+t}`` of an (image, pixel)
-    matrix at once."""
+    matrix at once.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Pixels per side (already validated, e.g. by
+        :func:`mftheory.cnn.spatial.check_image_shape`).
+    batch : int
+        Images ``B``: the matrices read are ``(B*N, B*N)``, ``N = prod(shape)``.
+    """
 
     def __init__(self, shape: tuple[int, ...], batch: int) -> None:
         self.shape, self.batch = shape, batch
@@ -223,17 +234,32 @@ def mode_amplitudes(
     spatially uniform perturbation ``e`` of every off-diagonal entry have amplitude ``|e|``
     at ``f = 0``. For real ``eps``, frequencies ``f`` and ``-f`` have equal amplitudes.
     """
-    shape = _image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     arr = np.asarray(eps, dtype=np.float64)
     N = math.prod(shape)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] % N or arr.shape[0] == 0:
         raise MFTheoryError(
             f"eps must be a square matrix over whole images of {N} pixels, got {arr.shape}"
         )
-    return _amplitudes(_DiagonalGather(shape, arr.shape[0] // N), arr)
+    return gathered_mode_amplitudes(DiagonalGather(shape, arr.shape[0] // N), arr)
 
 
-def _amplitudes(gather: _DiagonalGather, eps: FloatArray) -> tuple[FloatArray, FloatArray]:
+def gathered_mode_amplitudes(
+    gather: DiagonalGather, eps: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`mode_amplitudes` of a validated ``(B*N, B*N)`` matrix, with a prepared gather.
+
+    Parameters
+    ----------
+    gather : DiagonalGather
+        Built once for the image shape and batch, reused for every matrix.
+    eps : ndarray, shape ``(B*N, B*N)``
+
+    Returns
+    -------
+    off_diagonal, diagonal : ndarray, shape ``(N,)``
+        As :func:`mode_amplitudes`.
+    """
     B, N, shape = gather.batch, gather.N, gather.shape
     d = len(shape)
     D = gather.diagonals(eps).reshape(*shape, N * B * B)
@@ -435,6 +461,53 @@ class Propagation:
         return rows
 
 
+def _initial_covariance(
+    images: ArrayLike | None,
+    Sigma0: ArrayLike | None,
+    v: ArrayLike,
+    image_shape: int | Sequence[int] | None,
+    w2: float,
+    b2: float,
+) -> tuple[FloatArray, tuple[int, ...], FloatArray, int]:
+    """The first recorded covariance, the image shape, the checked ``v`` and the first layer.
+
+    From images: ``Sigma^1`` of :func:`input_covariance` (first layer 1); from ``Sigma0``: the
+    checked matrix itself (first layer 0).
+    """
+    if (images is None) == (Sigma0 is None):
+        raise MFTheoryError("give exactly one of images and Sigma0")
+    if images is not None:
+        arr = _check_images(images)
+        shape = tuple(int(s) for s in arr.shape[2:])
+        varr = _check_v_for_image(v, shape)
+        _require_normalised(varr)
+        sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
+        first = 1
+    else:
+        if image_shape is None or Sigma0 is None:
+            raise MFTheoryError("Sigma0 needs image_shape")
+        shape = check_image_shape(image_shape)
+        varr = _check_v_for_image(v, shape)
+        _require_normalised(varr)
+        sigma = _check_covariance(Sigma0, "Sigma0")
+        d = np.sqrt(np.diag(sigma))
+        excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
+        if np.any(excess > 0):
+            a, b = (int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
+            raise MFTheoryError(
+                f"Sigma0[{a}, {b}] = {float(sigma[a, b])!r} exceeds"
+                f" sqrt(Sigma0[{a}, {a}] * Sigma0[{b}, {b}]): not a covariance (correlation"
+                " above 1)"
+            )
+        first = 0
+    N = math.prod(shape)
+    if sigma.shape[0] % N:
+        raise MFTheoryError(
+            f"Sigma0 has {sigma.shape[0]} rows, not a multiple of the {N} pixels of {shape}"
+        )
+    return sigma, shape, varr, first
+
+
 def propagate(
     act: Activation | str,
     *,
@@ -498,37 +571,8 @@ def propagate(
     w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise MFTheoryError(f"depth must be an integer >= 1, got {depth!r}")
-    if (images is None) == (Sigma0 is None):
-        raise MFTheoryError("give exactly one of images and Sigma0")
-    if images is not None:
-        arr = _check_images(images)
-        shape = tuple(int(s) for s in arr.shape[2:])
-        varr = _check_v_for_image(v, shape)
-        _require_normalised(varr)
-        sigma = input_covariance(arr, varr, sigma_w2=w2, sigma_b2=b2)
-        first = 1
-    else:
-        if image_shape is None or Sigma0 is None:
-            raise MFTheoryError("Sigma0 needs image_shape")
-        shape = _image_shape(image_shape)
-        varr = _check_v_for_image(v, shape)
-        _require_normalised(varr)
-        sigma = _check_covariance(Sigma0, "Sigma0")
-        d = np.sqrt(np.diag(sigma))
-        excess = np.abs(sigma) - (1.0 + 1e-8) * np.outer(d, d)
-        if np.any(excess > 0):
-            a, b = (int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
-            raise MFTheoryError(
-                f"Sigma0[{a}, {b}] = {float(sigma[a, b])!r} exceeds"
-                f" sqrt(Sigma0[{a}, {a}] * Sigma0[{b}, {b}]): not a covariance (correlation"
-                " above 1)"
-            )
-        first = 0
+    sigma, shape, varr, first = _initial_covariance(images, Sigma0, v, image_shape, w2, b2)
     N = math.prod(shape)
-    if sigma.shape[0] % N:
-        raise MFTheoryError(
-            f"Sigma0 has {sigma.shape[0]} rows, not a multiple of the {N} pixels of {shape}"
-        )
     batch = sigma.shape[0] // N
     fp = fixed_point(activation, sigma_w2=w2, sigma_b2=b2, settings=st)
     q_star, c_star = float(fp.q_star), float(fp.c_star)
@@ -545,7 +589,7 @@ def propagate(
         activation, sigma_w2=w2, sigma_b2=b2, q_ref=q_star, tol=tol, settings=st
     )
     A = _AOperator(varr, shape, batch)
-    gather = _DiagonalGather(shape, batch)
+    gather = DiagonalGather(shape, batch)
     total = depth - first + 1
     amp = np.empty((total, N))
     amp_d = np.empty((total, N))
@@ -565,7 +609,7 @@ def propagate(
                 )
             acc_err += stats.error_bound
             methods[stats.method] = methods.get(stats.method, 0) + 1
-        amp[k], amp_d[k] = _amplitudes(gather, sigma_star - sigma)
+        amp[k], amp_d[k] = gathered_mode_amplitudes(gather, sigma_star - sigma)
         floor[k] = acc_err + _ROUNDING * q_star * (k + 1)
         if history is not None:
             history.append(sigma.copy())

@@ -31,6 +31,7 @@ from mftheory.gaussian.quadrature import QuadratureSettings
 __all__ = [
     "apply_A",
     "c_transform",
+    "check_image_shape",
     "covariance_map",
     "iterate_covariance_map",
     "uniform_fixed_covariance",
@@ -43,7 +44,24 @@ _RHO_TOL = 1e-8  # how far |Sigma_ab| may exceed sqrt(Sigma_aa Sigma_bb) before 
 _PAIR_BLOCK = 8192  # (q1, q2, rho) triples per call of pair_expectation: bounds the memory
 
 
-def _image_shape(image_shape: int | Sequence[int]) -> tuple[int, ...]:
+def check_image_shape(image_shape: int | Sequence[int]) -> tuple[int, ...]:
+    """Validate an image shape and return it as a tuple of ints.
+
+    Parameters
+    ----------
+    image_shape : int or sequence of int
+        Pixels per side: an int is a 1D image; 1 to 3 dimensions, every side ``>= 1``.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    MFTheoryError
+        Not an int or a sequence of ints, fewer than 1 or more than 3 dimensions, or a side
+        smaller than 1.
+    """
     if isinstance(image_shape, bool) or isinstance(image_shape, (str, bytes)):
         raise MFTheoryError(f"image_shape must be an int or a tuple of ints, got {image_shape!r}")
     if isinstance(image_shape, (int, np.integer)):
@@ -137,7 +155,7 @@ def apply_A(
     ``M_{a, a+t}`` this is a circular cross-correlation with ``v``, so Fourier mode ``f`` of the
     diagonal is multiplied by ``lambda_f`` (:func:`mftheory.cnn.modes.mode_eigenvalues`).
     """
-    shape = _image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
     mat = _square_matrix(M, "M")
     batch = _batch_size(mat.shape[0], shape, "M")
@@ -313,7 +331,7 @@ def covariance_map(
     -----
     THEORY.md section 2: ``Sigma^{l+1} = A_v * C(Sigma^l)``.
     """
-    shape = _image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
     _require_normalised(varr)
     s = _check_covariance(Sigma)

@@ -44,7 +44,9 @@ __all__ = [
     "HermiteSeries",
     "derivative_second_moment",
     "hermite_series",
+    "nested_pair_expectation",
     "pair_expectation",
+    "polynomial_and_slope",
     "second_moment",
     "second_moment_slope",
 ]
@@ -75,10 +77,22 @@ _H_EDGES = np.concatenate([-_H_EDGES[::-1], _H_EDGES])
 _LARGE_S = 3.0
 
 
-def _kink_breaks(act: Activation, s: Array) -> Array | None:
+def kink_breaks(act: Activation, s: Array) -> Array | None:
     """Panel edges in z for ``phi(s z)``: kinks ``k / s``, and fixed h-edges for large q.
 
-    Returns shape (..., B), or None when there are none.
+    Parameters
+    ----------
+    act : Activation
+        Its ``kinks`` (points in h where ``phi`` or ``phi'`` is not smooth) are the edges.
+    s : ndarray
+        Standard deviations ``sqrt(q)`` (any shape ``...``); above 3 the fixed edges in h
+        are added so that panels stay narrow where activations bend.
+
+    Returns
+    -------
+    ndarray of shape ``(..., B)`` or None
+        Edges in ``z = h / s`` for :func:`mftheory.gaussian.quadrature.normal_rule`
+        (``inf`` where ``s = 0``), None when there are none.
     """
     pts = _kinks(act)
     if s.size and float(np.max(s)) > _LARGE_S:
@@ -94,7 +108,7 @@ def _expect_1d(act: Activation, q: Array, integrand: str, settings: QuadratureSe
     """E over z of phi^2, phi'^2 or phi phi' z / sqrt(q) at u = sqrt(q) z.
 
     Batches mixing q <= 9 and q > 9 are split, so that only the large ones pay for the
-    per-q panel edges in h (``_kink_breaks``).
+    per-q panel edges in h (``kink_breaks``).
     """
     large = q > 9.0
     if np.any(large) and not np.all(large):
@@ -111,7 +125,7 @@ def _expect_1d_batch(
     s_true = np.sqrt(q)
     # q = 0 is evaluated as the limit q -> 0+ (one-sided derivatives at a kink at 0 average).
     s = np.where(s_true > 0, s_true, 1e-150)
-    breaks = _kink_breaks(act, s)
+    breaks = kink_breaks(act, s)
     z, w = normal_rule(breaks, settings)
     u = s[..., None] * z
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -591,3 +605,29 @@ def _series_or_nested(
     if np.any(bad):
         out[bad] = _by_size(_nested_pair, act, q1[bad], q2[bad], rho[bad], False, st)
     return out
+
+
+def nested_pair_expectation(
+    act: Activation,
+    q1: Array,
+    q2: Array,
+    rho: Array,
+    *,
+    derivative: bool = False,
+    settings: QuadratureSettings | None = None,
+) -> Array:
+    """``E[phi(u1) phi(u2)]`` (or of ``phi'``) by the nested 2D rule alone, flat arrays.
+
+    The kink-aware nested composite Gauss-Legendre rule that :func:`pair_expectation` falls
+    back to, without trying closed forms or the Hermite series first: for solvers that need
+    it where the series is not accurate enough (``u1 = sqrt(q1) z1``, ``u2 = sqrt(q2) z2``,
+    ``corr(z1, z2) = rho``).
+    """
+    st = settings or DEFAULT_SETTINGS
+    return _by_size(_nested_pair, act, q1, q2, rho, derivative, st)
+
+
+def polynomial_and_slope(coef: Array, c: Array) -> tuple[Array, Array]:
+    """Polynomials with coefficient rows ``coef`` (lowest power first) and their derivatives
+    at ``c`` (one per row), by Horner's scheme."""
+    return _horner2(coef, c)

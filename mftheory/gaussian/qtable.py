@@ -29,14 +29,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation
 from mftheory.gaussian.expectations import (
-    _kink_breaks,
     derivative_second_moment,
+    kink_breaks,
     second_moment,
     second_moment_slope,
 )
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings, normal_rule
 
-__all__ = ["QTable", "q_table"]
+__all__ = ["QTable", "node_moments", "q_table"]
 
 Array = NDArray[np.float64]
 
@@ -136,14 +136,26 @@ class QTable:
         return self._eval(2, q)
 
 
-def _node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array, Array]:
-    """F, F', G at the nodes q and their first and second t-derivatives (t = log q).
+def node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array, Array]:
+    """F, F', G at points q and their first and second t-derivatives (t = log q), exactly.
 
     q-derivatives by the heat-equation identity ``d^n/dq^n E[f] = E[f He_2n] / (2q)^n``
     (up to the third of F and the second of G), so no derivative of phi beyond phi'.
+
+    Parameters
+    ----------
+    act : Activation
+    q : ndarray, shape (n,)
+        Positive lengths.
+    st : QuadratureSettings
+
+    Returns
+    -------
+    values, slopes, curvatures : ndarray, shape (3, n)
+        Rows ``F, F' = dF/dq, G``; then their ``d/dt = q d/dq`` and ``d^2/dt^2``.
     """
     s = np.sqrt(q)
-    z, w = normal_rule(_kink_breaks(act, s), st)
+    z, w = normal_rule(kink_breaks(act, s), st)
     u = s[:, None] * z
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         f = np.square(act.phi(u))
@@ -200,9 +212,7 @@ def q_table(
     for mask in (small, ~small):
         for start in range(0, int(mask.sum()), 1024):
             idx = np.flatnonzero(mask)[start : start + 1024]
-            values[:, idx], slopes[:, idx], curvatures[:, idx] = _node_moments(
-                act, q[idx], settings
-            )
+            values[:, idx], slopes[:, idx], curvatures[:, idx] = node_moments(act, q[idx], settings)
     for arr in (values, slopes, curvatures):
         arr.setflags(write=False)
     dt = (t1 - t0) / (nodes - 1)

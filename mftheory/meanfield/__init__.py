@@ -1,5 +1,5 @@
 """Fully connected mean field: the q- and C-maps, fixed points, depth scales, the critical line,
-grids and initialisation diagnosis."""
+grids, initialisation diagnosis and the root finders behind them."""
 
 from mftheory.meanfield.critical import (
     CriticalPoint,
@@ -7,17 +7,18 @@ from mftheory.meanfield.critical import (
 )
 from mftheory.meanfield.diagnosis import (
     INIT_SCHEMES,
-    TRAINABLE_DEPTH_FACTOR,
     InitDiagnosis,
     diagnose_init,
     init_scale,
 )
 from mftheory.meanfield.fixed_points import (
     PHASES,
+    TRAINABLE_DEPTH_FACTOR,
     FixedPoint,
     depth_scale,
     fixed_point,
     solve_q_star,
+    trainable_depth,
 )
 from mftheory.meanfield.grid import (
     INTERP_TOL,
@@ -28,6 +29,14 @@ from mftheory.meanfield.maps import (
     check_variances,
     q_map,
 )
+from mftheory.meanfield.solvers import (
+    Roots,
+    bracketed_newton,
+    illinois,
+    newton_fixed_point,
+    newton_from_one,
+    require_converged,
+)
 
 __all__ = [
     "INIT_SCHEMES",
@@ -37,14 +46,21 @@ __all__ = [
     "CriticalPoint",
     "FixedPoint",
     "InitDiagnosis",
+    "Roots",
+    "bracketed_newton",
     "c_map",
     "check_variances",
     "critical_point",
     "depth_scale",
     "diagnose_init",
     "fixed_point",
+    "illinois",
     "init_scale",
+    "newton_fixed_point",
+    "newton_from_one",
     "phase_grid",
     "q_map",
+    "require_converged",
     "solve_q_star",
+    "trainable_depth",
 ]

@@ -41,14 +41,17 @@ from mftheory.gaussian.expectations import (
     derivative_second_moment,
     second_moment_slope,
 )
+from mftheory.gaussian.qtable import node_moments, q_table
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from mftheory.meanfield.fixed_points import ExactMoments, QMoments, _gradient_scale, depth_scale
+from mftheory.meanfield.solvers import illinois, require_converged
 
 __all__ = ["CriticalPoint", "critical_point"]
 
 Array = NDArray[np.float64]
 _SCAN = np.concatenate([[0.0], np.logspace(-10, 6, 65)])  # offsets above sigma_b2
 Q_SCAN_MAX = 1e6  # critical points with a larger q* are reported as "none"
+CRITICAL_MAXITER = 100  # Illinois steps per root of H
 
 
 @dataclass(frozen=True)
@@ -101,38 +104,6 @@ class CriticalPoint:
             "xi_q": jsonable(self.xi_q),
             "status": self.status.tolist(),
         }
-
-
-def _illinois(
-    fun: object, lo: Array, hi: Array, f_lo: Array, f_hi: Array, maxiter: int = 100
-) -> Array:
-    """Vectorised Illinois (modified regula falsi) on brackets with f_lo < 0 <= f_hi."""
-    f = fun  # callable (x, idx) -> values
-    lo, hi, f_lo, f_hi = lo.copy(), hi.copy(), f_lo.copy(), f_hi.copy()
-    x = hi.copy()
-    side = np.zeros(lo.shape, dtype=np.int8)
-    active = np.flatnonzero(f_hi != 0)
-    for _ in range(maxiter):
-        if active.size == 0:
-            break
-        a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
-        xn = (a * fb - b * fa) / (fb - fa)
-        xn = np.where(np.isfinite(xn) & (xn > a) & (xn < b), xn, 0.5 * (a + b))
-        fx = f(xn, active)  # type: ignore[operator]
-        neg = fx < 0
-        # Illinois: halve the retained end's value when the same side is kept twice
-        keep_hi = neg & (side[active] == 1)
-        keep_lo = ~neg & (side[active] == -1)
-        f_hi[active] = np.where(neg, np.where(keep_hi, 0.5 * fb, fb), fx)
-        f_lo[active] = np.where(neg, fx, np.where(keep_lo, 0.5 * fa, fa))
-        lo[active] = np.where(neg, xn, a)
-        hi[active] = np.where(neg, b, xn)
-        side[active] = np.where(neg, 1, -1)
-        x[active] = xn
-        width = hi[active] - lo[active]
-        done = (fx == 0) | (width <= 4e-16 * np.abs(hi[active]) + 1e-300)
-        active = active[~done]
-    return x
 
 
 def critical_point(
@@ -253,7 +224,8 @@ def _scan_roots(
         def oriented(x: Array, i: NDArray[np.intp], fl: Array = flip, bv: Array = bb) -> Array:
             return fl[i] * _h(mom, x, bv[i])
 
-        root = _illinois(oriented, lo, hi, flip * f_lo, flip * f_hi)
+        roots = illinois(oriented, lo, hi, flip * f_lo, flip * f_hi, maxiter=CRITICAL_MAXITER)
+        root = require_converged(roots, "the critical q*", sigma_b2=bb)
         if not isinstance(mom, ExactMoments):
             root = _exact_newton_step(a, root, bb, st)
         F_q, G = _exact_slope_and_g(a, root, st)
@@ -273,20 +245,16 @@ _TABLE_FROM = 64  # biases from which the scan uses a QTable
 
 def _moments(a: Activation, st: QuadratureSettings, count: int) -> QMoments:
     if count >= _TABLE_FROM:
-        from mftheory.gaussian.qtable import q_table
-
         return q_table(a, st)
     return ExactMoments(a, st)
 
 
 def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings) -> Array:
     """One Newton step on ``H(q) = q - F/G - b`` with exact F, F', G, G' (heat identities)."""
-    from mftheory.gaussian.qtable import _node_moments
-
     pos = q > 0
     out = q.copy()
     if np.any(pos):
-        values, slopes, _ = _node_moments(a, q[pos], st)
+        values, slopes, _ = node_moments(a, q[pos], st)
         F, F1, G = values
         G1 = slopes[2] / q[pos]
         h = q[pos] - F / G - b[pos]
@@ -298,12 +266,10 @@ def _exact_newton_step(a: Activation, q: Array, b: Array, st: QuadratureSettings
 
 def _exact_slope_and_g(a: Activation, q: Array, st: QuadratureSettings) -> tuple[Array, Array]:
     """Exact ``F'(q)`` and ``G(q)`` in one quadrature pass (q > 0)."""
-    from mftheory.gaussian.qtable import _node_moments
-
     F_q, G = np.full(q.shape, np.nan), np.full(q.shape, np.nan)
     pos = q > 0
     if np.any(pos):
-        values, _, _ = _node_moments(a, q[pos], st)
+        values, _, _ = node_moments(a, q[pos], st)
         F_q[pos], G[pos] = values[1], values[2]
     if not np.all(pos):
         F_q[~pos] = second_moment_slope(a, q[~pos], settings=st)

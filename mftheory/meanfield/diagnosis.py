@@ -22,7 +22,12 @@ import numpy as np
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
-from mftheory.meanfield.fixed_points import FixedPoint, fixed_point
+from mftheory.meanfield.fixed_points import (
+    TRAINABLE_DEPTH_FACTOR,
+    FixedPoint,
+    fixed_point,
+    trainable_depth,
+)
 from mftheory.meanfield.maps import check_variances
 from mftheory.serialize import finite_or_none
 
@@ -33,9 +38,6 @@ __all__ = [
     "diagnose_init",
     "init_scale",
 ]
-
-#: Training is predicted to fail beyond this many correlation depth scales (THEORY.md §5).
-TRAINABLE_DEPTH_FACTOR = 6.0
 
 #: The schemes :func:`init_scale` knows, with what they set.
 INIT_SCHEMES: dict[str, str] = {
@@ -179,11 +181,7 @@ def diagnose_init(act: Activation | str, *, sigma_w2: float, sigma_b2: float) ->
         raise MFTheoryError("diagnose_init takes one (sigma_w2, sigma_b2) point")
     w2, b2 = float(w_arr.reshape(-1)[0]), float(b_arr.reshape(-1)[0])
     fp = fixed_point(activation, sigma_w2=w2, sigma_b2=b2)
-    xi_c = float(fp.xi_c)
-    if str(fp.phase) == "divergent" or math.isnan(xi_c):
-        depth = 0.0
-    else:
-        depth = TRAINABLE_DEPTH_FACTOR * xi_c
+    depth = float(trainable_depth(fp.xi_c))
     cp = critical_point(activation, sigma_b2=b2)
     return InitDiagnosis(
         fixed=fp,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,27 +34,44 @@ from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
     HermiteSeries,
-    _by_size,
     _closed_pair,
     _homogeneous_kappa,
-    _horner2,
-    _nested_pair,
     derivative_second_moment,
     hermite_series,
+    nested_pair_expectation,
+    polynomial_and_slope,
     second_moment,
     second_moment_slope,
 )
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from mftheory.meanfield.maps import check_variances
+from mftheory.meanfield.solvers import (
+    MAXITER,
+    PROBES,
+    bracketed_newton,
+    newton_fixed_point,
+    newton_from_one,
+    probe_start,
+    require_converged,
+)
 
-__all__ = ["PHASES", "FixedPoint", "depth_scale", "fixed_point", "solve_q_star"]
+__all__ = [
+    "PHASES",
+    "TRAINABLE_DEPTH_FACTOR",
+    "FixedPoint",
+    "depth_scale",
+    "fixed_point",
+    "solve_q_star",
+    "trainable_depth",
+]
 
 Array = NDArray[np.float64]
 PHASES = ("ordered", "critical", "chaotic", "divergent")
 Q_MAX = 1e15  # beyond this q the q-map is declared divergent
-_PROBES = (0.5, 0.9, 0.99, 0.999, 0.9999)  # warm starts of the c* Newton iteration
 HERMITE_ESCALATION = 8  # factor on hermite_terms before the nested 2D rule
-_MAX_POLISH = 200  # Newton steps of the nested-rule polish of c*
+Q_MAXITER = MAXITER  # Newton steps of the q* solve
+C_MAXITER = MAXITER  # Newton steps of each c* solve (Hermite stages, nested rule)
+_MAX_BRACKET = 200  # steps of the downward search for a bracket of q*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
 
 
@@ -72,6 +89,39 @@ def depth_scale(chi: ArrayLike) -> Array:
     at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
     out = np.where(at_one, np.inf, out)
     return np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan)
+
+
+#: Training is predicted to fail beyond this many correlation depth scales (THEORY.md §5).
+TRAINABLE_DEPTH_FACTOR = 6.0
+
+
+def trainable_depth(xi_c: ArrayLike) -> Array:
+    """The depth beyond which training is predicted to fail: ``6 xi_c``, vectorised.
+
+    Parameters
+    ----------
+    xi_c : array_like
+        Correlation depth scales (:attr:`FixedPoint.xi_c`).
+
+    Returns
+    -------
+    ndarray
+        ``TRAINABLE_DEPTH_FACTOR * xi_c`` where ``xi_c`` is finite; ``inf`` where it is
+        ``inf`` (the critical line: any depth); ``0`` where it is NaN (a divergent point,
+        no finite fixed point: no depth trains).
+
+    Notes
+    -----
+    THEORY.md section 5: a network of depth ``L`` trains when ``L <~ 6 xi_c`` (Schoenholz
+    et al. 2017).
+
+    Examples
+    --------
+    >>> trainable_depth([2.0, float("inf"), float("nan")]).tolist()
+    [12.0, inf, 0.0]
+    """
+    xi = np.asarray(xi_c, dtype=np.float64)
+    return np.where(np.isnan(xi), 0.0, TRAINABLE_DEPTH_FACTOR * xi)
 
 
 def _gradient_scale(chi_1: Array) -> Array:
@@ -159,50 +209,6 @@ class FixedPoint:
         return out
 
 
-# --- root finding --------------------------------------------------------------------------
-
-
-def _bracketed_newton(
-    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]],
-    lo: Array,
-    hi: Array,
-    f_lo_sign: Array,
-    *,
-    rtol: float = 4e-16,
-    maxiter: int = 200,
-    x0: Array | None = None,
-) -> Array:
-    """Vectorised Newton safeguarded by bisection on brackets ``[lo, hi]``.
-
-    ``fun(x, idx)`` returns ``(f, f')`` at points ``x`` of problems ``idx``; ``f_lo_sign`` is
-    the sign of f at ``lo`` (f changes sign on the bracket).
-    """
-    lo, hi = lo.astype(np.float64).copy(), hi.astype(np.float64).copy()
-    x = 0.5 * (lo + hi) if x0 is None else np.clip(x0, lo, hi)
-    active = np.arange(x.size)
-    for _ in range(maxiter):
-        if active.size == 0:
-            break
-        xa = x[active]
-        f, df = fun(xa, active)
-        same = np.sign(f) == f_lo_sign[active]
-        lo[active] = np.where(same, xa, lo[active])
-        hi[active] = np.where(same, hi[active], xa)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xn = xa - f / df
-        la, ha = lo[active], hi[active]
-        outside = ~np.isfinite(xn) | (xn <= la) | (xn >= ha)
-        xn = np.where(outside, 0.5 * (la + ha), xn)
-        done = (
-            (f == 0)
-            | (np.abs(xn - xa) <= rtol * np.abs(xa) + 1e-300)
-            | (ha - la <= rtol * np.abs(ha))
-        )
-        x[active] = np.where(f == 0, xa, xn)
-        active = active[~done]
-    return x
-
-
 class QMoments(Protocol):
     """The functions of q alone behind the q-map: ``F``, ``F' = dF/dq`` and ``G``."""
 
@@ -249,6 +255,11 @@ def solve_q_star(
     ``moments`` supplies ``F(q)`` and ``F'(q)`` (default: exact quadrature; a
     :class:`mftheory.gaussian.qtable.QTable` for grids).
 
+    Raises
+    ------
+    MFTheoryError
+        Naming the first point whose q* did not converge in ``Q_MAXITER`` Newton steps.
+
     Notes
     -----
     THEORY.md section 3 (q-map); "unbounded activations ... have no finite q*".
@@ -271,37 +282,7 @@ def solve_q_star(
         F, F_q = mom.F_and_F_q(x)
         return w[idx] * F + b[idx] - x, w[idx] * F_q - 1.0
 
-    all_idx = np.arange(w.size)
-    g0 = g(np.full(w.shape, q0), all_idx)
-    q[g0 == 0] = q0
-    lo = np.full(w.shape, q0)
-    hi = np.full(w.shape, q0)
-    # upward: the map moves q up from q0
-    up = np.flatnonzero(g0 > 0)
-    while up.size:
-        hi[up] = np.maximum(16.0 * hi[up], 1.0)
-        gh = g(hi[up], up)
-        found = gh <= 0
-        diverged = ~found & (hi[up] > Q_MAX)
-        q[up[diverged]] = np.inf
-        lo[up] = np.where(found, hi[up] / 16.0, lo[up])
-        up = up[~found & ~diverged]
-        # keep lo as the last point with g > 0
-        lo[up] = hi[up]
-    # downward: the map moves q down from q0
-    down = np.flatnonzero(g0 < 0)
-    while down.size:
-        nxt = np.maximum(lo[down] / 16.0, b[down])
-        tiny = nxt < Q_MIN
-        nxt = np.where(tiny, 0.0, nxt)
-        gl = g(nxt, down)
-        # g(0) = sigma_b2 + sigma_w2 phi(0)^2 >= 0; g(0) = 0 makes q = 0 the fixed point.
-        zero = tiny & (gl <= 0)
-        found = (gl >= 0) & ~zero
-        hi[down] = np.where(found, lo[down], nxt)  # last point with g < 0
-        lo[down] = nxt
-        q[down[zero]] = 0.0
-        down = down[~found & ~zero]
+    lo, hi = _bracket_q_star(g, w, b, q, q0)
     todo = np.flatnonzero(np.isnan(q))
     if todo.size:
         sign_lo = np.sign(g(lo[todo], todo))
@@ -316,11 +297,66 @@ def solve_q_star(
             with np.errstate(divide="ignore", invalid="ignore"):
                 x0 = lo[todo] - g_lo * (hi[todo] - lo[todo]) / (g_hi - g_lo)
             x0 = np.where(np.isfinite(x0), x0, 0.5 * (lo[todo] + hi[todo]))
-            q[todo] = _bracketed_newton(
-                lambda x, i: g_and_slope(x, todo[i]), lo[todo], hi[todo], sign_lo, x0=x0
+            roots = bracketed_newton(
+                lambda x, i: g_and_slope(x, todo[i]),
+                lo[todo],
+                hi[todo],
+                sign_lo,
+                x0=x0,
+                maxiter=Q_MAXITER,
             )
+            q[todo] = require_converged(roots, "q*", sigma_w2=w[todo], sigma_b2=b[todo])
     q[w == 0] = b[w == 0]
     return q
+
+
+def _bracket_q_star(
+    g: Callable[[Array, NDArray[np.intp]], Array], w: Array, b: Array, q: Array, q0: float
+) -> tuple[Array, Array]:
+    """Brackets ``[lo, hi]`` of q* in the direction the q-map moves from q0.
+
+    ``g(x, idx) = q-map(x) - x``. Fills ``q`` in place where the answer is known without a
+    root search: ``q0`` (a fixed point), ``inf`` (divergent), 0 (the fixed point at 0).
+    """
+    all_idx = np.arange(w.size)
+    g0 = g(np.full(w.shape, q0), all_idx)
+    q[g0 == 0] = q0
+    lo = np.full(w.shape, q0)
+    hi = np.full(w.shape, q0)
+    # upward: the map moves q up from q0 (at most log16(Q_MAX) steps)
+    up = np.flatnonzero(g0 > 0)
+    while up.size:
+        hi[up] = np.maximum(16.0 * hi[up], 1.0)
+        gh = g(hi[up], up)
+        found = gh <= 0
+        diverged = ~found & (hi[up] > Q_MAX)
+        q[up[diverged]] = np.inf
+        lo[up] = np.where(found, hi[up] / 16.0, lo[up])
+        up = up[~found & ~diverged]
+        # keep lo as the last point with g > 0
+        lo[up] = hi[up]
+    # downward: the map moves q down from q0; g(b) = sigma_w2 F(b) >= 0 ends the search
+    down = np.flatnonzero(g0 < 0)
+    for _ in range(_MAX_BRACKET):
+        if down.size == 0:
+            break
+        nxt = np.maximum(lo[down] / 16.0, b[down])
+        tiny = nxt < Q_MIN
+        nxt = np.where(tiny, 0.0, nxt)
+        gl = g(nxt, down)
+        # g(0) = sigma_b2 + sigma_w2 phi(0)^2 >= 0; g(0) = 0 makes q = 0 the fixed point.
+        zero = tiny & (gl <= 0)
+        found = (gl >= 0) & ~zero
+        hi[down] = np.where(found, lo[down], nxt)  # last point with g < 0
+        lo[down] = nxt
+        q[down[zero]] = 0.0
+        down = down[~found & ~zero]
+    if down.size:  # only with a q-map that is NaN below q0
+        raise MFTheoryError(
+            f"sigma_w2={w[down[0]]!r}, sigma_b2={b[down[0]]!r}: no bracket of q* below"
+            f" q0={q0!r} (the q-map is not finite there)"
+        )
+    return lo, hi
 
 
 def _solve_c_star(
@@ -334,6 +370,7 @@ def _solve_c_star(
     """c* in [0, 1) and chi_c there, for chaotic points (flat arrays).
 
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
+    Raises :class:`MFTheoryError` naming the first point where no stage converged.
     """
     if act.closed_form in ("erf", "sin"):
 
@@ -343,13 +380,36 @@ def _solve_c_star(
             de = _closed_pair(act, qi, qi, c, True)
             return (w[idx] * e + b[idx]) / qi, w[idx] * de
 
-        c = _newton_from_zero(cmap_and_slope, q.size)
+        start = probe_start(lambda c, i: cmap_and_slope(c, i)[0], q.size)
+        roots, _ = newton_fixed_point(cmap_and_slope, start, maxiter=C_MAXITER)
+        c = require_converged(roots, "c*", sigma_w2=w, sigma_b2=b)
         return c, cmap_and_slope(c, np.arange(q.size))[1]
 
-    # The Hermite series with growing numbers of terms, each stage only for the points whose
-    # truncation bound is still above tol; what is left goes to the nested 2D rule.
     c = np.zeros(q.size)
     chi_c = np.zeros(q.size)
+    bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c)
+    if np.any(bad):
+        idx = np.flatnonzero(bad)
+        c[idx], chi_c[idx] = _nested_c_star(act, w[idx], b[idx], q[idx], st)
+    return c, chi_c
+
+
+def _hermite_c_star(
+    act: Activation,
+    w: Array,
+    b: Array,
+    q: Array,
+    st: QuadratureSettings,
+    moments: QMoments | None,
+    c: Array,
+    chi_c: Array,
+) -> NDArray[np.bool_]:
+    """c* and chi_c (filled in place) from Hermite series with growing numbers of terms.
+
+    Each stage only takes the points whose truncation bound is still above tol or whose
+    Newton iteration did not converge; returns where that is still so after the last stage
+    (those go to the nested 2D rule).
+    """
     bad = np.ones(q.size, dtype=bool)
     for terms in _hermite_ladder(st.hermite_terms):
         idx = np.flatnonzero(bad)
@@ -374,55 +434,39 @@ def _solve_c_star(
             ratio: Array = ratio,
             c_map_0: Array = c_map_0,
         ) -> tuple[Array, Array]:
-            p1, dp1 = _horner2(tails[j, 1:], cc)
+            p1, dp1 = polynomial_and_slope(tails[j, 1:], cc)
             return ratio[j] * cc * p1 - c_map_0[j], ratio[j] * (p1 + cc * dp1)
 
-        c[idx] = _newton_from_one(tail_poly, idx.size)
+        roots = newton_from_one(tail_poly, idx.size, maxiter=C_MAXITER)
+        c[idx] = roots.x
         _, dp = tail_poly(c[idx], np.arange(idx.size))
         one_minus = (1.0 - c[idx]) * dp
         chi_c[idx] = 1.0 - one_minus
-        bad[idx] = _loose_tails(ser, c[idx], ratio, dp, one_minus, st)
-        continue
-    if np.any(bad):
-        idx = np.flatnonzero(bad)
+        bad[idx] = _loose_tails(ser, c[idx], ratio, dp, one_minus, st) | ~roots.converged
+    return bad
 
-        # Newton on the convex g(c) = C(c) - c from the left converges monotonically; the
-        # start is the largest probe with g >= 0 (0 always qualifies), so it is left of c*.
-        def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
-            qi = q[j]
-            e = _by_size(_nested_pair, act, qi, qi, cc, False, st)
-            de = _by_size(_nested_pair, act, qi, qi, cc, True, st)
-            return (w[j] * e + b[j]) / qi, w[j] * de
 
-        c[idx] = 0.0
-        for probe in (*_PROBES, 0.99999):
-            qi = q[idx]
-            g_probe = (
-                w[idx] * _by_size(_nested_pair, act, qi, qi, np.full(idx.size, probe), False, st)
-                + b[idx]
-            ) / qi - probe
-            c[idx] = np.where(g_probe >= 0, probe, c[idx])
-        active = idx.copy()
-        prev = np.full(c.shape, np.inf)
-        for _ in range(_MAX_POLISH):
-            if active.size == 0:
-                break
-            ca = c[active]
-            cm, slope = nested(ca, active)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                step = (cm - ca) / (1.0 - slope)
-            step = np.where(np.isfinite(step), step, 0.0)
-            c[active] = np.clip(ca + step, 0.0, 1.0)
-            chi_c[active] = slope
-            done = _converged(step, cm - ca, prev[active])
-            prev[active] = np.abs(step)
-            active = active[~done]
-        if active.size:
-            raise MFTheoryError(
-                f"the C-map fixed point did not converge for sigma_w2={w[active[0]]!r}, "
-                f"sigma_b2={b[active[0]]!r}; try finer QuadratureSettings"
-            )
-        cm, chi_c[idx] = nested(c[idx], idx)
+def _nested_c_star(
+    act: Activation, w: Array, b: Array, q: Array, st: QuadratureSettings
+) -> tuple[Array, Array]:
+    """c* and chi_c by the nested 2D rule (flat arrays; raises where Newton does not converge).
+
+    Newton on the convex ``g(c) = C(c) - c`` from the left converges monotonically; the
+    start is the largest probe with ``g >= 0`` (0 always qualifies), so it is left of c*.
+    """
+
+    def value(cc: Array, j: NDArray[np.intp]) -> Array:
+        e = nested_pair_expectation(act, q[j], q[j], cc, settings=st)
+        return (w[j] * e + b[j]) / q[j]
+
+    def nested(cc: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        de = nested_pair_expectation(act, q[j], q[j], cc, derivative=True, settings=st)
+        return value(cc, j), w[j] * de
+
+    start = probe_start(value, q.size, (*PROBES, 0.99999))
+    roots, _ = newton_fixed_point(nested, start, maxiter=C_MAXITER)
+    c = require_converged(roots, "the C-map fixed point c*", sigma_w2=w, sigma_b2=b)
+    _, chi_c = nested(c, np.arange(q.size))
     return c, chi_c
 
 
@@ -456,71 +500,6 @@ def _loose_tails(
     return (
         (value > st.tol) | (slope > st.tol * np.maximum(dp, 1e-300)) | ~np.isfinite(one_minus_chi)
     )
-
-
-def _converged(step: Array, residual: Array, prev_step: Array) -> NDArray[np.bool_]:
-    """Newton on c in [0, 1] has converged: a step at rounding level, a residual
-    ``C(c) - c`` at rounding level, or a small step that no longer shrinks (the noise floor
-    of the expectation, amplified by ``1 / (1 - chi_c)`` near the critical line)."""
-    a = np.abs(step)
-    eps = np.finfo(np.float64).eps
-    return (a <= 2e-15) | (np.abs(residual) <= 8 * eps) | ((a < 1e-9) & (a >= 0.5 * prev_step))
-
-
-def _newton_from_one(
-    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]], n: int, maxiter: int = 200
-) -> Array:
-    """Newton for an increasing convex f on [0, 1] from c = 1: monotone from the right."""
-    c = np.ones(n)
-    prev = np.full(n, np.inf)
-    active = np.arange(n)
-    for _ in range(maxiter):
-        if active.size == 0:
-            break
-        ca = c[active]
-        f, df = fun(ca, active)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = -f / df
-        step = np.where(np.isfinite(step), step, 0.0)
-        cn = np.clip(ca + step, 0.0, 1.0)
-        done = _converged(cn - ca, f, prev[active]) | ((cn == 0.0) & (ca == 0.0))
-        prev[active] = np.abs(cn - ca)
-        c[active] = cn
-        active = active[~done]
-    return c
-
-
-def _newton_from_zero(
-    fun: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]], n: int, maxiter: int = 200
-) -> Array:
-    """Newton for g(c) = C(c) - c from the left (monotone on the convex branch).
-
-    The start is the largest of a few probe values of c where g >= 0 (0 always is), which
-    is still left of the root, so convergence stays monotone; near c = 1 this saves most
-    of the iterations that a start at 0 would need.
-    """
-    c = np.zeros(n)
-    everyone = np.arange(n)
-    for probe in _PROBES:
-        cm, _ = fun(np.full(n, probe), everyone)
-        c = np.where(cm - probe >= 0, probe, c)
-    prev = np.full(n, np.inf)
-    active = np.arange(n)
-    for _ in range(maxiter):
-        if active.size == 0:
-            break
-        ca = c[active]
-        cm, slope = fun(ca, active)
-        gval = cm - ca
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = gval / (1.0 - slope)
-        step = np.where(np.isfinite(step), step, 0.0)
-        cn = np.clip(ca + step, 0.0, 1.0)
-        done = _converged(cn - ca, gval, prev[active])
-        prev[active] = np.abs(cn - ca)
-        c[active] = cn
-        active = active[~done]
-    return c
 
 
 CStarSolver = Callable[[Activation, Array, Array, Array, QuadratureSettings], tuple[Array, Array]]
@@ -578,6 +557,7 @@ def fixed_point(
     q0: float = 1.0,
     critical_tol: float = 1e-10,
     settings: QuadratureSettings | None = None,
+    method: Literal["auto", "pointwise", "grid"] = "auto",
 ) -> FixedPoint:
     """Fixed point ``(q*, c*)``, slopes, depth scales and phase, vectorised.
 
@@ -592,6 +572,13 @@ def fixed_point(
     critical_tol : float
         ``|chi_1 - 1|`` up to which a point is labelled critical (and c* = 1).
     settings : QuadratureSettings, optional
+    method : {"auto", "pointwise", "grid"}
+        ``"pointwise"`` solves every point exactly. ``"grid"`` takes the fast path of
+        :func:`mftheory.meanfield.grid.phase_grid` on the distinct values of the two
+        variances, with its accuracy (about 1e-11 relative for q*, chi_1, chi_q; ``INTERP_TOL``
+        for c*), where it applies (see :func:`mftheory.meanfield.grid.grid_applies`), else
+        the pointwise path. ``"auto"`` (default) is ``"grid"`` from
+        :data:`mftheory.meanfield.grid.GRID_FROM` points on, else ``"pointwise"``.
 
     Returns
     -------
@@ -600,7 +587,8 @@ def fixed_point(
     Raises
     ------
     MFTheoryError
-        Negative, NaN or infinite variances; q0 not positive.
+        Negative, NaN or infinite variances; q0 not positive; an unknown method; a solve
+        that did not converge (naming the point).
 
     Notes
     -----
@@ -616,7 +604,18 @@ def fixed_point(
     st = settings or DEFAULT_SETTINGS
     if not (np.isfinite(q0) and q0 > 0):
         raise MFTheoryError(f"q0 must be positive and finite, got {q0!r}")
+    if method not in ("auto", "pointwise", "grid"):
+        raise MFTheoryError(f"method must be 'auto', 'pointwise' or 'grid', got {method!r}")
     w_arr, b_arr = check_variances(sigma_w2, sigma_b2)
+    if method != "pointwise":
+        # phase_grid never calls fixed_point (it assembles from the solvers below), so this
+        # delegation cannot recurse
+        from mftheory.meanfield import grid
+
+        if method == "grid" or w_arr.size >= grid.GRID_FROM:
+            on_grid = grid.fixed_point_on_grid(a, w_arr, b_arr, q0, critical_tol, st)
+            if on_grid is not None:
+                return on_grid
     shape = w_arr.shape
     w, b = w_arr.ravel(), b_arr.ravel()
     fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star)

@@ -54,7 +54,7 @@ from mftheory.meanfield.fixed_points import (
 )
 from mftheory.meanfield.maps import check_variances
 
-__all__ = ["INTERP_TOL", "phase_grid"]
+__all__ = ["GRID_FROM", "INTERP_TOL", "fixed_point_on_grid", "grid_applies", "phase_grid"]
 
 Array = NDArray[np.float64]
 INTERP_TOL = 1e-10  # accepted interpolation error of c* (absolute); chi_c: 10x, vs 1 - chi_c
@@ -64,6 +64,9 @@ _TENSOR_NODES = 33  # Chebyshev nodes per axis of the (x, sigma_b2) tensor inter
 _TENSOR_CHECKS = 64  # exact check points of the tensor interpolant
 _CHECKS = 6  # exact check points per row
 _POINTS_PER_CHUNK = 1_000_000
+#: From this many points on, ``fixed_point(method="auto")`` takes the grid path.
+GRID_FROM = 10_000
+_GRID_FILL = 2  # the grid of distinct values may have at most this many times the points
 
 
 def _axis(values: ArrayLike, name: str) -> Array:
@@ -163,6 +166,51 @@ def phase_grid(
         q0,
         critical_tol,
     )
+
+
+def grid_applies(
+    a: Activation, sigma_w2: Array, sigma_b2: Array, settings: QuadratureSettings
+) -> tuple[Array, Array] | None:
+    """The axes ``(w_axis, b_axis)`` on which the grid path serves these points, or None.
+
+    It serves them when it gains something and keeps the accuracy asked for: an activation
+    without a closed form (closed forms are solved exactly either way), settings no finer
+    than the default ``tol`` (the q-tables are accurate to about 1e-12), and points that
+    fill the grid of their distinct values (at most ``_GRID_FILL`` grid points per point).
+    """
+    if a.closed_form is not None or settings.tol < DEFAULT_SETTINGS.tol:
+        return None
+    w_axis, b_axis = np.unique(sigma_w2), np.unique(sigma_b2)
+    if w_axis.size * b_axis.size > _GRID_FILL * max(1, sigma_w2.size):
+        return None
+    return w_axis, b_axis
+
+
+def fixed_point_on_grid(
+    a: Activation,
+    sigma_w2: Array,
+    sigma_b2: Array,
+    q0: float,
+    critical_tol: float,
+    settings: QuadratureSettings,
+) -> FixedPoint | None:
+    """:func:`~mftheory.meanfield.fixed_point` of broadcast variances by way of
+    :func:`phase_grid` on their distinct values; None where :func:`grid_applies` says no.
+
+    The result has the shape of the inputs and the accuracy of :func:`phase_grid`.
+    """
+    axes = grid_applies(a, sigma_w2, sigma_b2, settings)
+    if axes is None:
+        return None
+    w_axis, b_axis = axes
+    g = phase_grid(
+        a, sigma_w2=w_axis, sigma_b2=b_axis, q0=q0, critical_tol=critical_tol, settings=settings
+    )
+    iw = np.searchsorted(w_axis, sigma_w2)
+    ib = np.searchsorted(b_axis, sigma_b2)
+    fields = {k: getattr(g, k)[ib, iw] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
+    fields["phase"] = g.phase[ib, iw]
+    return _result(a, sigma_w2, sigma_b2, fields, settings, q0, critical_tol)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Monte Carlo judges: finite random networks whose statistics check the mean-field predictions."""
 
+from mftheory.montecarlo.backends import BACKENDS, ArrayBackend, ArrayOps, NumpyBackend
 from mftheory.montecarlo.ensembles import (
-    BACKENDS,
     METHODS,
     EnsembleResult,
     simulate_ensemble,
@@ -9,7 +9,6 @@ from mftheory.montecarlo.ensembles import (
 from mftheory.montecarlo.jacobians import (
     NETWORKS,
     WEIGHTS,
-    SampledSpectrum,
     sample_delta_orthogonal_spectrum,
     sample_jacobian_spectrum,
     sample_looks_linear_spectrum,
@@ -19,6 +18,7 @@ from mftheory.montecarlo.mode_check import (
     ModeComparison,
     compare_modes,
 )
+from mftheory.montecarlo.sampled_spectrum import SampledSpectrum
 
 __all__ = [
     "BACKENDS",
@@ -26,8 +26,11 @@ __all__ = [
     "METHODS",
     "NETWORKS",
     "WEIGHTS",
+    "ArrayBackend",
+    "ArrayOps",
     "EnsembleResult",
     "ModeComparison",
+    "NumpyBackend",
     "SampledSpectrum",
     "compare_modes",
     "sample_delta_orthogonal_spectrum",

@@ -27,13 +27,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.cnn.propagation import (
+    DiagonalGather,
     Propagation,
-    _amplitudes,
-    _DiagonalGather,
     fit_decay_rate,
+    gathered_mode_amplitudes,
     propagate,
 )
 from mftheory.cnn.spatial import uniform_fixed_covariance
+from mftheory.montecarlo.backends import ArrayBackend
 from mftheory.montecarlo.ensembles import EnsembleResult, simulate_ensemble
 from mftheory.serialize import finite_or_none
 
@@ -148,7 +149,7 @@ def compare_modes(
     Sigma0: ArrayLike | None = None,
     image_shape: int | Sequence[int] | None = None,
     seed: int = 0,
-    backend: str = "numpy",
+    backend: str | ArrayBackend = "numpy",
     device: str | None = None,
     margin: float = MC_MARGIN,
     progress: Callable[[int, int], Any] | None = None,
@@ -208,13 +209,13 @@ def compare_modes(
     )
     assert ens.difference_mean is not None and ens.difference_sem is not None
     layers = np.asarray(ens.layers, dtype=np.int64)
-    gather = _DiagonalGather(mf.image_shape, mf.batch)
+    gather = DiagonalGather(mf.image_shape, mf.batch)
     N = gather.N
     off = ~np.eye(size, dtype=bool)
     amp = np.empty((layers.size, N))
     noise = np.empty(layers.size)
     for k in range(layers.size):
-        amp[k] = _amplitudes(gather, ens.difference_mean[k])[0]
+        amp[k] = gathered_mode_amplitudes(gather, ens.difference_mean[k])[0]
         noise[k] = math.sqrt(float(np.mean(ens.difference_sem[k][off] ** 2)) / N)
     mf_index = np.searchsorted(mf.layers, layers)
     measured = np.full(N, np.nan)

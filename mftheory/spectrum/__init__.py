@@ -1,19 +1,14 @@
 """The input-output Jacobian's singular-value spectrum (free probability) and dynamical isometry."""
 
-from mftheory.spectrum.density import (
-    QUANTILE_LEVELS,
-    WEIGHTS,
-    JacobianSpectrum,
-    SpectrumSettings,
-    derivative_moments,
-    jacobian_spectrum,
-    spectrum_moments,
-)
+from mftheory.spectrum.density import jacobian_spectrum
 from mftheory.spectrum.isometry import (
     INITIALISATIONS,
     IsometryRow,
     isometry_table,
 )
+from mftheory.spectrum.law import WEIGHTS, derivative_moments, spectrum_moments
+from mftheory.spectrum.result import QUANTILE_LEVELS, JacobianSpectrum
+from mftheory.spectrum.solver import SpectrumSettings
 
 __all__ = [
     "INITIALISATIONS",

@@ -1,25 +1,35 @@
 """PyTorch integration (optional extra ``mftheory[torch]``): initialisers, model diagnosis.
 
-``import mftheory`` never imports this package; import ``mftheory.torch`` explicitly."""
+``import mftheory`` never imports this package; import ``mftheory.torch`` explicitly.
 
-from mftheory.torch.init import (
+Modules: :mod:`~mftheory.torch.initializers` (one weight tensor),
+:mod:`~mftheory.torch.network_init` (a whole network), :mod:`~mftheory.torch.inspection`
+(reading a model: :func:`diagnose`, :func:`jacobian_singular_values`),
+:mod:`~mftheory.torch.backend` (:class:`TorchBackend`, the torch array back end of
+:func:`mftheory.montecarlo.simulate_ensemble`) and :mod:`~mftheory.torch.weights` (their
+shared tensor helpers).
+"""
+
+from mftheory.torch.backend import TorchBackend
+from mftheory.torch.initializers import (
+    conv_orthogonal_,
+    delta_orthogonal_,
+    variance_vector_normal_,
+)
+from mftheory.torch.inspection import DiagnoseReport, diagnose, jacobian_singular_values
+from mftheory.torch.network_init import (
     SCHEMES,
     CriticalInitReport,
-    DiagnoseReport,
-    conv_orthogonal_,
     critical_init_,
-    delta_orthogonal_,
-    diagnose,
-    jacobian_singular_values,
     looks_linear_,
     mean_field_init_,
-    variance_vector_normal_,
 )
 
 __all__ = [
     "SCHEMES",
     "CriticalInitReport",
     "DiagnoseReport",
+    "TorchBackend",
     "conv_orthogonal_",
     "critical_init_",
     "delta_orthogonal_",

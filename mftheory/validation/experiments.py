@@ -38,7 +38,7 @@ import numpy as np
 from mftheory.cnn.modes import mode_eigenvalues, variance_vector
 from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
-from mftheory.meanfield.fixed_points import fixed_point
+from mftheory.meanfield.fixed_points import fixed_point, trainable_depth
 from mftheory.validation.runner import Cell
 
 __all__ = [
@@ -469,9 +469,9 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     agree = 0
     for i, row in enumerate(rows):
         assert fp is not None
-        xi = float(fp.xi_c[i])
-        row["six_xi_c"] = 6 * xi if math.isfinite(xi) else None
-        row["predicted_trainable"] = bool(row["depth"] < 6 * xi)
+        six_xi = float(trainable_depth(fp.xi_c[i]))
+        row["six_xi_c"] = six_xi if math.isfinite(six_xi) else None
+        row["predicted_trainable"] = bool(row["depth"] < six_xi)
         row["agrees"] = row["predicted_trainable"] == row["trained"]
         agree += row["agrees"]
     lo = min(plan.settings["sigma_w2"])
@@ -486,7 +486,9 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "critical_sigma_w2": w2c,
         "curve": {
             "sigma_w2": fine.tolist(),
-            "six_xi_c": [6 * x if math.isfinite(x) else None for x in fine_xi.tolist()],
+            "six_xi_c": [
+                x if math.isfinite(x) else None for x in trainable_depth(fine_xi).tolist()
+            ],
         },
         "headline": (
             f"trainable (training accuracy >= threshold) agrees with depth < 6 xi_c in"

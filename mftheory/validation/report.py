@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mftheory._version import __version__
+from mftheory import __version__
 from mftheory.serialize import jsonable
 from mftheory.validation.experiments import Plan
 

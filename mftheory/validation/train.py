@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mftheory._version import __version__
+from mftheory import __version__
 from mftheory.errors import MFTheoryError
 from mftheory.serialize import jsonable
 from mftheory.validation.data import load_dataset

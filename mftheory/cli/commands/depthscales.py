@@ -157,7 +157,7 @@ def _report(
     side: int,
     spec: tuple[str, Any, Any, float],
 ) -> Report:
-    """The depthscales report; ``spec`` is (--v as given, v, v normalised, the sum of v)."""
+    """The depthscales report; ``spec`` is (--v as given, v, v normalized, the sum of v)."""
     from mftheory.cli.common import activation_fields, format_v, scalar, settings_of
     from mftheory.cli.output import Report
     from mftheory.cli.render import Column, Records

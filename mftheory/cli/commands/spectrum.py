@@ -229,7 +229,7 @@ def _summary_rows(spec: Any, sampled: Any) -> list[dict[str, Any]]:
         {"quantity": "chi_1 = sigma_w^2 E(phi'^2)", "predicted": spec.chi_1},
         {"quantity": "mean of x = chi_1^L", "predicted": spec.mean},
         {"quantity": "variance of x", "predicted": spec.variance},
-        {"quantity": "variance / mean^2", "predicted": spec.normalised_variance},
+        {"quantity": "variance / mean^2", "predicted": spec.normalized_variance},
     ]
     if sampled is not None:
         rows[2]["sampled"] = f"{sampled.mean:.4g}" + _pm(sampled.mean_se)
