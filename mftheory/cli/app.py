@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mftheory._version import __version__
+from mftheory import __version__
 from mftheory.cli.commands import (
     critical,
     depthscales,

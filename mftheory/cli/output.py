@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mftheory._version import __version__
+from mftheory import __version__
 from mftheory.cli.options import OutputFormat
 from mftheory.cli.render import (
     ColumnArrays,
