@@ -656,7 +656,7 @@ def _parse_range(text: str) -> Range:
 
 def case_cli(ctx: Context) -> None:
     """4. The CLI from the shell, start-up included: a grid to .npz and the default figure."""
-    from mftheory.cli.phase_diagram import DEFAULT_SIGMA_B2_RANGE, DEFAULT_SIGMA_W2_RANGE
+    from mftheory.cli.commands.phase_diagram import DEFAULT_SIGMA_B2_RANGE, DEFAULT_SIGMA_W2_RANGE
 
     cfg = ctx.cfg
     n = cfg.grid_n

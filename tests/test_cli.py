@@ -544,7 +544,7 @@ def test_phase_diagram_with_zero_depth_scales_draws_without_warnings(tmp_path: P
 
 
 def test_grid_solver_reports_progress_to_the_end() -> None:
-    from mftheory.cli.phase_diagram import solve_grid
+    from mftheory.cli.commands.phase_diagram import solve_grid
 
     calls: list[tuple[int, int]] = []
     w, b = np.linspace(0.5, 3, 6), np.linspace(0, 1, 7)
@@ -567,7 +567,7 @@ def test_grid_solver_reports_progress_to_the_end() -> None:
 def _messages_on(stream: io.StringIO, *, terminal: bool, quiet: bool = False) -> Any:
     from rich.console import Console
 
-    from mftheory.cli.output import Messages
+    from mftheory.cli.messages import Messages
 
     messages = Messages(quiet)
     messages._console = Console(file=stream, force_terminal=terminal, width=100)
@@ -584,7 +584,7 @@ def test_progress_bar_on_a_terminal() -> None:
 
 
 def test_progress_is_silent_off_a_terminal_and_quiet() -> None:
-    from mftheory.cli.output import PROGRESS_NOTE_POINTS
+    from mftheory.cli.messages import PROGRESS_NOTE_POINTS
 
     small, quiet = io.StringIO(), io.StringIO()
     with _messages_on(small, terminal=False).progress("small", points=100) as progress:
@@ -655,7 +655,7 @@ def test_phase_diagram_csv_has_one_row_per_point(tmp_path: Path) -> None:
 
 
 def test_phase_diagram_table_of_a_big_grid_is_capped() -> None:
-    from mftheory.cli.phase_diagram import MAX_TABLE_ROWS
+    from mftheory.cli.commands.phase_diagram import MAX_TABLE_ROWS
 
     result = run(
         "phase-diagram", "--act", "relu", "--sigma-w2", "0.5:4:200", "--sigma-b2", "0:1:200"
@@ -670,7 +670,7 @@ def test_phase_diagram_table_of_a_big_grid_is_capped() -> None:
 
 
 def test_thin_for_figure_keeps_the_ends() -> None:
-    from mftheory.cli.phase_diagram import thin_for_figure
+    from mftheory.cli.commands.phase_diagram import thin_for_figure
 
     w, b = np.linspace(0.5, 3, 30), np.linspace(0, 1, 7)
     fp = fixed_point("relu", sigma_w2=w[None, :], sigma_b2=b[:, None])
@@ -682,7 +682,7 @@ def test_thin_for_figure_keeps_the_ends() -> None:
 
 
 def test_csv_writer_of_columns_matches_the_row_writer() -> None:
-    from mftheory.cli.output import Column, ColumnArrays, Records, csv_text
+    from mftheory.cli.render import Column, ColumnArrays, Records, csv_text
 
     rng = np.random.default_rng(3)
     grid = rng.normal(size=(5, 4))

@@ -19,7 +19,7 @@ from scipy import integrate, optimize
 from typer.testing import CliRunner
 
 from mftheory.cli import app
-from mftheory.cli.spectrum import format_log10
+from mftheory.cli.render import format_log10
 
 runner = CliRunner()
 

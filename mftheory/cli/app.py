@@ -17,15 +17,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mftheory._version import __version__
-from mftheory.cli import (
+from mftheory import __version__
+from mftheory.cli.commands import (
     critical,
     depthscales,
     diagnose,
     fixed_point,
+    isometry,
     kernel,
     phase_diagram,
     propagate,
+    reproduce,
     simulate,
     spectrum,
     validate,
@@ -159,13 +161,13 @@ app.command("simulate", short_help="Finite random CNNs against the mean-field mo
     simulate.simulate
 )
 app.command("reproduce", short_help="The paper's Fig. S4 (mode decay) or Fig. 4(b).")(
-    simulate.reproduce
+    reproduce.reproduce
 )
 app.command("spectrum", short_help="Predicted singular-value spectrum of the Jacobian.")(
     spectrum.spectrum
 )
 app.command("isometry", short_help="Which initialisations reach dynamical isometry.")(
-    spectrum.isometry
+    isometry.isometry
 )
 app.command("validate", short_help="Train real CNNs against the predictions (torch).")(
     validate.validate

@@ -1,7 +1,9 @@
 """Option types shared by every command (``Annotated`` aliases for typer).
 
-Scales are taken as text and parsed by :mod:`mftheory.cli.params`, so that a number, a range
-``START:STOP:COUNT`` and every bad value get the same one-line error.
+Values are parsed by the ``parser=`` types of :mod:`mftheory.cli.params`, so that a number, a
+range ``START:STOP:COUNT`` and every bad value get the same one-line error. Defaults are the
+real ones, in the command signatures (``--help`` shows them); a scale with no fixed default
+(``--sigma-w`` where it is the critical value) says so in its help.
 """
 
 import enum
@@ -13,10 +15,14 @@ from typer.models import OptionInfo
 
 from mftheory.activations.registry import act_help
 
+from mftheory.cli.params import Choice, Int, Number, ScaleText, ScaleValue, VarianceVectorText
+
 __all__ = [
     "Act",
     "Alpha",
+    "FigureOutput",
     "Format",
+    "KernelSide",
     "NegativeSlope",
     "Output",
     "OutputFormat",
@@ -27,6 +33,9 @@ __all__ = [
     "SigmaBRange",
     "SigmaW",
     "SigmaW2",
+    "SigmaW2Critical",
+    "SigmaWCritical",
+    "VOption",
 ]
 
 
@@ -53,51 +62,63 @@ class _ActOption(OptionInfo):
 
 Act = Annotated[str, _ActOption(param_decls=("--act",), default=..., metavar="NAME|EXPR")]
 NegativeSlope = Annotated[
-    str | None,
+    float,
     typer.Option(
         "--negative-slope",
-        help="Slope of leaky_relu for x < 0.  [default: 0.01]",
+        help="Slope of leaky_relu for x < 0 (PyTorch's default).",
         metavar="FLOAT",
-        show_default=False,
+        parser=Number(),
     ),
 ]
 Alpha = Annotated[
-    str | None,
+    float,
     typer.Option(
-        "--alpha", help="alpha of elu.  [default: 1.0]", show_default=False, metavar="FLOAT"
+        "--alpha", help="alpha of elu (PyTorch's default).", metavar="FLOAT", parser=Number()
     ),
 ]
 SigmaW = Annotated[
-    str | None,
-    typer.Option("--sigma-w", help="Weight standard deviation sigma_w.", metavar="FLOAT"),
+    ScaleValue | None,
+    typer.Option(
+        "--sigma-w",
+        help="Weight standard deviation sigma_w (or give --sigma-w2).",
+        metavar="FLOAT",
+        parser=ScaleText("standard deviation"),
+    ),
 ]
 SigmaW2 = Annotated[
-    str | None,
-    typer.Option("--sigma-w2", help="Weight variance sigma_w^2.", metavar="FLOAT"),
+    ScaleValue | None,
+    typer.Option(
+        "--sigma-w2",
+        help="Weight variance sigma_w^2 (or give --sigma-w).",
+        metavar="FLOAT",
+        parser=ScaleText("variance"),
+    ),
 ]
 SigmaB = Annotated[
-    str | None,
+    ScaleValue | None,
     typer.Option(
         "--sigma-b",
-        help="Bias standard deviation sigma_b.  [default: sigma_b^2 = 0.05]",
+        help="Bias standard deviation sigma_b (instead of --sigma-b2).",
         metavar="FLOAT",
+        parser=ScaleText("standard deviation"),
     ),
 ]
 SigmaB2 = Annotated[
-    str | None,
+    ScaleValue,
     typer.Option(
         "--sigma-b2",
-        help="Bias variance sigma_b^2.  [default: 0.05]",
+        help="Bias variance sigma_b^2 (Schoenholz et al. 2017 use 0.05 for tanh).",
         metavar="FLOAT",
+        parser=ScaleText("variance"),
     ),
 ]
 Format = Annotated[
     OutputFormat | None,
     typer.Option(
         "--format",
-        help="What to print on stdout: table, json or csv.  [default: table, or nothing with -o]",
-        show_default=False,
-        case_sensitive=False,
+        help="What to print on stdout (without it: table, or nothing with -o).",
+        metavar="table|json|csv",
+        parser=Choice(OutputFormat, "format"),
     ),
 ]
 Output = Annotated[
@@ -110,25 +131,81 @@ Output = Annotated[
         metavar="PATH",
     ),
 ]
+FigureOutput = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write to PATH, format by suffix: a figure (.png, .svg, .pdf) or the data"
+        " (.json, .csv, .npz).",
+        dir_okay=False,
+        metavar="PATH",
+    ),
+]
 Quiet = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No notes on stderr (errors are still reported)."),
 ]
 SigmaBRange = Annotated[
-    str | None,
+    ScaleValue | None,
     typer.Option(
         "--sigma-b",
-        help="Bias standard deviation sigma_b, or a range START:STOP:COUNT.  "
-        "[default: sigma_b^2 = 0.05]",
+        help="Bias standard deviation sigma_b, or a range START:STOP:COUNT (instead of "
+        "--sigma-b2).",
         metavar="FLOAT|RANGE",
+        parser=ScaleText("standard deviation", ranges="yes"),
     ),
 ]
 SigmaB2Range = Annotated[
-    str | None,
+    ScaleValue,
     typer.Option(
         "--sigma-b2",
         help="Bias variance sigma_b^2, or a range START:STOP:COUNT (evenly spaced, both ends "
-        "included).  [default: 0.05]",
+        "included).",
         metavar="FLOAT|RANGE",
+        parser=ScaleText("variance", ranges="yes"),
+    ),
+]
+
+# --- convolutions: variance vector, kernel side, the critical weight default ---------------
+
+VOption = Annotated[
+    str,
+    typer.Option(
+        "--v",
+        help="Variance vector over kernel positions: a comma list (1D, e.g. 0.025,0.95,0.025), "
+        "rows split by ';' (2D, e.g. '0,1,0;1,4,1;0,1,0'), or a preset: delta, uniform, "
+        "gs0..gs4 (gsj = (1-j/4) delta + (j/4) uniform). Entries must be >= 0; a v that does "
+        "not sum to 1 is rescaled, with a note.",
+        metavar="LIST|PRESET",
+        parser=VarianceVectorText(),
+    ),
+]
+KernelSide = Annotated[
+    int | None,
+    typer.Option(
+        "--kernel",
+        metavar="INT",
+        help="Kernel side length of a preset --v (odd; 3 if not given); a list sets its own.",
+        parser=Int(1),
+    ),
+]
+SigmaWCritical = Annotated[
+    ScaleValue | None,
+    typer.Option(
+        "--sigma-w",
+        help="Weight standard deviation sigma_w; without it (or --sigma-w2), the critical value "
+        "for --act and the bias.",
+        metavar="FLOAT",
+        parser=ScaleText("standard deviation"),
+    ),
+]
+SigmaW2Critical = Annotated[
+    ScaleValue | None,
+    typer.Option(
+        "--sigma-w2",
+        help="Weight variance sigma_w^2 (or give --sigma-w); without either, the critical value.",
+        metavar="FLOAT",
+        parser=ScaleText("variance"),
     ),
 ]

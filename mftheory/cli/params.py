@@ -1,81 +1,63 @@
-"""Parsing and validation of command-line values.
+"""Parsing and validation of command-line values: the ``parser=`` types of the options.
 
-Every function here turns the text a user typed into a checked value or raises
-:class:`~mftheory.errors.MFTheoryError` with a one-line message that names the option and the
-bad value; the app turns that into ``Error: ...`` and exit code 2. Nothing here imports typer
-or rich, so it is easy to test on its own.
+Each parser turns the text a user typed into a checked value or raises
+:class:`typer.BadParameter` with a one-line message that quotes the bad text; click adds the
+option's name (``Error: Invalid value for '--sigma-b': must be >= 0, got '-1'``) and the
+app exits with code 2. Parsers accept their own output unchanged, so that a real default
+(a float, an enum member) passes through them too.
 """
 
 from __future__ import annotations
 
+import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+import typer
 from numpy.typing import NDArray
 
-from mftheory.activations.builtins import Activation, get_activation
 from mftheory.errors import MFTheoryError
 
 __all__ = [
-    "DEFAULT_ALPHA",
-    "DEFAULT_NEGATIVE_SLOPE",
-    "DEFAULT_SIGMA_B2",
     "MAX_RANGE_COUNT",
-    "Scale",
-    "load_activation",
-    "parse_int",
+    "Choice",
+    "Gain",
+    "Int",
+    "IntList",
+    "NameList",
+    "Number",
+    "ScaleText",
+    "ScaleValue",
+    "VarianceList",
+    "VarianceVectorText",
+    "parse_gain",
     "parse_number",
-    "parse_optional_number",
     "parse_range",
-    "scale_option",
 ]
 
 FloatArray = NDArray[np.float64]
+E = TypeVar("E", bound=enum.Enum)
 
-#: Bias variance used when neither --sigma-b nor --sigma-b2 is given (Schoenholz et al. 2017
-#: quote sigma_b^2 = 0.05 for tanh).
-DEFAULT_SIGMA_B2 = 0.05
-#: PyTorch's defaults for leaky_relu and elu.
-DEFAULT_NEGATIVE_SLOPE = 0.01
-DEFAULT_ALPHA = 1.0
 #: Largest COUNT accepted in a START:STOP:COUNT range.
 MAX_RANGE_COUNT = 100_000
 
 
-def parse_number(option: str, text: str) -> float:
-    """A finite float from ``text``; the error names ``option`` and the text."""
+def parse_number(text: str, what: str = "") -> float:
+    """A finite float from ``text`` (``what`` names the part, e.g. ``STOP``, in the message)."""
+    lead = f"{what} " if what else ""
     try:
         value = float(text.strip())
     except ValueError:
-        raise MFTheoryError(f"{option} must be a number, got {text!r}") from None
+        raise MFTheoryError(f"{lead}must be a number, got {text!r}") from None
     if not math.isfinite(value):
-        raise MFTheoryError(f"{option} must be a finite number, got {text!r}")
+        raise MFTheoryError(f"{lead}must be a finite number, got {text!r}")
     return value
 
 
-def parse_optional_number(option: str, text: str | None) -> float | None:
-    """:func:`parse_number`, passing ``None`` (option not given) through."""
-    return None if text is None else parse_number(option, text)
-
-
-def parse_int(
-    option: str, text: str | None, *, low: int = 1, high: int | None = None
-) -> int | None:
-    """A whole number in ``[low, high]`` from ``text`` (``None`` passes through)."""
-    if text is None:
-        return None
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise MFTheoryError(f"{option} must be a whole number, got {text!r}") from None
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"between {low} and {high}"
-        raise MFTheoryError(f"{option} must be {allowed}, got {text!r}")
-    return value
-
-
-def parse_range(option: str, text: str, *, min_count: int = 1) -> FloatArray:
+def parse_range(text: str, *, min_count: int = 1) -> FloatArray:
     """Evenly spaced values from ``START:STOP:COUNT`` (both ends included).
 
     Raises
@@ -86,138 +68,219 @@ def parse_range(option: str, text: str, *, min_count: int = 1) -> FloatArray:
     """
     parts = text.split(":")
     if len(parts) != 3:
-        raise MFTheoryError(f"{option} range must be START:STOP:COUNT, got {text!r}")
-    start = parse_number(f"{option} START", parts[0])
-    stop = parse_number(f"{option} STOP", parts[1])
+        raise MFTheoryError(f"a range must be START:STOP:COUNT, got {text!r}")
+    start = parse_number(parts[0], "START")
+    stop = parse_number(parts[1], "STOP")
     count_text = parts[2].strip()
     try:
         count = int(count_text)
     except ValueError:
         raise MFTheoryError(
-            f"{option} range {text!r}: COUNT must be a whole number, got {count_text!r}"
+            f"range {text!r}: COUNT must be a whole number, got {count_text!r}"
         ) from None
     if count < min_count:
-        raise MFTheoryError(f"{option} range {text!r}: COUNT must be at least {min_count}")
+        raise MFTheoryError(f"range {text!r}: COUNT must be at least {min_count}")
     if count > MAX_RANGE_COUNT:
-        raise MFTheoryError(f"{option} range {text!r}: COUNT must be at most {MAX_RANGE_COUNT}")
+        raise MFTheoryError(f"range {text!r}: COUNT must be at most {MAX_RANGE_COUNT}")
     if start > stop:
-        raise MFTheoryError(f"{option} range {text!r}: START must not exceed STOP")
+        raise MFTheoryError(f"range {text!r}: START must not exceed STOP")
     if count == 1 and start != stop:
-        raise MFTheoryError(
-            f"{option} range {text!r}: COUNT 1 cannot include both ends; use COUNT >= 2"
-        )
+        raise MFTheoryError(f"range {text!r}: COUNT 1 cannot include both ends; use COUNT >= 2")
     return np.linspace(start, stop, count)
 
 
-def _check_nonnegative(option: str, text: str, values: FloatArray) -> None:
-    if (values < 0).any():
-        what = "standard deviation" if not option.endswith("2") else "variance"
-        raise MFTheoryError(f"{option} is a {what} and must be >= 0, got {text!r}")
+def parse_gain(text: str) -> float:
+    """A gain: a number or a constant expression (``5/3``, ``sqrt(2)``), parsed by the safe
+    expression parser, never ``eval``; finite and >= 0."""
+    from mftheory.activations.expression import parse_activation
+
+    try:
+        expr = parse_activation(text)
+    except MFTheoryError as exc:
+        raise MFTheoryError(f"{text!r} is not a number or an expression: {exc}") from None
+    values = expr.phi(np.array([-1.3, 0.0, 2.7]))
+    if not np.all(values == values[0]):
+        raise MFTheoryError(f"{text!r} depends on x; give a constant such as 5/3")
+    gain = float(values[0])
+    if not math.isfinite(gain) or gain < 0:
+        raise MFTheoryError(f"must be finite and >= 0, got {text!r} = {gain!r}")
+    return gain
+
+
+class _Parser:
+    """A typer ``parser=``: text to value, :class:`typer.BadParameter` on bad text."""
+
+    __name__ = "value"  # typer names its parameter type after the parser
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # a default, already of the right type
+        try:
+            return self.parse(value)
+        except MFTheoryError as exc:
+            raise typer.BadParameter(" ".join(str(exc).split())) from None
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+
+class Number(_Parser):
+    """A finite float, optionally ``>= low`` (or ``> low`` with ``strict=True``)."""
+
+    def __init__(self, low: float | None = None, *, strict: bool = False) -> None:
+        self.low, self.strict = low, strict
+
+    def parse(self, text: str) -> float:
+        value = parse_number(text)
+        if self.low is not None and (value < self.low or (self.strict and value == self.low)):
+            raise MFTheoryError(
+                f"must be {'>' if self.strict else '>='} {self.low:g}, got {text!r}"
+            )
+        return value
+
+
+class Int(_Parser):
+    """A whole number in ``[low, high]``."""
+
+    def __init__(self, low: int = 1, high: int | None = None) -> None:
+        self.low, self.high = low, high
+
+    def parse(self, text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise MFTheoryError(f"must be a whole number, got {text!r}") from None
+        if value < self.low or (self.high is not None and value > self.high):
+            allowed = (
+                f">= {self.low}" if self.high is None else f"between {self.low} and {self.high}"
+            )
+            raise MFTheoryError(f"must be {allowed}, got {text!r}")
+        return value
+
+
+class Gain(_Parser):
+    """A gain: a number or a constant expression such as ``5/3`` or ``sqrt(2)``."""
+
+    def parse(self, text: str) -> float:
+        return parse_gain(text)
+
+
+class Choice(_Parser, Generic[E]):
+    """A member of ``enum_type`` by its value, case-insensitive."""
+
+    def __init__(self, enum_type: type[E], noun: str) -> None:
+        self.enum_type, self.noun = enum_type, noun
+
+    @property
+    def metavar(self) -> str:
+        return "|".join(str(m.value) for m in self.enum_type)
+
+    def parse(self, text: str) -> E:
+        key = text.strip().lower()
+        for member in self.enum_type:
+            if str(member.value).lower() == key:
+                return member
+        names = ", ".join(str(m.value) for m in self.enum_type)
+        raise MFTheoryError(f"unknown {self.noun} {text!r}; choose one of {names}")
 
 
 @dataclass(frozen=True)
-class Scale:
-    """A weight or bias scale as the user gave it, converted to variances.
+class ScaleValue:
+    """A scale option's value: one number (shape ``()``) or a range (shape ``(count,)``).
 
-    Attributes
-    ----------
-    variance : ndarray of float64
-        The variance(s): shape ``()`` for one value, ``(count,)`` for a range.
-    option : str
-        The option that gave it (``"--sigma-b"`` or ``"--sigma-b2"``), or ``""`` for a default.
-    is_range : bool
-        True when the user wrote ``START:STOP:COUNT``.
+    ``values`` are as the user gave them (standard deviations for ``--sigma-w``, variances
+    for ``--sigma-w2``); :func:`mftheory.cli.common.resolve_scale` squares the former.
     """
 
-    variance: FloatArray
-    option: str
+    values: FloatArray
+    text: str
     is_range: bool
 
-    @property
-    def value(self) -> float:
-        """The single variance (only for a non-range scale)."""
-        return float(self.variance)
 
-
-def scale_option(
-    name: str,
-    std_text: str | None,
-    var_text: str | None,
-    *,
-    default: float | None = None,
-    allow_range: bool = False,
-    range_only: bool = False,
-    min_count: int = 1,
-) -> Scale | None:
-    """Resolve the ``--sigma-X`` / ``--sigma-X2`` pair into variances.
+class ScaleText(_Parser):
+    """A scale: a number, or ``START:STOP:COUNT`` where allowed; every value >= 0.
 
     Parameters
     ----------
-    name : str
-        ``"w"`` or ``"b"``.
-    std_text, var_text : str or None
-        What the user gave for the standard deviation and for the variance form.
-    default : float or None
-        Variance used when neither is given; ``None`` returns ``None`` then.
-    allow_range : bool
-        Accept ``START:STOP:COUNT`` (a standard-deviation range is squared point by point).
-    range_only : bool
-        Require ``START:STOP:COUNT``.
+    kind : str
+        ``"standard deviation"`` or ``"variance"`` (for the message on a negative value).
+    ranges : {"no", "yes", "only"}
+        Whether a range is refused, accepted or required.
     min_count : int
-        Smallest COUNT accepted in a range.
-
-    Raises
-    ------
-    MFTheoryError
-        Both forms given, a malformed number or range, a negative or non-finite value.
+        Smallest COUNT of a range.
     """
-    std_opt, var_opt = f"--sigma-{name}", f"--sigma-{name}2"
-    if std_text is not None and var_text is not None:
-        raise MFTheoryError(f"give {std_opt} or {var_opt}, not both")
-    if std_text is None and var_text is None:
-        if default is None:
-            return None
-        return Scale(np.asarray(float(default)), "", False)
-    option, text = (std_opt, std_text) if std_text is not None else (var_opt, var_text)
-    assert text is not None
-    is_range = ":" in text
-    if is_range and not (allow_range or range_only):
-        raise MFTheoryError(f"{option} takes one number here, not a range: got {text!r}")
-    if range_only and not is_range:
-        raise MFTheoryError(f"{option} must be a range START:STOP:COUNT, got {text!r}")
-    if is_range:
-        values = parse_range(option, text, min_count=min_count)
-    else:
-        values = np.asarray(parse_number(option, text))
-    _check_nonnegative(option, text, values)
-    variance = values**2 if option == std_opt else values
-    return Scale(np.asarray(variance, dtype=np.float64), option, is_range)
+
+    def __init__(self, kind: str, ranges: str = "no", min_count: int = 1) -> None:
+        self.kind, self.ranges, self.min_count = kind, ranges, min_count
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, (int, float)):  # a default
+            return ScaleValue(np.asarray(float(value)), repr(value), False)
+        return super().__call__(value)
+
+    def parse(self, text: str) -> ScaleValue:
+        is_range = ":" in text
+        if is_range and self.ranges == "no":
+            raise MFTheoryError(f"takes one number here, not a range: got {text!r}")
+        if self.ranges == "only" and not is_range:
+            raise MFTheoryError(f"must be a range START:STOP:COUNT, got {text!r}")
+        if is_range:
+            values = parse_range(text, min_count=self.min_count)
+        else:
+            values = np.asarray(parse_number(text))
+        if (values < 0).any():
+            raise MFTheoryError(f"is a {self.kind} and must be >= 0, got {text!r}")
+        return ScaleValue(np.asarray(values, dtype=np.float64), text, is_range)
 
 
-def load_activation(
-    spec: str, negative_slope_text: str | None, alpha_text: str | None
-) -> tuple[Activation, list[str]]:
-    """The activation for ``--act``, and notes about parameters that do not apply to it.
+class VarianceVectorText(_Parser):
+    """A variance vector: a preset name, or a list whose syntax and entries are checked here
+    (the preset's size and dimensions are settled with ``--kernel`` and ``--dim`` later)."""
 
-    Raises
-    ------
-    MFTheoryError
-        Unknown name, invalid expression, or a malformed ``--negative-slope``/``--alpha``.
-    """
-    negative_slope = parse_optional_number("--negative-slope", negative_slope_text)
-    alpha = parse_optional_number("--alpha", alpha_text)
-    act = get_activation(
-        spec,
-        negative_slope=DEFAULT_NEGATIVE_SLOPE if negative_slope is None else negative_slope,
-        alpha=DEFAULT_ALPHA if alpha is None else alpha,
-    )
-    used = {key for key, _ in act.params}
-    notes = [
-        f"{option} applies to {family} only; ignored for {act.label}"
-        for option, value, key, family in (
-            ("--negative-slope", negative_slope, "negative_slope", "leaky_relu"),
-            ("--alpha", alpha, "alpha", "elu"),
-        )
-        if value is not None and key not in used
-    ]
-    return act, notes
+    def parse(self, text: str) -> str:
+        from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS, variance_vector
+
+        if text.strip().lower() not in VARIANCE_VECTOR_PRESETS:
+            variance_vector(text)
+        return text
+
+
+class _ListOf(_Parser):
+    """Comma-separated items, each parsed by ``item``."""
+
+    def __init__(self, item: Callable[[str], Any]) -> None:
+        self.item = item
+
+    def parse(self, text: str) -> list[Any]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise MFTheoryError(f"is empty: {text!r}")
+        return [self.item(t) for t in items]
+
+
+class IntList(_ListOf):
+    """Comma-separated whole numbers ``>= low``."""
+
+    def __init__(self, low: int = 0) -> None:
+        super().__init__(Int(low).parse)
+
+
+class NameList(_ListOf):
+    """Comma-separated names."""
+
+    def __init__(self) -> None:
+        super().__init__(str)
+
+
+class VarianceList(_Parser):
+    """A comma list of numbers or one ``START:STOP:COUNT`` range, each >= 0."""
+
+    def parse(self, text: str) -> list[float]:
+        if ":" in text:
+            values = parse_range(text).tolist()
+        else:
+            values = _ListOf(parse_number).parse(text)
+        for v in values:
+            if v < 0:
+                raise MFTheoryError(f"must be >= 0, got {v:g}")
+        return [float(v) for v in values]

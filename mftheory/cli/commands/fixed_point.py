@@ -1,10 +1,12 @@
 """``mftheory fixed-point``: every mean-field quantity at one (sigma_w, sigma_b) point."""
 
-import math
+from __future__ import annotations
+
 from typing import Annotated, Any
 
 import typer
 
+from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE, DEFAULT_SIGMA_B2
 from mftheory.cli.options import (
     Act,
     Alpha,
@@ -17,8 +19,9 @@ from mftheory.cli.options import (
     SigmaW,
     SigmaW2,
 )
+from mftheory.cli.params import Number
 
-__all__ = ["fixed_point"]
+__all__ = ["QUANTITIES", "fixed_point", "quantity_table"]
 
 #: (key, meaning) of each row of the table, in order.
 QUANTITIES: tuple[tuple[str, str], ...] = (
@@ -37,26 +40,45 @@ QUANTITIES: tuple[tuple[str, str], ...] = (
     ("xi_grad", "gradient depth scale 1/|log(chi_1)|"),
     ("phase", "ordered (chi_1 < 1), chaotic (chi_1 > 1), critical or divergent"),
 )
+#: The fixed point's own fields, as ``FixedPoint.as_dict`` names them.
+FIXED_POINT_FIELDS = ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "xi_c", "xi_q", "xi_grad")
 
 Q0 = Annotated[
-    str,
+    float,
     typer.Option(
         "--q0",
         help="Initial q of the q-map iteration; the fixed point reached from it is reported.",
         metavar="FLOAT",
+        parser=Number(0.0, strict=True),
     ),
 ]
 
 
+def quantity_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """The quantity / value / meaning table of fixed-point and diagnose."""
+    from mftheory.cli.render import Column, Records
+
+    return Records(
+        [
+            Column("quantity", justify="left"),
+            Column("value"),
+            Column("meaning", justify="left", wrap=True),
+        ],
+        rows,
+        title=title,
+    )
+
+
 def fixed_point(
+    ctx: typer.Context,
     act: Act = "tanh",
     sigma_w: SigmaW = None,
     sigma_w2: SigmaW2 = None,
     sigma_b: SigmaB = None,
-    sigma_b2: SigmaB2 = None,
-    negative_slope: NegativeSlope = None,
-    alpha: Alpha = None,
-    q0: Q0 = "1",
+    sigma_b2: SigmaB2 = DEFAULT_SIGMA_B2,  # type: ignore[assignment]
+    negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
+    alpha: Alpha = DEFAULT_ALPHA,
+    q0: Q0 = 1.0,
     fmt: Format = None,
     output: Output = None,
     quiet: Quiet = False,
@@ -74,49 +96,30 @@ def fixed_point(
         mftheory fixed-point --act tanh --sigma-w2 1.5 --sigma-b2 0.05
         mftheory fixed-point --act relu --sigma-w 1.2 --sigma-b 0 --format json
     """
-    from mftheory.cli.output import (
-        Column,
-        Messages,
-        Records,
-        Report,
-        activation_fields,
-        check_output_path,
-        emit,
-        scalar,
-        settings_of,
-    )
-    from mftheory.cli.params import DEFAULT_SIGMA_B2, load_activation, parse_number, scale_option
+    from mftheory.cli.common import activation_fields, resolve_scale, scalar, settings_of, start
+    from mftheory.cli.common import scale_fields as scales
+    from mftheory.cli.output import Report, emit
+    from mftheory.cli.render import Column, Records
     from mftheory.errors import MFTheoryError
     from mftheory.meanfield.fixed_points import fixed_point as solve
 
-    messages = Messages(quiet)
-    activation, notes = load_activation(act, negative_slope, alpha)
-    weight = scale_option("w", sigma_w, sigma_w2)
+    messages, activation = start(
+        ctx, act=act, negative_slope=negative_slope, alpha=alpha, quiet=quiet, output=output
+    )
+    weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     if weight is None:
         raise MFTheoryError("give the weight scale: --sigma-w or --sigma-w2")
-    bias = scale_option("b", sigma_b, sigma_b2, default=DEFAULT_SIGMA_B2)
+    bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
-    q0_value = parse_number("--q0", q0)
-    if q0_value <= 0:
-        raise MFTheoryError(f"--q0 must be positive, got {q0!r}")
-    check_output_path(output)
-    for note in notes:
-        messages.warn(note)
 
-    fp = solve(activation, sigma_w2=weight.value, sigma_b2=bias.value, q0=q0_value)
+    fp = solve(activation, sigma_w2=weight.value, sigma_b2=bias.value, q0=q0)
     w2, b2 = scalar(fp.sigma_w2), scalar(fp.sigma_b2)
     phase = str(fp.phase.reshape(-1)[0])
     record: dict[str, Any] = {
         **activation_fields(activation),
-        "sigma_w": math.sqrt(w2),
-        "sigma_w2": w2,
-        "sigma_b": math.sqrt(b2),
-        "sigma_b2": b2,
-        "q0": q0_value,
-        **{
-            key: scalar(getattr(fp, key))
-            for key in ("q_star", "c_star", "chi_1", "chi_c", "chi_q", "xi_c", "xi_q", "xi_grad")
-        },
+        **scales(w2, b2),
+        "q0": q0,
+        **{key: scalar(getattr(fp, key)) for key in FIXED_POINT_FIELDS},
         "phase": phase,
     }
     if phase == "divergent":
@@ -125,19 +128,15 @@ def fixed_point(
             f" sigma_b2 = {b2:g} (phase 'divergent'; the quantities are null in JSON)"
         )
     rows = [{"quantity": key, "value": record[key], "meaning": text} for key, text in QUANTITIES]
+    # JSON from the result's own as_dict() (non-finite values already null), plus the CLI's
+    # fields; the table and CSV keep the floats (a table shows inf and nan).
+    solved = fp.as_dict()
+    payload = {**record, **{key: solved[key] for key in (*FIXED_POINT_FIELDS, "phase")}}
     report = Report(
         command="fixed-point",
-        payload=record,
+        payload=payload,
         settings=settings_of(fp),
-        table=Records(
-            [
-                Column("quantity", justify="left"),
-                Column("value"),
-                Column("meaning", justify="left", wrap=True),
-            ],
-            rows,
-            title=f"Fixed point of {activation.label}",
-        ),
+        table=quantity_table(rows, f"Fixed point of {activation.label}"),
         csv=Records([Column(key) for key in record if key != "activation_params"], [record]),
     )
     emit(report, fmt=fmt, output=output, messages=messages)

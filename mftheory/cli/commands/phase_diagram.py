@@ -2,12 +2,21 @@
 
 import enum
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mftheory.cli.options import Act, Alpha, Format, NegativeSlope, OutputFormat, Quiet
+from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE
+from mftheory.cli.options import (
+    Act,
+    Alpha,
+    FigureOutput,
+    Format,
+    NegativeSlope,
+    OutputFormat,
+    Quiet,
+)
+from mftheory.cli.params import Choice, ScaleText, ScaleValue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -15,7 +24,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from mftheory.activations.builtins import Activation
-    from mftheory.cli.output import ProgressCallback, Report
+    from mftheory.cli.messages import ProgressCallback
+    from mftheory.cli.output import Report
     from mftheory.meanfield.critical import CriticalPoint
     from mftheory.meanfield.fixed_points import FixedPoint
 
@@ -56,60 +66,61 @@ class ColourQuantity(str, enum.Enum):
     chi_1 = "chi_1"
 
 
+_COLOUR = Choice(ColourQuantity, "colour quantity")
 SigmaWRange = Annotated[
-    str | None,
+    ScaleValue | None,
     typer.Option(
         "--sigma-w",
-        help="Weight standard deviations START:STOP:COUNT (squared for the sigma_w^2 axis).",
+        help="Weight standard deviations START:STOP:COUNT, squared for the sigma_w^2 axis "
+        "(instead of --sigma-w2).",
         metavar="RANGE",
+        parser=ScaleText("standard deviation", ranges="only", min_count=2),
     ),
 ]
 SigmaW2Range = Annotated[
-    str | None,
+    ScaleValue,
     typer.Option(
         "--sigma-w2",
-        help="Weight variances START:STOP:COUNT (evenly spaced, both ends included).  "
-        f"[default: {DEFAULT_SIGMA_W2_RANGE}]",
+        help="Weight variances START:STOP:COUNT (evenly spaced, both ends included).",
         metavar="RANGE",
+        parser=ScaleText("variance", ranges="only", min_count=2),
     ),
 ]
 SigmaBRange = Annotated[
-    str | None,
+    ScaleValue | None,
     typer.Option(
         "--sigma-b",
-        help="Bias standard deviations START:STOP:COUNT (squared for the sigma_b^2 axis).",
+        help="Bias standard deviations START:STOP:COUNT, squared for the sigma_b^2 axis "
+        "(instead of --sigma-b2).",
         metavar="RANGE",
+        parser=ScaleText("standard deviation", ranges="only", min_count=2),
     ),
 ]
 SigmaB2Range = Annotated[
-    str | None,
+    ScaleValue,
     typer.Option(
         "--sigma-b2",
-        help=f"Bias variances START:STOP:COUNT.  [default: {DEFAULT_SIGMA_B2_RANGE}]",
+        help="Bias variances START:STOP:COUNT.",
         metavar="RANGE",
+        parser=ScaleText("variance", ranges="only", min_count=2),
     ),
 ]
 Colour = Annotated[
     ColourQuantity,
-    typer.Option("--color", "--colour", help="Quantity shown by the colour.", case_sensitive=False),
+    typer.Option(
+        "--color",
+        "--colour",
+        help="Quantity shown by the colour.",
+        metavar=_COLOUR.metavar,
+        parser=_COLOUR,
+    ),
 ]
 LogScale = Annotated[
     bool | None,
     typer.Option(
         "--log/--linear",
-        help="Colour scale.  [default: log for xi_c and q_star, linear otherwise]",
+        help="Colour scale; without either, log for xi_c and q_star, linear otherwise.",
         show_default=False,
-    ),
-]
-FigureOutput = Annotated[
-    Path | None,
-    typer.Option(
-        "--output",
-        "-o",
-        help="Write to PATH, format by suffix: a figure (.png, .svg, .pdf) or the grid "
-        "(.json, .csv, .npz).",
-        dir_okay=False,
-        metavar="PATH",
     ),
 ]
 
@@ -175,14 +186,9 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
     """
     import numpy as np
 
-    from mftheory.cli.output import (
-        Column,
-        ColumnArrays,
-        Records,
-        Report,
-        activation_fields,
-        settings_of,
-    )
+    from mftheory.cli.common import activation_fields, settings_of
+    from mftheory.cli.output import Report
+    from mftheory.cli.render import Column, ColumnArrays, Records
 
     activation = fp.activation
     w2 = np.asarray(fp.sigma_w2, dtype=np.float64)[0, :]
@@ -273,15 +279,16 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
 
 
 def phase_diagram(
+    ctx: typer.Context,
     act: Act = "tanh",
     sigma_w: SigmaWRange = None,
-    sigma_w2: SigmaW2Range = None,
+    sigma_w2: SigmaW2Range = DEFAULT_SIGMA_W2_RANGE,  # type: ignore[assignment]
     sigma_b: SigmaBRange = None,
-    sigma_b2: SigmaB2Range = None,
+    sigma_b2: SigmaB2Range = DEFAULT_SIGMA_B2_RANGE,  # type: ignore[assignment]
     color: Colour = ColourQuantity.xi_c,
     log: LogScale = None,
-    negative_slope: NegativeSlope = None,
-    alpha: Alpha = None,
+    negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
+    alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
     quiet: Quiet = False,
@@ -308,23 +315,22 @@ def phase_diagram(
     """
     import numpy as np
 
-    from mftheory.cli.output import FIGURE_SUFFIXES, Messages, check_output_path, emit
-    from mftheory.cli.params import load_activation, scale_option
+    from mftheory.cli.common import resolve_scale, start
+    from mftheory.cli.output import FIGURE_SUFFIXES, emit
     from mftheory.meanfield.critical import critical_point
 
-    messages = Messages(quiet)
-    activation, notes = load_activation(act, negative_slope, alpha)
-    if sigma_w is None and sigma_w2 is None:
-        sigma_w2 = DEFAULT_SIGMA_W2_RANGE
-    if sigma_b is None and sigma_b2 is None:
-        sigma_b2 = DEFAULT_SIGMA_B2_RANGE
-    weight = scale_option("w", sigma_w, sigma_w2, range_only=True, min_count=2)
-    bias = scale_option("b", sigma_b, sigma_b2, range_only=True, min_count=2)
+    messages, activation = start(
+        ctx,
+        act=act,
+        negative_slope=negative_slope,
+        alpha=alpha,
+        quiet=quiet,
+        output=output,
+        figures=True,
+    )
+    weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
+    bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert weight is not None and bias is not None
-    check_output_path(output, figures=True)
-    for note in notes:
-        messages.warn(note)
-
     w2, b2 = weight.variance, bias.variance
     text = f"solving {b2.size} x {w2.size} fixed points for {activation.label}"
     with messages.progress(text, points=b2.size * w2.size) as progress:

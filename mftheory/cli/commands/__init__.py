@@ -1,0 +1,1 @@
+"""One module per ``mftheory`` command; :mod:`mftheory.cli.app` registers them."""

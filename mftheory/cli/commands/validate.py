@@ -1,0 +1,393 @@
+"""``mftheory validate``: train real networks and set the results beside the predictions.
+
+Wires :mod:`mftheory.validation` (plans, the runner, the training worker, the report) to the
+command line. Needs PyTorch (the ``[validate]`` extra).
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mftheory.cli.options import Format, Quiet
+from mftheory.cli.params import Choice, Int, IntList, NameList, Number, VarianceList
+
+if TYPE_CHECKING:
+    from mftheory.cli.messages import Messages
+    from mftheory.validation.runner import Cell
+
+__all__ = ["DatasetName", "Experiment", "ExperimentScale", "OptimizerName", "validate"]
+
+
+class Experiment(str, enum.Enum):
+    """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
+
+    trainability = "trainability"
+    learning_speed = "learning-speed"
+    ultra_deep = "ultra-deep"
+    spatial_modes = "spatial-modes"
+
+
+class ExperimentScale(str, enum.Enum):
+    """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
+
+    tiny = "tiny"
+    cpu = "cpu"
+    paper = "paper"
+
+
+class DatasetName(str, enum.Enum):
+    """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
+
+    digits = "digits"
+    mnist1d = "mnist1d"
+    mnist = "mnist"
+    cifar10 = "cifar10"
+
+
+class OptimizerName(str, enum.Enum):
+    """Optimisers."""
+
+    sgd = "sgd"
+    adam = "adam"
+
+
+_EXPERIMENT = Choice(Experiment, "experiment")
+_SCALE = Choice(ExperimentScale, "scale")
+_DATASET = Choice(DatasetName, "dataset")
+_OPTIMIZER = Choice(OptimizerName, "optimizer")
+
+
+def _opt(name: str, metavar: str, help_text: str, parser: Any = None) -> Any:
+    return typer.Option(name, metavar=metavar, help=help_text, parser=parser)
+
+
+def _int(name: str, help_text: str, low: int = 1) -> Any:
+    return _opt(name, "INT", help_text, Int(low))
+
+
+def _positive(name: str, help_text: str) -> Any:
+    return _opt(name, "FLOAT", help_text, Number(0.0, strict=True))
+
+
+ExperimentOpt = Annotated[
+    Experiment,
+    typer.Argument(metavar=_EXPERIMENT.metavar, help="Which experiment.", parser=_EXPERIMENT),
+]
+ScaleOpt = Annotated[
+    ExperimentScale,
+    _opt(
+        "--scale",
+        _SCALE.metavar,
+        "tiny: seconds (tests); cpu: minutes on a laptop (8x8 digits); paper: the "
+        "paper's depths and widths on MNIST (--data-dir), for a GPU.",
+        _SCALE,
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="Results folder (without it: validation-EXPERIMENT): cells/*.json, "
+        "summary.json, the figure, report.md. A rerun resumes.",
+    ),
+]
+OldOutOpt = Annotated[Path | None, typer.Option("--out", hidden=True)]
+DatasetOpt = Annotated[
+    DatasetName | None, _opt("--dataset", _DATASET.metavar, "Data set.", _DATASET)
+]
+DataDirOpt = Annotated[
+    Path | None,
+    _opt("--data-dir", "DIR", "Folder with MNIST IDX files or cifar-10-batches-py."),
+]
+DepthsOpt = Annotated[Any, _opt("--depths", "LIST", "Body depths, e.g. 2,8,32.", IntList(0))]
+SigmaW2Opt = Annotated[
+    Any,  # a list: annotated list[...], typer would make the option repeatable
+    _opt(
+        "--sigma-w2",
+        "LIST|RANGE",
+        "trainability: weight variances, list or A:B:N.",
+        VarianceList(),
+    ),
+]
+SigmaB2Opt = Annotated[
+    float | None,
+    _opt(
+        "--sigma-b2",
+        "FLOAT",
+        "Bias variance; without it, the experiment's (0.05; 1e-5 for learning-speed and "
+        "ultra-deep).",
+        Number(0.0),
+    ),
+]
+SchemesOpt = Annotated[
+    Any,
+    _opt("--schemes", "LIST", "learning-speed: gaussian,orthogonal,delta-orthogonal.", NameList()),
+]
+VOpt = Annotated[Any, _opt("--v", "LIST", "spatial-modes: presets, e.g. gs0,gs4.", NameList())]
+ChannelsOpt = Annotated[int | None, _int("--channels", "Channels c.")]
+StepsOpt = Annotated[int | None, _int("--steps", "Training steps per cell.")]
+EpochsOpt = Annotated[
+    float | None, _positive("--epochs", "Training epochs per cell (instead of --steps).")
+]
+BatchSizeOpt = Annotated[int | None, _int("--batch-size", "Minibatch size.")]
+LrOpt = Annotated[float | None, _positive("--lr", "Learning rate (constant).")]
+OptimizerOpt = Annotated[
+    OptimizerName | None, _opt("--optimizer", _OPTIMIZER.metavar, "Optimiser.", _OPTIMIZER)
+]
+MomentumOpt = Annotated[float | None, _opt("--momentum", "FLOAT", "SGD momentum.", Number(0.0))]
+EvalEveryOpt = Annotated[int | None, _int("--eval-every", "Steps between evaluations.")]
+MaxTrainOpt = Annotated[int | None, _int("--max-train", "Use the first N training samples.")]
+MaxTestOpt = Annotated[int | None, _int("--max-test", "Use the first N test samples.")]
+ThresholdOpt = Annotated[
+    float | None,
+    _positive(
+        "--threshold",
+        "Training accuracy that counts as trained (without it: halfway from chance to 1).",
+    ),
+]
+SeedOpt = Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)]
+DeviceOpt = Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")]
+JobsOpt = Annotated[
+    int | None, _int("--jobs", "Cells trained in parallel here (without it: the CPUs).")
+]
+SchedulerOpt = Annotated[
+    str | None,
+    _opt("--scheduler", "ADDRESS", "Run the cells on a dask.distributed cluster."),
+]
+ThreadsOpt = Annotated[
+    int | None, _int("--threads", "torch CPU threads per cell (without it: CPUs / jobs).")
+]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="Retrain every cell instead of resuming.")]
+
+
+def validate(
+    ctx: typer.Context,
+    experiment: ExperimentOpt,
+    scale: ScaleOpt = ExperimentScale.cpu,
+    output: OutputOpt = None,
+    old_out: OldOutOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    depths: DepthsOpt = None,
+    sigma_w2: SigmaW2Opt = None,
+    sigma_b2: SigmaB2Opt = None,
+    schemes: SchemesOpt = None,
+    v: VOpt = None,
+    channels: ChannelsOpt = None,
+    steps: StepsOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    eval_every: EvalEveryOpt = None,
+    max_train: MaxTrainOpt = None,
+    max_test: MaxTestOpt = None,
+    threshold: ThresholdOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+    jobs: JobsOpt = None,
+    scheduler: SchedulerOpt = None,
+    threads: ThreadsOpt = None,
+    fresh: FreshOpt = False,
+    fmt: Format = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train tanh CNNs and check the mean-field predictions against them.
+
+    trainability (paper Fig. 2): a sigma_w2 x depth grid; prints the share of cells where
+    "trained" agrees with depth < 6 xi_c. learning-speed (Fig. 5): a deep critical network,
+    Gaussian against orthogonal kernels. ultra-deep (Fig. 1): Delta-Orthogonal at criticality
+    over depths, accuracy against epochs. spatial-modes (Fig. 3/4): variance vectors GS0..GS4.
+    Every cell is one JSON file in the -o folder's cells/; a rerun skips finished cells. Data
+    are never downloaded: digits ship with scikit-learn, mnist1d is generated, mnist and
+    cifar10 come from --data-dir.
+
+    Example:
+
+    \b
+        mftheory validate trainability --scale tiny
+        mftheory validate trainability --jobs 2 -o runs/fig2
+        mftheory validate ultra-deep --scale paper --device cuda --data-dir ~/mnist
+    """
+    from mftheory.cli.common import begin, pick_alias
+    from mftheory.errors import MFTheoryError
+
+    messages = begin(quiet)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MFTheoryError(
+            "mftheory validate needs PyTorch: pip install torch, then pip install -e '.[validate]'"
+        ) from None
+    from mftheory.validation.train import resolve_device
+
+    if steps is not None and epochs is not None:
+        raise MFTheoryError("give --steps or --epochs, not both")
+    resolve_device(device)
+    n_jobs, n_threads = _workers(jobs, threads, scheduler, device)
+    overrides: dict[str, Any] = {
+        "dataset": None if dataset is None else dataset.value,
+        "data_dir": str(data_dir.expanduser()) if data_dir is not None else None,
+        "depths": depths,
+        "sigma_w2": sigma_w2,
+        "sigma_b2": sigma_b2,
+        "schemes": schemes,
+        "v_presets": v,
+        "channels": channels,
+        "steps": steps,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": None if optimizer is None else optimizer.value,
+        "momentum": momentum,
+        "eval_every": eval_every,
+        "max_train": max_train,
+        "max_test": max_test,
+        "threshold": threshold,
+        "seed": seed,
+        "device": device,
+        "threads": n_threads,
+    }
+    folder = pick_alias(ctx, ("output", "--output", output), ("old_out", "--out", old_out))
+    if folder is None:
+        folder = Path(f"validation-{experiment.value}")
+    where = f"dask scheduler {scheduler}" if scheduler else f"{n_jobs} job(s) here"
+    failed = _run(experiment.value, scale.value, overrides, folder, where, n_jobs, scheduler,
+                  fresh, fmt, messages)  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
+
+
+def _workers(
+    jobs: int | None, threads: int | None, scheduler: str | None, device: str
+) -> tuple[int, int]:
+    """Cells trained at once here, and torch threads per cell."""
+    import os
+
+    from mftheory.errors import MFTheoryError
+
+    cpus = os.cpu_count() or 1
+    if scheduler is not None and jobs is not None and jobs > 1:
+        raise MFTheoryError("choose --jobs or --scheduler, not both")
+    if jobs is None:
+        jobs = 1 if scheduler is not None or device != "cpu" else cpus
+    if threads is None:
+        threads = max(1, cpus // jobs) if scheduler is None else 1
+    return jobs, threads
+
+
+def _run(
+    experiment: str,
+    scale: str,
+    overrides: dict[str, Any],
+    folder: Path,
+    where: str,
+    n_jobs: int,
+    scheduler: str | None,
+    fresh: bool,
+    fmt: Any,
+    messages: Messages,
+) -> bool:
+    """Plan, load the data, train every cell, write the outputs and print the summary table;
+    True when a cell failed (reported on stderr)."""
+    from mftheory.cli.output import Report, emit
+    from mftheory.cli.render import Column, Records
+    from mftheory.errors import MFTheoryError
+    from mftheory.validation.data import load_dataset
+    from mftheory.validation.experiments import plan_experiment, summarise
+    from mftheory.validation.report import columns, write_outputs
+    from mftheory.validation.runner import run_cells
+    from mftheory.validation.train import train_cell
+
+    plan = plan_experiment(experiment, scale, overrides)
+    # Read the data once here, so that a missing or broken data set is one clear error now
+    # rather than a failure in every cell (and so that epochs count the real training set).
+    s = plan.settings
+    with messages.status(f"loading {s['dataset']}"):
+        data = load_dataset(
+            s["dataset"],
+            data_dir=s["data_dir"],
+            split_seed=s["split_seed"],
+            max_train=s["max_train"],
+            max_test=s["max_test"],
+        )
+    if "epochs" in s:
+        plan = plan_experiment(experiment, scale, overrides | {"n_train": len(data.y_train)})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MFTheoryError(f"--output {str(folder)!r}: {exc.strerror or exc}") from None
+    messages.note(
+        f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
+    )
+    # A rich bar on an interactive stderr (the per-cell lines print above it).
+    with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
+        results = run_cells(
+            plan.cells,
+            train_cell,
+            folder / "cells",
+            jobs=n_jobs,
+            scheduler=scheduler,
+            resume=not fresh,
+            progress=_progress_printer(messages, bar),
+        )
+    summary = summarise(plan, results)
+    command = "mftheory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    document = write_outputs(plan, results, summary, folder, command)
+    messages.note(f"wrote {folder / 'summary.json'}, {folder / 'report.md'}")
+    cols = columns(experiment)
+    report = Report(
+        command="validate",
+        payload={k: v for k, v in document.items() if k != "settings"},
+        settings=document["settings"],
+        table=Records(
+            [Column(c, justify="left" if c in ("scheme", "v") else "right") for c in cols],
+            [{c: row.get(c) for c in cols} for row in summary["cells"]],
+            title=summary["headline"],
+        ),
+    )
+    emit(report, fmt=fmt, output=None, messages=messages)
+    failed = [r for r in results if r.get("status") != "done"]
+    if failed:
+        # A failure is a crash in a cell (a diverging network is a result, not a failure).
+        typer.echo(
+            f"Error: {len(failed)} of {len(results)} cells failed (first: {failed[0]['error']});"
+            " the others are saved, a rerun retries the failed ones",
+            err=True,
+        )
+    return bool(failed)
+
+
+def _progress_printer(messages: Messages, bar: Any) -> Any:
+    """One stderr line per cell (a log shows what each cost), and ``bar(done, total)``."""
+    start = time.perf_counter()
+
+    def report(done: int, total: int, cell: Cell, result: dict[str, Any] | None) -> None:
+        if result is None:
+            text = "already done (resumed)"
+        elif result.get("status") != "done":
+            text = f"FAILED: {result.get('error')}"
+        else:
+            final = result["final"]
+            acc = final.get("train_accuracy")
+            text = (
+                "diverged (loss not finite)"
+                if result.get("diverged")
+                else f"train {acc:.3f}, test {final.get('test_accuracy'):.3f}"
+            )
+            text += f" ({result['wall_time_s']:.1f} s)"
+        elapsed = time.perf_counter() - start
+        messages.note(f"[{done}/{total}] {cell.key}: {text}  [{elapsed:.0f} s]")
+        bar(done, total)
+
+    return report

@@ -1,0 +1,386 @@
+"""What ``propagate``, ``simulate`` and ``reproduce`` share: images in, Fourier modes out.
+
+Reading the ``--image`` files, the CNN set-up (activation, v, scales), the long-format CSV
+columns per (layer, mode), the mode table and figures, and the Monte Carlo report.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+
+from mftheory.cli.params import Choice, Int
+
+if TYPE_CHECKING:
+    from mftheory.cli.messages import Messages
+    from mftheory.cli.output import Report
+    from mftheory.cli.render import Column
+    from mftheory.cnn.propagation import Propagation
+    from mftheory.montecarlo.mode_check import ModeComparison
+
+__all__ = [
+    "Backend",
+    "BackendName",
+    "Channels",
+    "Depth",
+    "Device",
+    "ImageDim",
+    "ImageOption",
+    "ModesShown",
+    "Networks",
+    "Normalization",
+    "Normalize",
+    "Seed",
+    "array_backend",
+    "cnn_setup",
+    "comparison_report",
+    "figure_modes",
+    "freq_label",
+    "load_inputs",
+    "mode_columns",
+    "mode_layer_columns",
+    "note_slopes",
+    "run_ensemble",
+]
+
+
+class Normalization(str, enum.Enum):
+    """What ``--normalize`` does to the images (:data:`mftheory.cli.images.NORMALIZATIONS`)."""
+
+    none = "none"
+    standardize = "standardize"
+
+
+class BackendName(str, enum.Enum):
+    """Array libraries for the sampled networks."""
+
+    numpy = "numpy"
+    torch = "torch"
+
+
+_NORMALIZE = Choice(Normalization, "normalization")
+_BACKEND = Choice(BackendName, "backend")
+
+ImageOption = Annotated[
+    list[Path],
+    typer.Option(
+        "--image",
+        help="Image file, .png (2D, read as intensities in [0, 1]) or .npy (used as stored: "
+        "(n,) 1D, (h, w) 2D, (channels, h, w)). Repeat for several images: their "
+        "cross-covariances propagate too.",
+        metavar="PATH",
+        show_default=False,
+    ),
+]
+ImageDim = Annotated[
+    int | None,
+    typer.Option(
+        "--dim",
+        metavar="1|2",
+        help="Read a 2D .npy array as (channels, n) of a 1D image (--dim 1); without it, the "
+        "dimensions come from the file.",
+        parser=Int(1, 2),
+    ),
+]
+Normalize = Annotated[
+    Normalization,
+    typer.Option(
+        "--normalize",
+        metavar=_NORMALIZE.metavar,
+        help="none: use the images as read; standardize: shift and scale each image to mean 0, "
+        "variance 1 over its pixels and channels.",
+        parser=_NORMALIZE,
+    ),
+]
+Depth = Annotated[
+    int,
+    typer.Option(
+        "--depth", metavar="INT", help="Number of layers L (Sigma^L is reported).", parser=Int(1)
+    ),
+]
+ModesShown = Annotated[
+    int,
+    typer.Option(
+        "--modes",
+        metavar="INT",
+        help="Modes the table shows (most persistent first); JSON/CSV have all.",
+        parser=Int(0),
+    ),
+]
+Channels = Annotated[
+    int,
+    typer.Option(
+        "--channels", metavar="INT", help="Channels c of every hidden layer.", parser=Int(1)
+    ),
+]
+Networks = Annotated[
+    int,
+    typer.Option(
+        "--networks", metavar="INT", help="Random networks in the ensemble.", parser=Int(2)
+    ),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", metavar="INT", help="Seed of every random draw.", parser=Int(0))
+]
+Backend = Annotated[
+    BackendName,
+    typer.Option(
+        "--backend",
+        metavar=_BACKEND.metavar,
+        help="Array library for the networks; torch (the [torch] extra) runs on a GPU when "
+        "one is available.",
+        parser=_BACKEND,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        metavar="NAME",
+        help="torch device (cpu, cuda, cuda:1...); without it, cuda if available, else cpu.",
+    ),
+]
+
+
+def load_inputs(
+    images: list[Path], dim: int | None, normalize: Normalization, messages: Messages
+) -> tuple[Any, str]:
+    """Images as (B, channels, *pixels) and a short description of them."""
+    from mftheory.cli.images import load_images
+
+    arr, notes = load_images(list(images), dim=dim, normalize=normalize.value)
+    for note in notes:
+        messages.warn(note)
+    shape = "x".join(str(s) for s in arr.shape[2:])
+    return arr, f"{arr.shape[0]} image(s) of {shape} pixels, {arr.shape[1]} channel(s)"
+
+
+def cnn_setup(
+    activation: Any,
+    v: str,
+    kernel: int | None,
+    d: int,
+    weight: Any,
+    b2: float,
+    messages: Messages,
+) -> tuple[Any, float, str]:
+    """The normalized v for ``d``-dimensional images, and sigma_w2 with its source."""
+    from mftheory.cli.common import normalized_v, variance_vector_of, weight_variance
+    from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS
+    from mftheory.errors import MFTheoryError
+
+    vec = variance_vector_of(v, kernel, d if v.strip().lower() in VARIANCE_VECTOR_PRESETS else None)
+    if vec.ndim != d:
+        raise MFTheoryError(f"--v {v!r} is {vec.ndim}D but the images are {d}D")
+    v_used, _ = normalized_v(vec, messages)
+    w2, source = weight_variance(activation, weight, b2, messages)
+    return v_used, float(w2), source
+
+
+def note_slopes(fp: Any, messages: Messages) -> None:
+    """Warn when chi_q* > chi_c*: then the diagonal drives the off-diagonal modes."""
+    chi_c, chi_q = float(fp.chi_c), float(fp.chi_q)
+    if chi_q > chi_c:
+        messages.warn(
+            f"chi_q* = {chi_q:.6g} > chi_c* = {chi_c:.6g}: the pixel variances relax more slowly"
+            " than the correlations and drive the off-diagonal modes, which then shrink by"
+            " chi_q*|lambda_f| rather than chi_c*|lambda_f| (the theory assumes chi_q* < chi_c*)"
+        )
+
+
+def mode_layer_columns(layers: Any, res: Propagation, **values: Any) -> dict[str, Any]:
+    """CSV columns in long format, one record per (layer, mode): ``layer``, the frequency
+    (``frequency`` in 1D, ``frequency_1``... otherwise), ``abs_lambda``, then ``values``
+    (arrays broadcast to (layers, modes))."""
+    L, N = len(layers), len(res.lam)
+    d = res.frequency.shape[1]
+    names = [f"frequency_{k + 1}" for k in range(d)] if d > 1 else ["frequency"]
+    return {
+        "layer": np.broadcast_to(np.asarray(layers)[:, None], (L, N)),
+        **{
+            name: np.broadcast_to(res.frequency[:, k][None, :], (L, N))
+            for k, name in enumerate(names)
+        },
+        "abs_lambda": np.broadcast_to(np.abs(res.lam)[None, :], (L, N)),
+        **{key: np.broadcast_to(val, (L, N)) for key, val in values.items()},
+    }
+
+
+def freq_label(f: list[int]) -> str:
+    return "(" + ",".join(str(x) for x in f) + ")" if len(f) > 1 else str(f[0])
+
+
+def mode_columns(extra: list[Column] | None = None) -> list[Column]:
+    from mftheory.cli.render import Column
+
+    return [
+        Column("f", "f"),
+        Column("lambda", "lambda_f"),
+        Column("predicted_rate", "chi_c*|lambda_f|"),
+        Column("measured_rate", "measured rate"),
+        Column("fit", "fit layers"),
+        *(extra or []),
+        Column("second_order_rate", "2nd-order rate"),
+    ]
+
+
+def figure_modes(res: Propagation, count: int = 6) -> list[int]:
+    """Indices of up to ``count`` modes with distinct |lambda_f|, most persistent first."""
+    chosen: list[int] = []
+    seen: list[float] = []
+    order = sorted(range(len(res.lam)), key=lambda i: (-round(float(abs(res.lam[i])), 12), i))
+    for i in order:
+        lam = abs(res.lam[i])
+        if all(abs(lam - s) > 1e-9 for s in seen):
+            seen.append(lam)
+            chosen.append(i)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
+    """``(backend, device)`` for the core: ``--backend torch`` becomes a ``TorchBackend``."""
+    if backend != "torch":
+        return backend, device
+    from mftheory.errors import MFTheoryError
+
+    try:
+        from mftheory.torch import TorchBackend
+    except ImportError:
+        raise MFTheoryError(
+            "--backend torch needs PyTorch, which is not installed:"
+            " pip install 'mftheory[torch]' or use --backend numpy"
+        ) from None
+    return TorchBackend(device=device), None
+
+
+def run_ensemble(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
+    """:func:`~mftheory.montecarlo.mode_check.compare_modes` with a progress bar."""
+    from mftheory.montecarlo.mode_check import compare_modes
+
+    kwargs["backend"], kwargs["device"] = array_backend(kwargs["backend"], kwargs["device"])
+
+    with messages.progress("simulating networks", points=networks * 1000) as bar:
+        return compare_modes(progress=bar, networks=networks, **kwargs)
+
+
+def comparison_report(
+    command: str,
+    cmp: ModeComparison,
+    head: str,
+    payload: dict[str, Any],
+    messages: Messages,
+    shown: int | None,
+) -> Report:
+    """The report of a Monte Carlo comparison: measured against predicted rate per mode."""
+    from mftheory.cli.common import settings_of
+    from mftheory.cli.output import Report
+    from mftheory.cli.render import Column, ColumnArrays, Records
+
+    mf = cmp.mean_field
+    fp = mf.fixed
+    note_slopes(fp, messages)
+    rows = cmp.mode_rows()
+    table_rows = [
+        {
+            **r,
+            "f": freq_label(r["frequency"]),
+            "measured": None
+            if r["measured_rate"] is None
+            else f"{r['measured_rate']:.4f} +- {r['measured_rate_se']:.4f}",
+            "fit": None if r["fit_layers"] is None else "{}-{}".format(*r["fit_layers"]),
+        }
+        for r in (rows if shown is None else rows[:shown])
+    ]
+    ens = cmp.ensemble
+    title = (
+        f"{head}\nq* = {float(fp.q_star):.6g}, c* = {float(fp.c_star):.6g},"
+        f" chi_c* = {float(fp.chi_c):.6g}; {ens.networks} networks of {ens.channels} channels"
+        f" ({ens.backend}, seed {ens.seed}); measured = Monte Carlo fit +- standard error"
+    )
+    columns = [
+        Column("f", "f"),
+        Column("lambda", "lambda_f"),
+        Column("predicted_rate", "chi_c*|lambda_f|"),
+        Column("measured", "measured rate"),
+        Column("relative_difference", "measured/predicted - 1"),
+        Column("mean_field_rate", "mean-field map, same layers"),
+        Column("fit", "fit layers"),
+    ]
+    resolved = [r for r in rows if r["measured_rate"] is not None]
+    if resolved:
+        worst = max(abs(r["relative_difference"]) for r in resolved)
+        messages.note(
+            f"{len(resolved)} of {len(rows)} modes resolved above the Monte Carlo noise;"
+            f" largest |measured/predicted - 1| = {worst:.3f}"
+        )
+    else:
+        messages.warn("no mode stands above the Monte Carlo noise: add --networks or --channels")
+    mf_idx = np.searchsorted(mf.layers, cmp.layers)
+    csv_data = mode_layer_columns(
+        cmp.layers,
+        mf,
+        amplitude_measured=cmp.amplitude,
+        noise=cmp.noise[:, None],
+        amplitude_mean_field=mf.amplitude[mf_idx],
+    )
+    full = {
+        **payload,
+        "q_star": float(fp.q_star),
+        "c_star": float(fp.c_star),
+        "chi_c": float(fp.chi_c),
+        "chi_q": float(fp.chi_q),
+        "modes": rows,
+        "amplitudes": {
+            "layers": cmp.layers,
+            "frequency": mf.frequency,
+            "measured": cmp.amplitude,
+            "noise": cmp.noise,
+            "mean_field": mf.amplitude[mf_idx],
+        },
+    }
+    return Report(
+        command=command,
+        payload=full,
+        settings={**settings_of(fp), **ens.settings(), "fit_margin_se": 5.0},
+        table=Records(columns, table_rows, title=title),
+        csv=ColumnArrays([Column(k) for k in csv_data], csv_data),
+        arrays={
+            "layers": cmp.layers,
+            "frequency": mf.frequency,
+            "abs_lambda": np.abs(mf.lam),
+            "amplitude_measured": cmp.amplitude,
+            "noise": cmp.noise,
+            "amplitude_mean_field": mf.amplitude[mf_idx],
+            "predicted_rate": mf.predicted_rate,
+            "measured_rate": cmp.measured_rate,
+            "measured_rate_se": cmp.measured_rate_se,
+        },
+        figure=lambda: _comparison_figure(cmp, head),
+    )
+
+
+def _comparison_figure(cmp: ModeComparison, head: str) -> Any:
+    from mftheory.plotting import mode_amplitude_figure
+
+    mf = cmp.mean_field
+    idx = figure_modes(mf)
+    labels = [
+        f"f = {freq_label([int(x) for x in mf.frequency[i]])}, |lambda| = {abs(mf.lam[i]):.3g}"
+        for i in idx
+    ]
+    mf_idx = np.searchsorted(mf.layers, cmp.layers)
+    noise = np.broadcast_to(cmp.noise[:, None], cmp.amplitude.shape)
+    return mode_amplitude_figure(
+        cmp.layers,
+        mf.amplitude[mf_idx][:, idx],
+        labels,
+        mf.predicted_rate[idx],
+        measured=(cmp.layers, cmp.amplitude[:, idx], noise[:, idx]),
+        title=head,
+    )
