@@ -14,7 +14,6 @@ import typer
 from typer.models import OptionInfo
 
 from mftheory.activations.registry import act_help
-
 from mftheory.cli.params import Choice, Int, Number, ScaleText, ScaleValue, VarianceVectorText
 
 __all__ = [
