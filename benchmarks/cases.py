@@ -886,7 +886,7 @@ def case_propagate(ctx: Context) -> None:
         )
 
 
-# --- orthogonal convolution kernels (THEORY.md section 6) -----------------------------------
+# --- orthogonal convolution kernels (docs/theory.md section 6) -----------------------------------
 
 
 def op_orthogonal_kernel(size: int, c_in: int, c_out: int, seed: int) -> NDArray[np.float64]:

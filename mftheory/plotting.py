@@ -10,7 +10,7 @@ This module imports matplotlib; ``import mftheory`` does not import it.
 
 Notes
 -----
-THEORY.md section 3 (phases: ordered for chi_1 < 1, chaotic for chi_1 > 1, the critical line
+docs/theory.md section 3 (phases: ordered for chi_1 < 1, chaotic for chi_1 > 1, the critical line
 chi_1 = 1, divergent where q* is infinite) and section 4 (the depth scale xi_c).
 """
 
@@ -146,7 +146,7 @@ def phase_diagram_figure(
 
     Notes
     -----
-    The divergent region (no finite q*, THEORY.md section 3) is grey; the regions are named
+    The divergent region (no finite q*, docs/theory.md section 3) is grey; the regions are named
     where they occur; the critical line is ``chi_1 = 1``.
     """
     if quantity not in PHASE_DIAGRAM_QUANTITIES:
@@ -263,7 +263,7 @@ def mode_amplitude_figure(
 
     Notes
     -----
-    THEORY.md section 4: near the fixed point mode ``f`` shrinks by ``chi_c* |lambda_f|``.
+    docs/theory.md section 4: near the fixed point mode ``f`` shrinks by ``chi_c* |lambda_f|``.
     """
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
@@ -329,7 +329,7 @@ def eigenvalue_figure(
 
     Notes
     -----
-    THEORY.md section 4.
+    docs/theory.md section 4.
     """
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
@@ -374,7 +374,7 @@ def spectrum_figure(
 
     Notes
     -----
-    THEORY.md section 5. When the spectrum spans more than two decades the horizontal axis is
+    docs/theory.md section 5. When the spectrum spans more than two decades the horizontal axis is
     ``log10 x`` and both curves are densities per unit ``log10 x``; otherwise it is ``x``
     itself. An atom at 0 is stated in the title (it has no place on a log axis).
     """

@@ -19,7 +19,7 @@ every built-in activation grows at most linearly, so the neglected part of any i
 ``epsrel = 1e-12``. The result of a QUADPACK call that reports trouble
 (round-off, subdivision limit) is accepted only if its own error estimate is still below
 ``1e-11 max(1, |value|)``; otherwise :class:`MFTheoryError` is raised rather than a doubtful
-number returned. Measured against the closed forms of THEORY.md section 3 (erf, ReLU, leaky
+number returned. Measured against the closed forms of docs/theory.md section 3 (erf, ReLU, leaky
 ReLU, linear, sin; q in [0.01, 10], rho in [-0.9, 1]) the expectations agree to 7e-16
 relative to their scale (2.5e-15 for sin); q*, c*, chi_1 and chi_c agree to 2e-15 and
 chi_q to 2e-13 (Stein's form below cancels a few digits); critical points to 2e-15, except
@@ -31,7 +31,7 @@ at the origin (ReLU: ``E[step(u)^2] -> 1/2``) and ``f(0)`` elsewhere.
 
 Notes
 -----
-THEORY.md section 3: the q-map, the C-map, the slopes chi_1, chi_c and chi_q, and the phases.
+docs/theory.md section 3: the q-map, the C-map, the slopes chi_1, chi_c and chi_q, and the phases.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def ref_second_moment(act: Activation, q: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3 (the q-map is ``sigma_w2`` times this plus ``sigma_b2``).
+    docs/theory.md section 3 (the q-map is ``sigma_w2`` times this plus ``sigma_b2``).
     """
     phi = _scalar(act.phi)
     q = _check_q(q)
@@ -184,7 +184,7 @@ def ref_derivative_second_moment(act: Activation, q: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3: ``chi_1 = sigma_w2`` times this at ``q = q*``.
+    docs/theory.md section 3: ``chi_1 = sigma_w2`` times this at ``q = q*``.
     """
     dphi = _scalar(act.dphi)
     return _expect_1d(lambda u: dphi(u) ** 2, act, _sqrt_q(_check_q(q)))
@@ -198,7 +198,7 @@ def ref_q_slope(act: Activation, q: float) -> float:
 
         d/dq E[phi(sqrt(q) z)^2] = E[z phi(u) phi'(u)] / sqrt(q),   u = sqrt(q) z,
 
-    which equals THEORY.md's ``E[phi'(u)^2 + phi(u) phi''(u)]`` for smooth ``phi``, and stays
+    which equals docs/theory.md's ``E[phi'(u)^2 + phi(u) phi''(u)]`` for smooth ``phi``, and stays
     correct where ``phi'`` jumps (hard_tanh, whose ``phi phi''`` has delta functions at the
     kinks that a pointwise ``phi''`` would miss). At ``q = 0`` the derivative is
     ``(phi phi')'(0)``, taken by a Richardson-extrapolated central difference (step 1e-3,
@@ -206,7 +206,7 @@ def ref_q_slope(act: Activation, q: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3 (the slope of the q-map).
+    docs/theory.md section 3 (the slope of the q-map).
     """
     q = _check_q(q)
     phi, dphi = _scalar(act.phi), _scalar(act.dphi)
@@ -254,7 +254,7 @@ def ref_pair_expectation(
 
     Notes
     -----
-    THEORY.md section 3 (the C-map and chi_c). A nested ``quad``: the outer integral over
+    docs/theory.md section 3 (the C-map and chi_c). A nested ``quad``: the outer integral over
     ``z1`` (breakpoints at the kinks of ``f(u1)`` and at the points ``z1 = k / (rho
     sqrt(q2))`` where the inner integrand's kink crosses ``z2 = 0``), the inner one over
     ``z2`` (breakpoints at ``z2 = (k / sqrt(q2) - rho z1) / sqrt(1 - rho^2)``, which move
@@ -309,7 +309,7 @@ def ref_q_map(act: Activation, q: float, sigma_w2: float, sigma_b2: float) -> fl
 
     Notes
     -----
-    THEORY.md section 3.
+    docs/theory.md section 3.
     """
     w, b = _check_sigmas(sigma_w2, sigma_b2)
     return w * ref_second_moment(act, q) + b
@@ -322,7 +322,7 @@ def ref_c_map(act: Activation, c: float, q: float, sigma_w2: float, sigma_b2: fl
 
     Notes
     -----
-    THEORY.md section 3.
+    docs/theory.md section 3.
     """
     w, b = _check_sigmas(sigma_w2, sigma_b2)
     q = _check_q(q)
@@ -336,7 +336,7 @@ def ref_chi_1(act: Activation, sigma_w2: float, q: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3: the slope of the C-map at ``c = 1``.
+    docs/theory.md section 3: the slope of the C-map at ``c = 1``.
     """
     return float(sigma_w2) * ref_derivative_second_moment(act, q)
 
@@ -348,7 +348,7 @@ def ref_chi_c(act: Activation, sigma_w2: float, q: float, c: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3: by Price's theorem the slope of the C-map at ``c``.
+    docs/theory.md section 3: by Price's theorem the slope of the C-map at ``c``.
     """
     return float(sigma_w2) * ref_pair_expectation(act, q, q, c, derivative=True)
 
@@ -358,7 +358,7 @@ def ref_chi_q(act: Activation, sigma_w2: float, q: float) -> float:
 
     Notes
     -----
-    THEORY.md section 3; see :func:`ref_q_slope` for how the derivative is taken.
+    docs/theory.md section 3; see :func:`ref_q_slope` for how the derivative is taken.
     """
     return float(sigma_w2) * ref_q_slope(act, q)
 
@@ -387,7 +387,7 @@ def ref_q_star(act: Activation, sigma_w2: float, sigma_b2: float, q0: float = 1.
 
     Notes
     -----
-    THEORY.md section 3. With ``g(q) = q_map(q) - q``: if ``g(q0) > 0`` the iteration
+    docs/theory.md section 3. With ``g(q) = q_map(q) - q``: if ``g(q0) > 0`` the iteration
     climbs, so ``q`` is doubled until ``g < 0`` (giving up at 1e12); if ``g(q0) < 0`` it
     descends, and ``q`` steps down geometrically toward ``sigma_b2`` (a lower bound of the
     q-map), ``q_k = sigma_b2 + (q0 - sigma_b2) 2^-k``, until ``g >= 0``. The first sign
@@ -472,7 +472,7 @@ def ref_c_star(act: Activation, sigma_w2: float, sigma_b2: float, q_star: float)
 
     Notes
     -----
-    THEORY.md section 3. ``g(c) = c_map(c) - c`` is ``>= 0`` at ``c = 0`` and behaves like
+    docs/theory.md section 3. ``g(c) = c_map(c) - c`` is ``>= 0`` at ``c = 0`` and behaves like
     ``(1 - chi_1)(1 - c) < 0`` just below ``c = 1`` in the chaotic phase; ``delta`` in
     ``c = 1 - delta`` is shrunk from 0.1 by factors of 10 (to 1e-12) until ``g(1 - delta)
     < 0``, and ``brentq`` finds the root in the tightest bracket seen.
@@ -532,7 +532,7 @@ def ref_critical_sigma_w2(act: Activation, sigma_b2: float, *, q0: float = 1.0) 
 
     Notes
     -----
-    THEORY.md section 3. A route different from the core's (which solves for ``q`` on the
+    docs/theory.md section 3. A route different from the core's (which solves for ``q`` on the
     critical line): ``brentq`` over ``sigma_w2``, each trial solving for ``q*`` with
     :func:`ref_q_star`. A divergent trial (``q* = inf``) counts as beyond the transition,
     so for ReLU and linear with ``sigma_b2 > 0`` the root is the divergence boundary.
@@ -589,7 +589,7 @@ def ref_fixed_point(
 
     Notes
     -----
-    THEORY.md section 3. Several seconds per point in the chaotic phase.
+    docs/theory.md section 3. Several seconds per point in the chaotic phase.
     """
     w, b = _check_sigmas(sigma_w2, sigma_b2)
     q = ref_q_star(act, w, b, q0)

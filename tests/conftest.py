@@ -1,4 +1,5 @@
-"""Shared test configuration: the hypothesis profile and the closed forms of THEORY.md section 3.
+"""Shared test configuration: the hypothesis profile and the closed forms of
+docs/theory.md section 3.
 
 The closed forms here are written out independently of both the fast core and
 :mod:`mftheory.reference`, so that each of those can be checked against them.
@@ -59,7 +60,7 @@ def family_id(family: tuple[str, dict[str, float]]) -> str:
     return name + "".join(f"-{v:g}" for v in kw.values())
 
 
-# --- closed forms (THEORY.md section 3) --------------------------------------------------------
+# --- closed forms (docs/theory.md section 3) ---------------------------------------------
 
 
 def _slope(name: str, kw: dict[str, float]) -> float:

@@ -1,4 +1,4 @@
-"""The fast core against the closed forms of THEORY.md section 3, on both of its paths.
+"""The fast core against the closed forms of docs/theory.md section 3, on both of its paths.
 
 The core short-circuits the closed forms for erf, relu, leaky_relu, linear and sin, so each
 family is tested twice: as shipped ("closed", checking the formulas and the plumbing) and

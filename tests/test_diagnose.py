@@ -1,6 +1,6 @@
 """``mftheory.meanfield.diagnosis`` and ``mftheory diagnose``: where common initialisations sit.
 
-References: the closed forms of THEORY.md §3 (erf's q-map, ReLU's critical sigma_w2 = 2) and
+References: the closed forms of docs/theory.md §3 (erf's q-map, ReLU's critical sigma_w2 = 2) and
 the independent slow path :mod:`mftheory.reference`; the schemes' variances from their
 definitions (torch.nn.init conventions, written out here).
 """

@@ -359,3 +359,12 @@ def test_bad_lengths_and_correlations_raise(bad):
         c_map(tanh, 0.5, q=bad, sigma_w2=1.0, sigma_b2=0.1)
     with pytest.raises(MFTheoryError):
         fixed_point(tanh, sigma_w2=1.0, sigma_b2=0.1, q0=bad)
+
+
+def test_critical_point_as_dict_has_every_field() -> None:
+    # xi_grad is infinite on the critical line (chi_1 = 1 exactly); strict JSON writes None.
+    cp = critical_point("tanh", sigma_b2=[0.05, 0.5])
+    d = cp.as_dict()
+    assert set(d) >= {"sigma_b2", "sigma_w2", "sigma_w", "q_star", "chi_q", "xi_q", "xi_grad"}
+    assert d["xi_grad"] == [None, None]
+    assert np.all(np.isinf(cp.xi_grad))

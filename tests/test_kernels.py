@@ -1,7 +1,7 @@
 """Tests of mftheory.cnn.kernels: orthogonal, Delta-Orthogonal and Gaussian kernels and their
 checks.
 
-THEORY.md section 6. Tolerances:
+docs/theory.md section 6. Tolerances:
 
 - Orthogonality, ``1e-12`` absolute: a singular value or Gram entry of a correct kernel is an
   O(1) sum of at most ``size^dim * c`` products (here <= 125 * 6), each rounded to ~1e-16,
@@ -419,7 +419,7 @@ def mean_share(
 
 @pytest.mark.parametrize(("size", "dim"), [(3, 1), (5, 1), (3, 2), (5, 2)])
 def test_orthogonal_kernel_variance_share_is_binomial(size: int, dim: int) -> None:
-    """E[share] = outer product of Binomial(size - 1, 1/2) (THEORY.md section 6): 200 kernels
+    """E[share] = outer product of Binomial(size - 1, 1/2) (docs/theory.md section 6): 200 kernels
     of 16 channels, within 5 standard errors of the sample mean at every position."""
     mean, se = mean_share(lambda g: orthogonal_kernel(size, 16, 16, dim=dim, seed=g), 200, 21)
     expected = binomial_share(size, dim)

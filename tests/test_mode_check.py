@@ -1,6 +1,6 @@
 """The paper's Fig. S4 and Fig. 4(b): mode decay in finite random CNNs against the theory.
 
-THEORY.md section 4. The Monte Carlo tolerances come from the ensemble: each fitted rate has a
+docs/theory.md section 4. The Monte Carlo tolerances come from the ensemble: each fitted rate has a
 standard error (se) from the weighted fit; agreement is asked within a few se, plus, against
 the linear prediction chi_c* lambda_f, an allowance for the nonlinearity of the map at the
 perturbation's size (measured separately on the mean-field map itself).

@@ -1,6 +1,6 @@
 """Tests of mftheory.cnn.modes: variance vectors, Fourier eigenvalues lambda_f, depth scales.
 
-THEORY.md section 4. Tolerances: eigenvalues are sums of at most a few dozen O(1) terms, so
+docs/theory.md section 4. Tolerances: eigenvalues are sums of at most a few dozen O(1) terms, so
 two correct evaluations differ by a few ulp (~1e-16 each); 1e-14 leaves a margin of ~50 ulp
 and still catches any wrong sign, offset or wrap-around (those give O(0.01) errors or more).
 """

@@ -1,7 +1,7 @@
 """Tests of mftheory.cnn.ctransform (the fast C-transform) and mftheory.cnn.propagation (images
 through the CNN covariance map, mode amplitudes, fitted rates).
 
-THEORY.md sections 2 (the map), 3 (the fixed point) and 4 (Fourier modes of each cyclic
+docs/theory.md sections 2 (the map), 3 (the fixed point) and 4 (Fourier modes of each cyclic
 diagonal shrink by chi_c* lambda_f per layer).
 """
 
@@ -187,7 +187,7 @@ def test_input_covariance_matches_definition() -> None:
 @pytest.mark.parametrize("act", ["tanh", "erf"])
 def test_delta_kernel_uniform_input_is_the_fully_connected_maps(act: str) -> None:
     """A delta v with a spatially uniform input: every pixel follows the q-map and every pair
-    the C-map of the fully-connected network (THEORY.md section 3)."""
+    the C-map of the fully-connected network (docs/theory.md section 3)."""
     w2, b2 = 1.8, 0.05
     q0, c0 = 0.9, 0.4
     n = 6

@@ -1,7 +1,7 @@
 """Edge cases of the fast C-transform (mftheory.cnn.ctransform) and of mftheory.cnn.propagation,
 each checked against the slow, entry-by-entry references (mftheory.cnn.spatial,
 mftheory.gaussian.expectations),
-the closed forms of THEORY.md section 3 (tests/conftest.py, mpmath) or the scipy-quad
+the closed forms of docs/theory.md section 3 (tests/conftest.py, mpmath) or the scipy-quad
 reference (mftheory.reference).
 
 Tolerances. The slow path is accurate to ``SLOW_TOL = 1e-12`` times ``sqrt(F_a F_b)`` per
@@ -12,7 +12,7 @@ of ``propagate`` the per-layer bounds add up (``Propagation.error_floor``) and s
 path's, ``L * sigma_w2 * SLOW_TOL * scale``; ``A_v`` is an average (``sum v = 1``) and the
 C-map's slope is about ``chi_1 ~ 1`` in these settings, so neither amplifies them.
 
-THEORY.md sections 2 (the map), 3 (fixed point, closed forms) and 4 (Fourier modes).
+docs/theory.md sections 2 (the map), 3 (fixed point, closed forms) and 4 (Fourier modes).
 """
 
 from __future__ import annotations
@@ -494,7 +494,7 @@ def test_propagate_expression_equals_tanh() -> None:
 
 def test_propagate_fully_connected_batch_follows_the_c_map() -> None:
     """n = 1, v = [1]: a batch of 3 'images' of one pixel is the fully-connected network, so
-    each pair follows the C-map of THEORY.md section 3 (checked against scipy quad)."""
+    each pair follows the C-map of docs/theory.md section 3 (checked against scipy quad)."""
     w2, b2 = 2.0, 0.1
     Sigma0 = np.array([[1.0, 0.3, -0.5], [0.3, 0.8, 0.1], [-0.5, 0.1, 1.5]])
     res = propagate(

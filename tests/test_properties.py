@@ -2,7 +2,7 @@
 
 Random points in sigma_w2 in [0.5, 4], sigma_b2 in [0, 1] for smooth activations (tanh, erf,
 sigmoid, sin, gelu); the examples are derandomised by the "ci" profile in conftest.py, so a
-failure reproduces. Each property is a definition from THEORY.md section 3 checked by a
+failure reproduces. Each property is a definition from docs/theory.md section 3 checked by a
 route the core does not use: the fixed-point equations themselves, and finite differences of
 the maps for the slopes (Price's theorem: the slope of the C-map is chi_c).
 """

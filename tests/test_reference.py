@@ -1,4 +1,4 @@
-"""The slow reference (mftheory.reference) against the closed forms of THEORY.md section 3.
+"""The slow reference (mftheory.reference) against the closed forms of docs/theory.md section 3.
 
 The reference is the judge of every other test, so it is judged first: its expectations,
 maps, fixed points and critical points must match the closed forms (erf, ReLU, leaky ReLU,

@@ -1,7 +1,7 @@
 """Tests of mftheory.montecarlo.ensembles: Monte Carlo ensembles of finite random CNNs.
 
 The references are the mean-field covariance map (mftheory.cnn.spatial, tested on its own in
-test_spatial.py) and exact identities of the finite network (THEORY.md sections 1-2), never
+test_spatial.py) and exact identities of the finite network (docs/theory.md sections 1-2), never
 numbers produced by the simulation itself.
 
 How the tolerances are set. An ensemble of n networks estimates each entry of a mean with a
@@ -48,7 +48,7 @@ K_SE = 5.0  # standard errors allowed where the expectation is exact (see the mo
 V1 = np.array([0.2, 0.5, 0.3])  # asymmetric: a roll in the wrong direction would show
 V2 = np.array([[0.05, 0.10, 0.02], [0.08, 0.40, 0.15], [0.04, 0.06, 0.10]])  # sums to 1
 FIG_S4_V = np.array([0.025, 0.95, 0.025])
-FIG_S4_W2, FIG_S4_B2 = 2.25, 0.25  # sigma_w = 1.5, sigma_b = 0.5 (THEORY.md section 4)
+FIG_S4_W2, FIG_S4_B2 = 2.25, 0.25  # sigma_w = 1.5, sigma_b = 0.5 (docs/theory.md section 4)
 
 
 def random_covariance(size: int, seed: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Tests of mftheory.cnn.spatial: the CNN covariance map Sigma^{l+1} = A_v * C(Sigma^l).
 
-THEORY.md sections 2 (the map), 3 (its uniform fixed point) and 4 (A_v is diagonalised by the
+docs/theory.md sections 2 (the map), 3 (its uniform fixed point) and 4 (A_v is diagonalised by the
 Fourier transform along each cyclic diagonal; modes decay by chi_c lambda_f per layer).
 """
 
@@ -147,7 +147,7 @@ def test_apply_A_keeps_circulant_matrices() -> None:
 @pytest.mark.parametrize("t", [1, 2, 5])
 @pytest.mark.parametrize("f", [0, 1, 3, 5])
 def test_apply_A_scales_a_fourier_mode_by_lambda(f: int, t: int) -> None:
-    """THEORY.md section 4: a cyclic diagonal with profile exp(2 pi i f a / n) is an
+    """docs/theory.md section 4: a cyclic diagonal with profile exp(2 pi i f a / n) is an
     eigenvector of A_v with eigenvalue lambda_f (asymmetric v: complex lambda)."""
     n = 10
     v = np.array([0.1, 0.2, 0.5, 0.15, 0.05])
@@ -319,7 +319,7 @@ def test_uniform_fixed_point_stays_fixed_tanh(w2: float, b2: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# the theory's key claim: Fourier modes decay by chi_c lambda_f (THEORY.md section 4, Fig. S4)
+# the theory's key claim: Fourier modes decay by chi_c lambda_f (docs/theory.md section 4, Fig. S4)
 # ------------------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ None of the references below uses the module's solver:
 
 * closed forms of ``mu_k = E[phi'(h)^(2k)]`` (erf, ReLU, linear) and adaptive quadrature
   (scipy) for tanh;
-* the moment formulas of THEORY.md section 5, written out here from ``mu_1, mu_2``;
+* the moment formulas of docs/theory.md section 5, written out here from ``mu_1, mu_2``;
 * laws known in closed form: a point mass (linear network, orthogonal weights),
   Marchenko-Pastur (linear, Gaussian, depth 1), Fuss-Catalan (linear, Gaussian, depth L: the
   moments ``binom((L+1)k, k) / (Lk + 1)`` and the parametric density, itself verified here
@@ -52,9 +52,9 @@ try:  # optional (not a dependency): only makes the sampler faster
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-#: Critical tanh at sigma_b2 = 0.05 (THEORY.md sections 5 and 7).
+#: Critical tanh at sigma_b2 = 0.05 (docs/theory.md sections 5 and 7).
 B2 = 0.05
-#: s_1 of THEORY.md section 5: sigma_w2 S_{W^T W}(m) = 1 + s_1 m + ...
+#: s_1 of docs/theory.md section 5: sigma_w2 S_{W^T W}(m) = 1 + s_1 m + ...
 S1 = {"gaussian": -1.0, "orthogonal": 0.0}
 #: Levels at which predicted quantiles are compared with Monte Carlo.
 MC_LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -242,7 +242,7 @@ def test_derivative_moments_shape_and_limit():
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("depth", [1, 2, 7, 100])
 def test_spectrum_moments_closed_forms_at_criticality(weights, depth):
-    # THEORY.md section 5: a linear network has var/mean^2 = L (Gaussian) and 0 (orthogonal),
+    # docs/theory.md section 5: a linear network has var/mean^2 = L (Gaussian) and 0 (orthogonal),
     # ReLU at sigma_w2 = 2 has 2L and L; the mean is chi_1^L = 1. Exact arithmetic (1e-12).
     lin = spectrum_moments("linear", sigma_w2=1.0, sigma_b2=0.0, depth=depth, weights=weights)
     relu = spectrum_moments("relu", sigma_w2=2.0, sigma_b2=0.0, depth=depth, weights=weights)
@@ -536,7 +536,7 @@ def test_leaky_relu_orthogonal_depth2_density_is_two_atom_product(slope):
     )
 
 
-# --- 5. THEORY.md section 5's Monte Carlo facts ------------------------------------------------
+# --- 5. docs/theory.md section 5's Monte Carlo facts -------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -544,9 +544,9 @@ def test_leaky_relu_orthogonal_depth2_density_is_two_atom_product(slope):
 )
 def test_theory_md_orthogonal_tanh_variances(depth, formula, theory_mc):
     spec = spectrum("tanh", depth, "orthogonal")
-    # The formula L (mu_2/mu_1^2 - 1) to the 3 decimals THEORY.md quotes.
+    # The formula L (mu_2/mu_1^2 - 1) to the 3 decimals docs/theory.md quotes.
     assert round(spec.normalized_variance, 3) == formula
-    # THEORY.md's N = 1000 Monte Carlo numbers: within 2% (their own sampling error and the
+    # docs/theory.md's N = 1000 Monte Carlo numbers: within 2% (their own sampling error and the
     # O(L/N) finite-width bias; 2.77 vs 2.738 is the largest, 1.2%).
     assert spec.normalized_variance == pytest.approx(theory_mc, rel=2e-2)
 

@@ -3,7 +3,7 @@
 The references are exact identities of the finite networks (an orthogonal linear network is an
 isometry up to its gain; the looks-linear ReLU network equals a linear one; the rank of a ReLU
 Jacobian is fixed by its masks), exact finite-N moments of products of Gaussian matrices,
-a 50-digit recomputation of one product, and the free-probability variance of THEORY.md
+a 50-digit recomputation of one product, and the free-probability variance of docs/theory.md
 section 5, never numbers produced by the sampler itself.
 
 How the tolerances are set. A sampled spectrum pools ``draws`` independent networks; the
@@ -43,7 +43,7 @@ from mftheory.montecarlo.jacobians import (
 
 K_SE = 4.0  # standard errors allowed (see the module docstring)
 EXACT = 1e-10  # relative round-off allowed where every value is known exactly (a few L ulp)
-TANH_B2 = 0.05  # Schoenholz et al.'s bias variance, THEORY.md section 5
+TANH_B2 = 0.05  # Schoenholz et al.'s bias variance, docs/theory.md section 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def tanh_critical() -> tuple[float, float, float]:
     """``(sigma_w2, q*, s)`` at the tanh critical point with ``sigma_b2 = 0.05``, where
     ``s = mu_2 / mu_1^2 - 1`` with ``mu_k = E[phi'(sqrt(q*) z)^{2k}]`` (Gauss-Hermite, 200
     nodes, independent of the project's quadrature) is the per-layer growth of
-    ``var / mean^2`` for orthogonal weights (THEORY.md section 5; Gaussian adds 1)."""
+    ``var / mean^2`` for orthogonal weights (docs/theory.md section 5; Gaussian adds 1)."""
     cp = critical_point("tanh", sigma_b2=TANH_B2)
     w2, q = float(cp.sigma_w2), float(cp.q_star)
     z, wt = np.polynomial.hermite_e.hermegauss(200)
@@ -170,7 +170,7 @@ def test_linear_delta_orthogonal_cnn_is_a_scaled_isometry(
     channels: int, size: int, kernel: int, sigma_w2: float
 ) -> None:
     # A Delta-Orthogonal convolution is sigma_w times an isometry of periodic images
-    # (THEORY.md section 6), so every squared singular value of J is sigma_w2^L exactly.
+    # (docs/theory.md section 6), so every squared singular value of J is sigma_w2^L exactly.
     r = sample_delta_orthogonal_spectrum(
         "linear",
         sigma_w2=sigma_w2,
@@ -337,7 +337,7 @@ def test_relu_share_of_zero_singular_values_is_about_half(weights: str, depth: i
 
 
 def test_free_probability_reference_reproduces_theory_numbers() -> None:
-    # THEORY.md section 5 quotes var/mean^2 = 0.685, 1.369, 2.738 at L = 2, 4, 8.
+    # docs/theory.md section 5 quotes var/mean^2 = 0.685, 1.369, 2.738 at L = 2, 4, 8.
     _, _, s = tanh_critical()
     for depth, quoted in ((2, 0.685), (4, 1.369), (8, 2.738)):
         assert depth * s == pytest.approx(quoted, abs=5e-4)
@@ -403,7 +403,7 @@ def test_tanh_critical_gaussian_normalized_variance(depth: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("depth", "draws"), [(2, 8), (4, 8), (8, 8), (32, 6), (100, 6)])
 def test_tanh_critical_orthogonal_wide_and_deep(depth: int, draws: int) -> None:
-    # N = 1000 as in THEORY.md section 5, up to L = 100 (about 11 s per draw there). With 5-7
+    # N = 1000 as in docs/theory.md section 5, up to L = 100 (about 11 s per draw there). With 5-7
     # degrees of freedom the bound is 5 SE (P(|t_5| > 5) = 0.4%) plus the 1.0 L / N relative
     # finite-N allowance of the fast test; the mean also within 5 SE + 0.5 L / N.
     w2, _, s = tanh_critical()

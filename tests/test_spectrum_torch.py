@@ -50,7 +50,7 @@ def test_delta_orthogonal_cnn_has_the_orthogonal_spectrum() -> None:
     # Mean chi_1^L = 1 within 4 standard errors of the draw means (plus 0.02 for the spread
     # of the three draws' D's, whose sample means fluctuate by ~sqrt(0.34 / 256) per layer).
     assert abs(mean - spec.mean) <= 4 * se + 0.02
-    # Normalised variance 1.369 (THEORY.md section 5) within 20%: its sample error over
+    # Normalised variance 1.369 (docs/theory.md section 5) within 20%: its sample error over
     # 4 x 256 correlated eigenvalues with a heavy upper tail is about 10% (measured spread of
     # the per-draw values).
     assert nv == pytest.approx(spec.normalized_variance, rel=0.2)

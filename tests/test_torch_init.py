@@ -1,7 +1,7 @@
 """Tests of mftheory.torch: PyTorch initialisers, critical initialisation and diagnosis.
 
 The judges are independent of the code under test: mftheory.cnn.kernels.check_kernel (the FFT test
-of THEORY.md section 6) on the weights converted to the kernel layout, the dense operator that
+of docs/theory.md section 6) on the weights converted to the kernel layout, the dense operator that
 the torch layer itself applies (nn.ConvNd with padding_mode="circular" on an identity basis),
 the mean-field fixed point (mftheory.meanfield.fixed_points) for deep finite networks, and exact
 identities (a looks-linear ReLU network is the linear map W_L ... W_1).
@@ -142,7 +142,7 @@ def test_wide_layer_of_critical_init_has_orthonormal_rows() -> None:
 
 
 def test_algorithm1_variance_share_is_binomial_on_average() -> None:
-    """THEORY.md section 6: E[v] = (1/4, 1/2, 1/4) per dimension for size 3."""
+    """docs/theory.md section 6: E[v] = (1/4, 1/2, 1/4) per dimension for size 3."""
     shares = []
     for seed in range(20):
         w = torch.empty(32, 32, 3, dtype=F64)
@@ -354,7 +354,7 @@ def ensemble_variances(weight_factor: float) -> tuple[np.ndarray, Any]:
 
 
 def test_100_layer_critical_cnn_keeps_q_star() -> None:
-    """THEORY.md section 3: the q-map converges to q* and a critical network stays there.
+    """docs/theory.md section 3: the q-map converges to q* and a critical network stays there.
 
     Setup: 100 Conv1d(64, 64, 3, circular) + tanh layers (the first 4 -> 64), 1D images of 16
     pixels, a batch of 8 N(0, 1) images, 4 networks; the measured q^l is the mean square of the

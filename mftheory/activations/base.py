@@ -11,7 +11,7 @@ expressions because the parser's functions compare by the parsed text.
 
 Notes
 -----
-THEORY.md section 1 (the network) and section 3 (closed forms).
+docs/theory.md section 1 (the network) and section 3 (closed forms).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ closed form); nothing else in the package lists activation names.
 
 Notes
 -----
-THEORY.md section 1 (the network) and section 3 (closed forms for erf, ReLU and linear).
+docs/theory.md section 1 (the network) and section 3 (closed forms for erf, ReLU and linear).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ linear: ``x`` for ``x > 0``, ``a x`` below) and :class:`Sin`. A user family subc
 
 Notes
 -----
-THEORY.md section 3 (closed forms for erf, ReLU and linear; the dual activation).
+docs/theory.md section 3 (closed forms for erf, ReLU and linear; the dual activation).
 """
 
 from __future__ import annotations

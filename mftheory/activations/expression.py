@@ -55,7 +55,7 @@ accurate for the same settings (raise ``panels`` or rewrite the argument affinel
 
 Notes
 -----
-THEORY.md section 1: ``phi`` acts on pre-activations that are Gaussian over the whole real
+docs/theory.md section 1: ``phi`` acts on pre-activations that are Gaussian over the whole real
 line, so an expression must be finite, with a finite derivative, at every probe point
 ``x = -5, -4, ..., 5`` (``log(x)`` and ``sqrt(x)`` are refused, ``log1p(x**2)`` is fine).
 """
@@ -412,7 +412,7 @@ def parse_activation(text: str) -> Activation:
 
     Notes
     -----
-    THEORY.md section 1: ``phi`` is applied to Gaussian pre-activations, whence the
+    docs/theory.md section 1: ``phi`` is applied to Gaussian pre-activations, whence the
     finiteness check on the whole real line. Kinks are found only where the argument of a
     non-smooth function (``abs relu step sign max min clip``) is affine in ``x``; otherwise
     the activation is still returned but the quadrature is not split there and converges

@@ -27,7 +27,7 @@ series cannot meet the tolerance fall back to :func:`mftheory.gaussian.pair_expe
 
 Notes
 -----
-THEORY.md section 2 (the map, entries from 2x2 marginals) and section 3 (the Hermite "dual
+docs/theory.md section 2 (the map, entries from 2x2 marginals) and section 3 (the Hermite "dual
 activation" expansion).
 """
 
@@ -282,7 +282,7 @@ class CTransformEngine:
 
     Notes
     -----
-    THEORY.md sections 2 and 3; the methods are described in the module docstring. The
+    docs/theory.md sections 2 and 3; the methods are described in the module docstring. The
     caller validates ``Sigma`` (square, symmetric, finite, non-negative diagonal), as
     :func:`mftheory.cnn.spatial.c_transform` does.
     """

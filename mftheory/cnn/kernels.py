@@ -18,7 +18,7 @@ isometry scaled by ``gain`` (``W^T W = gain^2 I``) iff every ``c_out x c_in`` bl
 
 Notes
 -----
-THEORY.md section 6 (orthogonal kernels, the paper's Algorithm 1, Delta-Orthogonal), section 1
+docs/theory.md section 6 (orthogonal kernels, the paper's Algorithm 1, Delta-Orthogonal), section 1
 (``w_ij(b) ~ N(0, sigma_w^2 v_b / c)``: :func:`gaussian_kernel`, :func:`kernel_sigma_w2`) and
 section 4 (the variance vector ``v`` behind the Fourier modes: :func:`kernel_variance_share`
 gives the ``v`` an initialiser implies).
@@ -173,7 +173,7 @@ def random_orthogonal(n_rows: int, n_cols: int, seed: SeedLike = None) -> FloatA
 
     Notes
     -----
-    THEORY.md section 6: QR of a Gaussian matrix with the signs of ``R``'s diagonal made
+    docs/theory.md section 6: QR of a Gaussian matrix with the signs of ``R``'s diagonal made
     positive (Mezzadri 2007), without which ``Q`` is not Haar distributed.
     """
     rows = _check_int(n_rows, "n_rows", 1)
@@ -270,7 +270,7 @@ def orthogonal_kernel(
 
     Notes
     -----
-    THEORY.md section 6 (Xiao et al. 2018, Algorithm 1, after Kautsky & Turcajova 1994). The
+    docs/theory.md section 6 (Xiao et al. 2018, Algorithm 1, after Kautsky & Turcajova 1994). The
     kernel is the matrix polynomial ``K(z) = gain H_in prod_steps prod_axes (P + (I - P) z_axis)``:
 
     - ``H_in`` is ``c_in x c_out`` with orthonormal rows, Haar distributed, i.e. the first
@@ -327,7 +327,7 @@ def delta_orthogonal_kernel(
 
     Notes
     -----
-    THEORY.md section 6 (Delta-Orthogonal: dynamical isometry with ``lambda_f = 1`` for every
+    docs/theory.md section 6 (Delta-Orthogonal: dynamical isometry with ``lambda_f = 1`` for every
     Fourier mode). With the same seed, ``orthogonal_kernel(1, ...)`` gives the same matrix.
     """
     s, ci, co, d, g = _check_orthogonal_args(size, c_in, c_out, dim, gain)
@@ -375,7 +375,7 @@ def gaussian_kernel(
 
     Notes
     -----
-    THEORY.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``c = c_in`` (fan-in), so
+    docs/theory.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``c = c_in`` (fan-in), so
     ``E sum_{b, i, j} K^2 = gain^2 c_out`` and :func:`kernel_sigma_w2` estimates ``gain^2``.
     """
     if isinstance(v, str):
@@ -447,7 +447,7 @@ def operator_singular_values(kernel: ArrayLike, n: int) -> FloatArray:
 
     Notes
     -----
-    THEORY.md section 6: ``K^(w) = sum_b K(b) exp(-2 pi i <w, b> / n)`` (the operator block at
+    docs/theory.md section 6: ``K^(w) = sum_b K(b) exp(-2 pi i <w, b> / n)`` (the operator block at
     ``w`` is its transpose, with the same singular values). Batched
     ``numpy.linalg.svd(compute_uv=False)``, in chunks of at most 64 MiB of ``K^(w)``; cost
     ``O(n^dim (size^dim + min(c_in, c_out)) c_in c_out)``.
@@ -489,7 +489,7 @@ class KernelCheck:
 
     Notes
     -----
-    THEORY.md section 6 (the FFT test of orthogonality).
+    docs/theory.md section 6 (the FFT test of orthogonality).
     """
 
     n_values: tuple[int, ...]
@@ -574,7 +574,7 @@ def check_kernel(
 
     Notes
     -----
-    THEORY.md section 6. Cost: ``sum_n n^dim`` SVDs of ``c_in x c_out`` matrices, about 87,000
+    docs/theory.md section 6. Cost: ``sum_n n^dim`` SVDs of ``c_in x c_out`` matrices, about 87,000
     for the 2D default; for wide kernels (hundreds of channels) pass a few ``n_values``.
     """
     arr = _check_kernel(kernel)
@@ -644,7 +644,7 @@ def kernel_variance_share(kernel: ArrayLike) -> FloatArray:
 
     Notes
     -----
-    THEORY.md sections 1 and 4: for ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` this estimates
+    docs/theory.md sections 1 and 4: for ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` this estimates
     ``v``. For :func:`orthogonal_kernel` its expectation is the binomial share (see there);
     for :func:`delta_orthogonal_kernel` it is exactly the Delta vector.
     """
@@ -676,7 +676,7 @@ def kernel_sigma_w2(kernel: ArrayLike) -> float:
 
     Notes
     -----
-    THEORY.md section 1: with ``w_ij(b) ~ N(0, sigma_w^2 v_b / c_in)`` and ``sum_b v_b = 1``,
+    docs/theory.md section 1: with ``w_ij(b) ~ N(0, sigma_w^2 v_b / c_in)`` and ``sum_b v_b = 1``,
     ``E sum_{b, i, j} w^2 = c_out c_in sigma_w^2 / c_in = sigma_w^2 c_out``, so this is an
     unbiased estimate of ``sigma_w^2`` (the pre-activation variance of each output channel is
     ``sigma_w^2`` times the input's). For an orthogonal or Delta-Orthogonal kernel of gain

@@ -16,7 +16,7 @@ Even side lengths have no centre and are refused.
 
 Notes
 -----
-THEORY.md section 1 (the variance vector ``v``) and section 4 (Fourier modes, depth scales, the
+docs/theory.md section 1 (the variance vector ``v``) and section 4 (Fourier modes, depth scales, the
 GS0..GS4 interpolation between the Delta and the uniform kernel).
 """
 
@@ -166,7 +166,7 @@ def check_variance_vector(v: ArrayLike | str, *, name: str = "variance vector") 
 
     Notes
     -----
-    THEORY.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``v >= 0``.
+    docs/theory.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``v >= 0``.
     """
     if isinstance(v, str):
         text = v.strip()
@@ -240,7 +240,7 @@ def variance_vector(spec: str | ArrayLike, *, kernel: int = 3, dim: int = 1) -> 
 
     Notes
     -----
-    THEORY.md section 1 (``v``) and section 4 (the GS0..GS4 interpolation, which the paper
+    docs/theory.md section 1 (``v``) and section 4 (the GS0..GS4 interpolation, which the paper
     defines for a 3x3 kernel; here any odd kernel size and dimension is allowed).
 
     Examples
@@ -285,7 +285,7 @@ def normalize_variance_vector(v: ArrayLike) -> tuple[FloatArray, float]:
 
     Notes
     -----
-    THEORY.md section 1 requires ``sum_b v_b = 1``. A vector summing to ``S`` describes the
+    docs/theory.md section 1 requires ``sum_b v_b = 1``. A vector summing to ``S`` describes the
     same weight distribution as ``v / S`` with ``sigma_w2 * S`` in place of ``sigma_w2``, so
     rescaling changes the meaning of ``sigma_w2``, not the network; this is why the library
     never rescales silently.
@@ -365,7 +365,7 @@ def mode_eigenvalues(v: ArrayLike, n: int | Sequence[int]) -> tuple[IntArray, Co
 
     Notes
     -----
-    THEORY.md section 4:
+    docs/theory.md section 4:
 
         lambda_f = sum_b v_b exp(2 pi i <f, b> / n),   b centred on 0.
 
@@ -407,7 +407,7 @@ def mode_depth_scale(rate: ArrayLike) -> FloatArray:
 
     Notes
     -----
-    THEORY.md section 4: ``xi_f = -1 / log(chi_c* |lambda_f|)``.
+    docs/theory.md section 4: ``xi_f = -1 / log(chi_c* |lambda_f|)``.
     """
     r = np.asarray(rate, dtype=np.float64)
     out = np.full(r.shape, np.inf)
@@ -454,7 +454,7 @@ class ModeTable:
     -----
     Rows are sorted by descending ``|lambda_f|``; ties (within ``1e-12``) are broken by the
     frequency, lexicographically ascending, so ``f = 0`` (``lambda_0 = 1``) comes first.
-    THEORY.md section 4.
+    docs/theory.md section 4.
     """
 
     frequency: IntArray
@@ -537,7 +537,7 @@ def mode_table(v: ArrayLike, n: int, *, chi_c: float, chi_q: float) -> ModeTable
     n : int
         Pixels per image side.
     chi_c : float
-        Slope of the C-map at the fixed point, ``chi_c*`` (THEORY.md section 3).
+        Slope of the C-map at the fixed point, ``chi_c*`` (docs/theory.md section 3).
     chi_q : float
         Slope of the q-map at the fixed point, ``chi_q*``.
 
@@ -554,7 +554,7 @@ def mode_table(v: ArrayLike, n: int, *, chi_c: float, chi_q: float) -> ModeTable
 
     Notes
     -----
-    THEORY.md section 4: near the fixed point mode ``f`` of the covariance perturbation evolves
+    docs/theory.md section 4: near the fixed point mode ``f`` of the covariance perturbation evolves
     as ``(chi_c* lambda_f)^l`` off the diagonal and ``(chi_q* lambda_f)^l`` on it, so
 
         xi_f = -1 / log(chi_c* |lambda_f|),   xi_c = xi_0 = -1 / log(chi_c*).

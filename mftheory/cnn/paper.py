@@ -7,7 +7,7 @@
 
 Notes
 -----
-THEORY.md section 4 (modes, GSj = (1 - j/4) delta + (j/4) uniform) and section 7; the
+docs/theory.md section 4 (modes, GSj = (1 - j/4) delta + (j/4) uniform) and section 7; the
 appendix text is in ``shared/paper/``.
 """
 
@@ -128,7 +128,7 @@ def figure_4b_eigenvalues(n: int = 8, kernel: int = 3) -> dict[str, FloatArray]:
 
     Notes
     -----
-    THEORY.md section 4: ``lambda_f = sum_b v_b exp(2 pi i <f, b> / n)``; GS0 (delta) gives
+    docs/theory.md section 4: ``lambda_f = sum_b v_b exp(2 pi i <f, b> / n)``; GS0 (delta) gives
     all ones, GS4 (uniform) the most spread-out values.
     """
     out: dict[str, FloatArray] = {}

@@ -2,7 +2,7 @@
 
 :func:`propagate` starts from images (or any input covariance), iterates
 ``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of :mod:`mftheory.cnn.ctransform`, and
-decomposes ``eps^l = Sigma* - Sigma^l`` into the Fourier modes of THEORY.md section 4: along
+decomposes ``eps^l = Sigma* - Sigma^l`` into the Fourier modes of docs/theory.md section 4: along
 every cyclic diagonal ``eps_{a, a+t}`` (and every pair of images) the Fourier coefficient of
 frequency ``f`` shrinks by ``chi_c* lambda_f`` per layer near the fixed point (``chi_q*
 lambda_f`` on the main diagonal). :func:`mode_amplitudes` measures those coefficients,
@@ -10,7 +10,7 @@ lambda_f`` on the main diagonal). :func:`mode_amplitudes` measures those coeffic
 
 Notes
 -----
-THEORY.md sections 2 (the map), 3 (the uniform fixed point Sigma*) and 4 (modes).
+docs/theory.md sections 2 (the map), 3 (the uniform fixed point Sigma*) and 4 (modes).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def input_covariance(
 
     Notes
     -----
-    THEORY.md section 1: the first layer is affine in the image, ``h^1 = w * x + b`` with
+    docs/theory.md section 1: the first layer is affine in the image, ``h^1 = w * x + b`` with
     ``w_ij(b) ~ N(0, sigma_w2 v_b / channels)``, so its covariance is exact for any width.
     """
     arr = _check_images(images)
@@ -228,7 +228,7 @@ def mode_amplitudes(
 
     Notes
     -----
-    THEORY.md section 4: ``A_v`` multiplies ``D_f`` of every cyclic diagonal by
+    docs/theory.md section 4: ``A_v`` multiplies ``D_f`` of every cyclic diagonal by
     ``lambda_f``, so near the fixed point ``off_diagonal[f]`` shrinks by ``chi_c* |lambda_f|``
     per layer and ``diagonal[f]`` by ``chi_q* |lambda_f|``. The normalisation makes a
     spatially uniform perturbation ``e`` of every off-diagonal entry have amplitude ``|e|``
@@ -320,7 +320,7 @@ def fit_decay_rate(
 
     Notes
     -----
-    THEORY.md section 4: the prediction is ``chi_c* |lambda_f|`` per layer. The fit uses the
+    docs/theory.md section 4: the prediction is ``chi_c* |lambda_f|`` per layer. The fit uses the
     end of the resolved range, where the perturbation is smallest and the linearised theory
     applies best.
     """
@@ -564,7 +564,7 @@ def propagate(
 
     Notes
     -----
-    THEORY.md sections 2-4.
+    docs/theory.md sections 2-4.
     """
     activation = get_activation(act) if isinstance(act, str) else act
     st = settings or DEFAULT_SETTINGS

@@ -8,7 +8,7 @@ the same offset.
 
 Notes
 -----
-THEORY.md section 2 (the map), section 3 (its spatially uniform fixed point) and section 4
+docs/theory.md section 2 (the map), section 3 (its spatially uniform fixed point) and section 4
 (``A_v`` is diagonalised by the discrete Fourier transform along each cyclic diagonal).
 """
 
@@ -145,7 +145,7 @@ def apply_A(
 
     Notes
     -----
-    THEORY.md section 2:
+    docs/theory.md section 2:
 
         (A_v * M)_{a,a'} = sum_b v_b M_{a+b, a'+b}     (indices mod n per dimension)
 
@@ -233,7 +233,7 @@ def c_transform(
 
     Notes
     -----
-    THEORY.md section 2:
+    docs/theory.md section 2:
 
         C(Sigma)_{a,a'} = sigma_w^2 E[phi(h_a) phi(h_a')] + sigma_b^2,   h ~ N(0, Sigma)
 
@@ -329,7 +329,7 @@ def covariance_map(
 
     Notes
     -----
-    THEORY.md section 2: ``Sigma^{l+1} = A_v * C(Sigma^l)``.
+    docs/theory.md section 2: ``Sigma^{l+1} = A_v * C(Sigma^l)``.
     """
     shape = check_image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
@@ -408,7 +408,7 @@ def iterate_covariance_map(
 
     Notes
     -----
-    THEORY.md section 2 (the map) and section 4 (near the uniform fixed point, mode ``f`` of a
+    docs/theory.md section 2 (the map) and section 4 (near the uniform fixed point, mode ``f`` of a
     perturbation shrinks by ``chi_c* lambda_f`` off the diagonal per layer).
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
@@ -457,7 +457,7 @@ def uniform_fixed_covariance(q_star: float, c_star: float, N: int) -> FloatArray
 
     Notes
     -----
-    THEORY.md section 3: the fixed point of the CNN map is spatially uniform and is the same
+    docs/theory.md section 3: the fixed point of the CNN map is spatially uniform and is the same
     as the fully-connected one.
 
     Examples

@@ -19,7 +19,7 @@ Gauss-Legendre rule where that bound exceeds ``settings.tol`` (2D, slow, robust)
 
 Notes
 -----
-THEORY.md section 3 (q- and C-maps, slopes, closed forms, the dual activation).
+docs/theory.md section 3 (q- and C-maps, slopes, closed forms, the dual activation).
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def second_moment(
 
     Notes
     -----
-    THEORY.md section 3. Closed forms: erf ``(2/pi) asin(2q/(1+2q))``; relu ``q/2``;
+    docs/theory.md section 3. Closed forms: erf ``(2/pi) asin(2q/(1+2q))``; relu ``q/2``;
     leaky_relu ``(1+a^2) q/2``; linear ``q``; sin ``(1 - e^{-2q})/2``.
     """
     qa = _as_nonneg(q)
@@ -186,7 +186,7 @@ def derivative_second_moment(
 
     Notes
     -----
-    THEORY.md section 3. Closed forms: erf ``(4/pi)/sqrt(1+4q)``; relu ``1/2``;
+    docs/theory.md section 3. Closed forms: erf ``(4/pi)/sqrt(1+4q)``; relu ``1/2``;
     leaky_relu ``(1+a^2)/2``; linear ``1``.
     """
     qa = _as_nonneg(q)
@@ -202,7 +202,7 @@ def second_moment_slope(
 
     Notes
     -----
-    THEORY.md section 3 gives ``chi_q = sigma_w2 E[phi'(u)^2 + phi(u) phi''(u)]``. By Stein's
+    docs/theory.md section 3 gives ``chi_q = sigma_w2 E[phi'(u)^2 + phi(u) phi''(u)]``. By Stein's
     lemma that equals ``sigma_w2 E[phi(u) phi'(u) z] / sqrt(q)``, which needs no second
     derivative and so also holds for kinked activations. Closed form for erf:
     ``(4/pi) / ((1+2q) sqrt(1+4q))``.
@@ -306,7 +306,7 @@ def hermite_series(
 
     Notes
     -----
-    THEORY.md section 3 (the "dual activation"). One shared node set serves every q (kinks at
+    docs/theory.md section 3 (the "dual activation"). One shared node set serves every q (kinks at
     0 stay at z = 0, a panel edge); kinks elsewhere move with q, and only the panels that
     contain one are integrated again with a per-q rule split at the kinks. For q > 9 the
     fixed edges in h of the 1D rule (``_H_EDGES``) are added the same way: ``phi(sqrt(q) z)``
@@ -522,7 +522,7 @@ def pair_expectation(
 
     Notes
     -----
-    THEORY.md section 2 (entries of ``C(Sigma)``) and 3 (the C-map). Closed forms for erf,
+    docs/theory.md section 2 (entries of ``C(Sigma)``) and 3 (the C-map). Closed forms for erf,
     relu, leaky_relu, linear; a 1D rule at ``|rho| = 1``; otherwise the Hermite series where
     its exact truncation bound is below ``settings.tol * sqrt(F(q1) F(q2))``, and the nested
     kink-aware 2D Gauss-Legendre rule elsewhere.

@@ -15,7 +15,7 @@ probabilists' Hermite polynomials ``He_2 = z^2 - 1`` and ``He_4 = z^4 - 6 z^2 + 
 
 Notes
 -----
-THEORY.md section 3 (the q-map "sigma_w^2 F(q) + sigma_b^2 with F depending on q alone").
+docs/theory.md section 3 (the q-map "sigma_w^2 F(q) + sigma_b^2 with F depending on q alone").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ by 1e-7 at q = 10, where 40 panels of 12 Legendre nodes give 1e-15 (measured; se
 
 Notes
 -----
-THEORY.md section 3: every mean-field quantity is an expectation over ``z ~ N(0, 1)``.
+docs/theory.md section 3: every mean-field quantity is an expectation over ``z ~ N(0, 1)``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Notes
 -----
-THEORY.md section 3. On the critical line the fixed point satisfies both
+docs/theory.md section 3. On the critical line the fixed point satisfies both
 ``q = sigma_w2 F(q) + sigma_b2`` and ``sigma_w2 G(q) = 1`` (``F = E[phi^2]``,
 ``G = E[phi'^2]``), so instead of nesting a q* solve inside a sigma_w2 search we solve the
 one-dimensional equation in q
@@ -102,6 +102,7 @@ class CriticalPoint:
             "q_star": jsonable(self.q_star),
             "chi_q": jsonable(self.chi_q),
             "xi_q": jsonable(self.xi_q),
+            "xi_grad": jsonable(self.xi_grad),
             "status": self.status.tolist(),
         }
 
@@ -127,7 +128,7 @@ def critical_point(
 
     Notes
     -----
-    THEORY.md section 3 (the critical line); the method is in the module docstring.
+    docs/theory.md section 3 (the critical line); the method is in the module docstring.
 
     Examples
     --------

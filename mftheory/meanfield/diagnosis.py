@@ -8,7 +8,7 @@ at the same bias.
 
 Notes
 -----
-THEORY.md sections 3 (fixed points, phases) and 5 (trainable when ``L <~ 6 xi_c``).
+docs/theory.md sections 3 (fixed points, phases) and 5 (trainable when ``L <~ 6 xi_c``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def init_scale(
 
     Notes
     -----
-    The mean-field weight variance is ``sigma_w^2 = fan_in Var w`` (THEORY.md §1).
+    The mean-field weight variance is ``sigma_w^2 = fan_in Var w`` (docs/theory.md §1).
     """
     key = scheme.strip().lower()
     if key not in INIT_SCHEMES:
@@ -166,7 +166,7 @@ def diagnose_init(act: Activation | str, *, sigma_w2: float, sigma_b2: float) ->
 
     Notes
     -----
-    THEORY.md §3 (phases) and §5: a network of depth ``L`` trains when ``L <~ 6 xi_c``.
+    docs/theory.md §3 (phases) and §5: a network of depth ``L`` trains when ``L <~ 6 xi_c``.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 Notes
 -----
-THEORY.md section 3. For a point ``(sigma_w2, sigma_b2)``:
+docs/theory.md section 3. For a point ``(sigma_w2, sigma_b2)``:
 
 * ``q*``: the fixed point of the q-map **reached by iterating it from** ``q0`` (default 1,
   a unit-variance input). It is found by bracketing in the direction the map moves from q0
@@ -80,7 +80,7 @@ def depth_scale(chi: ArrayLike) -> Array:
 
     Notes
     -----
-    THEORY.md section 4 (``xi_c``, ``xi_q``, ``xi_f``).
+    docs/theory.md section 4 (``xi_c``, ``xi_q``, ``xi_f``).
     """
     x = np.asarray(chi, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -91,7 +91,7 @@ def depth_scale(chi: ArrayLike) -> Array:
     return np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan)
 
 
-#: Training is predicted to fail beyond this many correlation depth scales (THEORY.md §5).
+#: Training is predicted to fail beyond this many correlation depth scales (docs/theory.md §5).
 TRAINABLE_DEPTH_FACTOR = 6.0
 
 
@@ -112,7 +112,7 @@ def trainable_depth(xi_c: ArrayLike) -> Array:
 
     Notes
     -----
-    THEORY.md section 5: a network of depth ``L`` trains when ``L <~ 6 xi_c`` (Schoenholz
+    docs/theory.md section 5: a network of depth ``L`` trains when ``L <~ 6 xi_c`` (Schoenholz
     et al. 2017).
 
     Examples
@@ -262,7 +262,7 @@ def solve_q_star(
 
     Notes
     -----
-    THEORY.md section 3 (q-map); "unbounded activations ... have no finite q*".
+    docs/theory.md section 3 (q-map); "unbounded activations ... have no finite q*".
     """
     st = settings or DEFAULT_SETTINGS
     w, b = sigma_w2.ravel(), sigma_b2.ravel()
@@ -592,7 +592,7 @@ def fixed_point(
 
     Notes
     -----
-    THEORY.md section 3; definitions in this module's docstring.
+    docs/theory.md section 3; definitions in this module's docstring.
 
     Examples
     --------

@@ -27,7 +27,7 @@ path is already cheap per point.
 
 Notes
 -----
-THEORY.md section 3 (the q-map depends on q alone; the C-map at fixed q is a power series
+docs/theory.md section 3 (the q-map depends on q alone; the C-map at fixed q is a power series
 in c).
 """
 
@@ -111,7 +111,7 @@ def phase_grid(
 
     Notes
     -----
-    THEORY.md section 3; the method is in the module docstring. Accuracy against
+    docs/theory.md section 3; the method is in the module docstring. Accuracy against
     :func:`~mftheory.meanfield.fixed_point`: about 1e-11 relative for q*, chi_1, chi_q
     (table interpolation), ``INTERP_TOL`` for c* and for chi_c relative to ``1 - chi_c``
     (checked per row).

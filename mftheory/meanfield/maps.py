@@ -2,7 +2,7 @@
 
 Notes
 -----
-THEORY.md section 3::
+docs/theory.md section 3::
 
     q^{l+1}     = sigma_w2 E_z[phi(sqrt(q^l) z)^2] + sigma_b2
     q c^{l+1}   = sigma_w2 E[phi(u1) phi(u2)] + sigma_b2,   corr(u1, u2) = c^l, var = q
@@ -57,7 +57,7 @@ def q_map(
 
     Notes
     -----
-    THEORY.md section 3 (q-map). Broadcasts over all arguments.
+    docs/theory.md section 3 (q-map). Broadcasts over all arguments.
     """
     w, b = check_variances(sigma_w2, sigma_b2)
     return w * second_moment(act, q, settings=settings) + b
@@ -79,7 +79,7 @@ def c_map(
 
     Notes
     -----
-    THEORY.md section 3 (C-map). ``c = 1`` is mapped to 1 exactly when q is the fixed point.
+    docs/theory.md section 3 (C-map). ``c = 1`` is mapped to 1 exactly when q is the fixed point.
     """
     w, b = check_variances(sigma_w2, sigma_b2)
     qa = np.asarray(q, dtype=np.float64)

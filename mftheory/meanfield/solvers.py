@@ -18,7 +18,7 @@ active after ``maxiter`` iterations is **not** converged; callers check (see
 
 Notes
 -----
-THEORY.md section 3: the q-map is increasing in q, the C-map on ``[0, 1]`` is a power series
+docs/theory.md section 3: the q-map is increasing in q, the C-map on ``[0, 1]`` is a power series
 in c with non-negative coefficients (increasing and convex), which is what makes the
 monotone Newton iterations of :func:`newton_from_one` and :func:`newton_fixed_point` safe.
 """

@@ -13,7 +13,7 @@ its own weights to a whole batch of images, and returns the mean and standard er
 Variance reduction: a *control* input at the spatially uniform fixed point ``Sigma*`` goes
 through the same weights (and, for a Gaussian input, starts from the same random numbers).
 ``D^l = Sigma_hat_ctrl^l - Sigma_hat_main^l`` then estimates ``eps^l = Sigma* - Sigma^l``
-(THEORY.md section 4) with far less noise than ``Sigma_hat_main`` itself, because most of the
+(docs/theory.md section 4) with far less noise than ``Sigma_hat_main`` itself, because most of the
 fluctuation of a finite network is common to both inputs.
 
 Two samplers give the same ensemble (the same joint law of every layer of every network):
@@ -35,7 +35,7 @@ CUDA when it is available). This package never imports torch.
 
 Notes
 -----
-THEORY.md section 1 (the network), section 2 (the covariance map it is compared with),
+docs/theory.md section 1 (the network), section 2 (the covariance map it is compared with),
 sections 3-4 (the fixed point ``Sigma*`` and the perturbation ``eps^l`` the control measures).
 """
 
@@ -115,7 +115,7 @@ class EnsembleResult:
     Notes
     -----
     Compared by identity (``eq=False``): the arrays have no single truth value.
-    THEORY.md section 2: ``mean`` estimates the mean-field ``Sigma^l`` up to ``O(1/c)``;
+    docs/theory.md section 2: ``mean`` estimates the mean-field ``Sigma^l`` up to ``O(1/c)``;
     section 4: ``difference_mean`` estimates ``eps^l``.
     """
 
@@ -257,7 +257,7 @@ def simulate_ensemble(
 
     Notes
     -----
-    THEORY.md section 1, the network (indices mod ``n`` per dimension):
+    docs/theory.md section 1, the network (indices mod ``n`` per dimension):
 
         h^{l+1}_j(a) = sum_i sum_b w^{l+1}_{ij}(b) phi(h^l_i(a + b)) + b^{l+1}_j,
         w_{ij}(b) ~ N(0, sigma_w^2 v_b / c_in),   b_j ~ N(0, sigma_b^2)

@@ -13,7 +13,7 @@ eigenvalues of ``J J^T``), per independent draw of the network:
 * :func:`sample_delta_orthogonal_spectrum`: a 1D circular CNN with Delta-Orthogonal kernels,
   every layer applied as a real convolution over all kernel taps.
 
-Why. THEORY.md section 5: criticality fixes the mean squared singular value of ``J``
+Why. docs/theory.md section 5: criticality fixes the mean squared singular value of ``J``
 (``chi_1^L``) but not its spread; the free-probability prediction of the whole spectral
 density (S-transforms) and of its variance must be checked against "the empirical spectrum of
 a product of random matrices of moderate size". This module is that empirical side.
@@ -45,7 +45,7 @@ instead of ``O(N^3)``, plus the ``O(N^3)`` SVD. For scale: about 11 s per draw a
 
 Notes
 -----
-THEORY.md section 5 (Jacobian, dynamical isometry, looks-linear initialisation, the
+docs/theory.md section 5 (Jacobian, dynamical isometry, looks-linear initialisation, the
 free-probability recipe) and section 6 (Delta-Orthogonal kernels).
 """
 
@@ -102,7 +102,7 @@ def _weights(weights: Any) -> str:
 
 
 def _input_variance(act: Activation, q0: float | None, sigma_w2: float, sigma_b2: float) -> float:
-    """``q0`` as given (finite, ``>= 0``), else the fixed point ``q*`` (THEORY.md section 3)."""
+    """``q0`` as given (finite, ``>= 0``), else the fixed point ``q*`` (docs/theory.md §3)."""
     if q0 is not None:
         try:
             q = float(q0)
@@ -240,7 +240,7 @@ def sample_jacobian_spectrum(
 
     Notes
     -----
-    THEORY.md section 5. Per layer ``l = 1..L``: ``D^l = diag(phi'(h^{l-1}))``,
+    docs/theory.md section 5. Per layer ``l = 1..L``: ``D^l = diag(phi'(h^{l-1}))``,
     ``h^l = W^l phi(h^{l-1}) + b^l`` with ``b^l ~ N(0, sigma_b2)`` i.i.d., and
     ``J <- W^l (D^l J)`` from ``J = I``, so ``J = W^L D^L ... W^1 D^1 = dh^L / dh^0``. The
     floor and the cost are discussed in the module docstring.
@@ -325,7 +325,7 @@ def sample_looks_linear_spectrum(
 
     Notes
     -----
-    THEORY.md section 5 (and :func:`mftheory.torch.looks_linear_`). With ``W_l`` ``gain``
+    docs/theory.md section 5 (and :func:`mftheory.torch.looks_linear_`). With ``W_l`` ``gain``
     times Haar-orthogonal ``N x N`` matrices the weight matrices are
 
         first:  [W_1; -W_1]     middle:  [[W_l, -W_l], [-W_l, W_l]]     last:  [W_L, -W_L]
@@ -458,7 +458,7 @@ def sample_delta_orthogonal_spectrum(
 
     Notes
     -----
-    THEORY.md sections 1 and 6. Every layer's kernel ``K`` (``kernel x c x c``) is zero but
+    docs/theory.md sections 1 and 6. Every layer's kernel ``K`` (``kernel x c x c``) is zero but
     the centre tap, ``sqrt(sigma_w2)`` times a Haar-orthogonal ``c x c`` matrix; biases are
     ``N(0, sigma_b2)`` per channel. The layer ``h^l(a) = sum_b K_b phi(h^{l-1})(a + b) +
     bias`` is applied as a real circular convolution over all taps, zero ones included, and

@@ -12,7 +12,7 @@ the difference of their empirical covariances has much less noise than either.
 
 Notes
 -----
-THEORY.md sections 2-4.
+docs/theory.md sections 2-4.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def compare_modes(
 
     Notes
     -----
-    THEORY.md section 4: mode ``f`` of the off-diagonal perturbation shrinks by
+    docs/theory.md section 4: mode ``f`` of the off-diagonal perturbation shrinks by
     ``chi_c* |lambda_f|`` per layer near the fixed point. The fit weights each layer by
     ``amplitude / noise`` (the inverse standard error of the log amplitude).
     """

@@ -63,7 +63,7 @@ class SampledSpectrum:
     Compared by identity (``eq=False``): ``values`` has no single truth value. The statistics
     pool all ``draws * width`` values (one empirical spectral distribution); their standard
     errors come from the spread across draws, which are independent (NaN for one draw).
-    THEORY.md section 5: ``mean`` estimates ``chi_1^L`` at the fixed point, and
+    docs/theory.md section 5: ``mean`` estimates ``chi_1^L`` at the fixed point, and
     ``normalized_variance`` the free-probability ``var / mean^2``.
     """
 

@@ -9,7 +9,7 @@ their global order. All array work goes through an :class:`mftheory.montecarlo.b
 
 Notes
 -----
-THEORY.md sections 1-2 (the network and the covariance map it samples).
+docs/theory.md sections 1-2 (the network and the covariance map it samples).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _spatial_axes(plan: EnsemblePlan, first: int) -> tuple[int, ...]:
 def apply_A_batched(ops: ArrayOps, plan: EnsemblePlan, g: Any) -> Any:
     """``A_v * G`` for a stack ``(K, P, P)`` of matrices over (image, pixel) pairs.
 
-    THEORY.md section 2: ``(A_v * G)(a, a') = sum_b v_b G(a + b, a' + b)``, every image pair
+    docs/theory.md section 2: ``(A_v * G)(a, a') = sum_b v_b G(a + b, a' + b)``, every image pair
     at once; ``ops`` rolls the arrays.
     """
     d = len(plan.shape)

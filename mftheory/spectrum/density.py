@@ -4,7 +4,7 @@ Criticality fixes the mean squared singular value of ``J = prod_l D^l W^l``; thi
 gives the whole law of the squared singular values ``x`` (the eigenvalues of ``J J^T``) of a
 deep network at its fixed point: its density, moments, quantiles and atoms.
 
-Method (THEORY.md section 5, after Pennington, Schoenholz & Ganguli 2017/2018). Every layer
+Method (docs/theory.md section 5, after Pennington, Schoenholz & Ganguli 2017/2018). Every layer
 contributes the same two freely independent factors: ``D^2``, diagonal with the law of
 ``phi'(h)^2``, ``h ~ N(0, q*)``, and ``W^T W``, a point mass at ``sigma_w2`` (orthogonal
 weights) or Marchenko-Pastur of ratio 1 and scale ``sigma_w2`` (Gaussian weights). With
@@ -132,7 +132,7 @@ def jacobian_spectrum(
 
     Notes
     -----
-    THEORY.md section 5; the method is in the module docstring.
+    docs/theory.md section 5; the method is in the module docstring.
 
     Examples
     --------

@@ -21,7 +21,7 @@ the singular values stay within one order of magnitude) and none is 0.
 
 Notes
 -----
-THEORY.md section 5.
+docs/theory.md section 5.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def isometry_table(
 
     Notes
     -----
-    THEORY.md section 5; the rows are described in the module docstring.
+    docs/theory.md section 5; the rows are described in the module docstring.
     """
     a = get_activation(act)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:

@@ -9,7 +9,7 @@ linear ``phi``) and the other nodes widened into bins (:class:`DerivativeLaw`).
 
 Notes
 -----
-THEORY.md section 5: ``mean = (sigma_w2 mu_1)^L = chi_1^L`` and
+docs/theory.md section 5: ``mean = (sigma_w2 mu_1)^L = chi_1^L`` and
 ``variance / mean^2 = L (mu_2 / mu_1^2 - 1 - s_1)``, ``s_1 = -1`` (Gaussian) or ``0``
 (orthogonal weights).
 """
@@ -83,7 +83,7 @@ def derivative_moments(
 
     Notes
     -----
-    THEORY.md section 5: ``mu_1 = chi_1 / sigma_w2`` and ``mu_2`` set the spread of the
+    docs/theory.md section 5: ``mu_1 = chi_1 / sigma_w2`` and ``mu_2`` set the spread of the
     Jacobian's spectrum. Same composite rule as :mod:`mftheory.gaussian.expectations`.
     """
     a = get_activation(act)
@@ -144,7 +144,7 @@ def spectrum_moments(
 
     Notes
     -----
-    THEORY.md section 5: ``mean = chi_1^L``, ``variance = mean^2 L (mu_2/mu_1^2 - 1 - s_1)``
+    docs/theory.md section 5: ``mean = chi_1^L``, ``variance = mean^2 L (mu_2/mu_1^2 - 1 - s_1)``
     with ``s_1 = -1`` for Gaussian and ``0`` for orthogonal weights (at criticality
     ``variance = L (mu_2/mu_1^2 - 1 - s_1)``). Exact in free probability: the normalised
     variances of freely independent factors add.

@@ -1,7 +1,7 @@
 """The subordination solve: Newton's method for ``z_D`` along ``ln z = t + i delta``.
 
 With ``m = M_{JJ^T}(z)`` and the subordination point ``z_D`` of ``D^2``
-(``m = M_{D^2}(z_D)``), one complex equation in ``z_D`` per point (THEORY.md section 5):
+(``m = M_{D^2}(z_D)``), one complex equation in ``z_D`` per point (docs/theory.md section 5):
 
 * orthogonal: ``z = ((1 + m) / m)^(1 - L) (sigma_w2 z_D)^L``
 * Gaussian:   ``z = ((1 + m) / m) (sigma_w2 m z_D)^L``

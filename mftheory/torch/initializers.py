@@ -13,7 +13,7 @@ conversion is ``w[o, i, b] = K[b, i, o]``. PyTorch's convolution is a cross-corr
 
     out_o(a) = sum_i sum_{t=0}^{2k} w[o, i, t] x_i(a + t - k)  (indices mod n),
 
-which is THEORY.md section 1's ``h_j(a) = sum_i sum_b w_ij(b) x_i(a + b)`` with the centred
+which is docs/theory.md section 1's ``h_j(a) = sum_i sum_b w_ij(b) x_i(a + b)`` with the centred
 offset ``b = t - k``. (Orthogonality does not depend on that convention: flipping a kernel
 keeps ``sum_b K(b)^T K(b + g) = delta_g I``.)
 
@@ -34,7 +34,7 @@ channel-expanding one, which :func:`critical_init_` corrects.
 
 Notes
 -----
-THEORY.md section 1 (the network and ``v``), section 3 (the critical point and fixed point),
+docs/theory.md section 1 (the network and ``v``), section 3 (the critical point and fixed point),
 section 5 (dynamical isometry; Burkholz & Dubatovka's looks-linear ReLU initialisation) and
 section 6 (orthogonal and Delta-Orthogonal kernels).
 """
@@ -94,7 +94,7 @@ def delta_orthogonal_(
 
     Notes
     -----
-    THEORY.md section 6: every tap is zero but the spatial centre, which holds
+    docs/theory.md section 6: every tap is zero but the spatial centre, which holds
     ``gain * Q`` with ``Q`` a Haar-random ``c_out x c_in`` matrix with orthonormal columns
     (QR of a Gaussian matrix, signs fixed). The convolution is then ``gain`` times an isometry
     on periodic images of any size, and every Fourier eigenvalue ``lambda_f`` of its variance
@@ -138,7 +138,7 @@ def conv_orthogonal_(
 
     Notes
     -----
-    THEORY.md section 6 (Algorithm 1, Kautsky & Turcajova's block convolutions): the kernel
+    docs/theory.md section 6 (Algorithm 1, Kautsky & Turcajova's block convolutions): the kernel
     ``K`` of :func:`mftheory.cnn.kernels.orthogonal_kernel` in layout ``(*kernel, c_in, c_out)``
     is written as ``w[o, i, b] = K[b, i, o]``. Every ``K^(w) = sum_b K(b) exp(-i <w, b>)`` has
     orthonormal columns, so ``nn.ConvNd(..., padding=k, padding_mode="circular")`` with this
@@ -229,7 +229,7 @@ def variance_vector_normal_(
 
     Notes
     -----
-    THEORY.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``c = c_in`` the fan-in
+    docs/theory.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``c = c_in`` the fan-in
     channels (``tensor.shape[1]``), so ``E[sum w^2] / c_out = sigma_w^2``.
     """
     _, c_in, spatial = weight_shape(tensor, "variance_vector_normal_")

@@ -9,7 +9,7 @@ Jacobian, to set beside :func:`mftheory.spectrum.jacobian_spectrum`.
 
 Notes
 -----
-THEORY.md section 1 (the fan-in scaled variance), section 3 (the fixed point), section 4
+docs/theory.md section 1 (the fan-in scaled variance), section 3 (the fixed point), section 4
 (Fourier eigenvalues of the variance share) and section 5 (the Jacobian).
 """
 
@@ -67,7 +67,7 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor) -> FloatArray:
 
     Notes
     -----
-    THEORY.md section 5: ``J = prod_l D^l W^l``; dynamical isometry is all its singular
+    docs/theory.md section 5: ``J = prod_l D^l W^l``; dynamical isometry is all its singular
     values near 1. Computed with ``torch.autograd.functional.jacobian`` and
     ``torch.linalg.svdvals`` (in float64).
     """
@@ -200,7 +200,7 @@ class DiagnoseReport:
     phase : str
         ``"ordered"``, ``"critical"``, ``"chaotic"`` or ``"divergent"``.
     max_trainable_depth : float
-        ``6 xi_c`` (THEORY.md section 5; infinite at criticality).
+        ``6 xi_c`` (docs/theory.md section 5; infinite at criticality).
     depth : int
         Number of Conv/Linear layers.
     nearest_critical_sigma_w2 : float
@@ -282,7 +282,7 @@ def diagnose(
 
     Notes
     -----
-    Per layer (THEORY.md section 1): for ``w_ij(b) ~ N(0, sigma_w2 v_b / c_in)``,
+    Per layer (docs/theory.md section 1): for ``w_ij(b) ~ N(0, sigma_w2 v_b / c_in)``,
     ``E[sum_{i,j,b} w_ij(b)^2] = c_out sigma_w2``, so the estimate is
     ``sigma_w2 = sum w^2 / c_out`` (exact for orthogonal kernels, relative standard error
     ``sqrt(2 sum_b v_b^2 / (c_in c_out))`` for Gaussian ones), and the variance share is

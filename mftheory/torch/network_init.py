@@ -7,7 +7,7 @@ assume (conventions in :mod:`mftheory.torch.initializers`); :func:`looks_linear_
 
 Notes
 -----
-THEORY.md section 3 (the critical point and fixed point), section 5 (looks-linear ReLU) and
+docs/theory.md section 3 (the critical point and fixed point), section 5 (looks-linear ReLU) and
 section 6 (orthogonal and Delta-Orthogonal kernels).
 """
 
@@ -229,7 +229,7 @@ def critical_init_(
 
     Notes
     -----
-    THEORY.md section 3: ``sigma_w2`` is the critical weight variance of
+    docs/theory.md section 3: ``sigma_w2`` is the critical weight variance of
     :func:`mftheory.meanfield.critical_point` (``chi_1 = 1``), the report's fields are those of
     :func:`mftheory.meanfield.fixed_point` there. Biases are ``N(0, sigma_b2)``.
 
@@ -321,7 +321,7 @@ def mean_field_init_(
 
     Notes
     -----
-    THEORY.md sections 1 and 6.
+    docs/theory.md sections 1 and 6.
     """
     w2 = nonnegative_float(sigma_w2, "sigma_w2")
     b2 = nonnegative_float(sigma_b2, "sigma_b2")
@@ -358,7 +358,7 @@ def looks_linear_(
 
     Notes
     -----
-    THEORY.md section 5. With hidden widths ``2 m_l`` the weights are
+    docs/theory.md section 5. With hidden widths ``2 m_l`` the weights are
 
         first:  [W_1; -W_1]            middle:  [[W_l, -W_l], [-W_l, W_l]]     last:  [W_L, -W_L]
 

@@ -94,7 +94,7 @@ def random_orthogonal(
     """Haar-random ``rows x cols`` matrix (float64) with orthonormal columns or rows.
 
     Orthonormal columns when ``rows >= cols``, orthonormal rows otherwise: the QR of a
-    Gaussian matrix with the signs of R's diagonal moved into Q (THEORY.md section 6).
+    Gaussian matrix with the signs of R's diagonal moved into Q (docs/theory.md section 6).
     """
     big, small = max(rows, cols), min(rows, cols)
     q, r = torch.linalg.qr(randn((big, small), generator, device))

@@ -6,9 +6,9 @@ of three scales:
 
 - ``tiny``: a few seconds on a CPU, for the test suite;
 - ``cpu``: minutes on a laptop CPU, scikit-learn's 8x8 digits, 16 channels;
-- ``paper``: the paper's scale (THEORY.md section 7) on MNIST from ``--data-dir``, for a GPU.
+- ``paper``: the paper's scale (docs/theory.md section 7) on MNIST from ``--data-dir``, for a GPU.
 
-The experiments (THEORY.md sections 5 and 7):
+The experiments (docs/theory.md sections 5 and 7):
 
 1. ``trainability`` (Fig. 2): Gaussian tanh CNNs over ``sigma_w2 x depth`` at fixed
    ``sigma_b2``; a cell is *trainable* when its training accuracy reaches the threshold
@@ -82,7 +82,7 @@ _COMMON: dict[str, dict[str, Any]] = {
         "dataset": "mnist",
         "max_train": None,
         "max_test": None,
-        "channels": None,  # 256 for depth <= 256, else 128 (THEORY.md section 7)
+        "channels": None,  # 256 for depth <= 256, else 128 (docs/theory.md section 7)
         "batch_size": 128,
         "lr": 0.001,
         "momentum": 0.9,
@@ -230,7 +230,7 @@ def plan_experiment(
 
     Notes
     -----
-    THEORY.md section 7 (the architecture and the paper's scales).
+    docs/theory.md section 7 (the architecture and the paper's scales).
     """
     if experiment not in EXPERIMENTS:
         raise MFTheoryError(
@@ -409,7 +409,7 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
 
     Notes
     -----
-    THEORY.md section 5 (``L < 6 xi_c``) and section 4 (``lambda_f``).
+    docs/theory.md section 5 (``L < 6 xi_c``) and section 4 (``lambda_f``).
     """
     done = [r for r in results if r.get("status") == "done"]
     thr = _threshold(plan.settings, done)

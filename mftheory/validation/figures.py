@@ -10,7 +10,7 @@ matplotlib's object API only (no pyplot state), saved by :func:`mftheory.plottin
 
 Notes
 -----
-THEORY.md section 5 (the ``6 xi_c`` rule) and section 7 (the paper's figures).
+docs/theory.md section 5 (the ``6 xi_c`` rule) and section 7 (the paper's figures).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The vanilla CNN of the paper's experiments, initialised at a point of the phase diagram.
 
-Architecture (THEORY.md section 7): three 3x3 convolutions with strides chosen to bring the
+Architecture (docs/theory.md section 7): three 3x3 convolutions with strides chosen to bring the
 input down to at most 8 pixels a side (1, 2, 2 for MNIST's 28x28 -> 7x7 and CIFAR-10's
 32x32 -> 8x8; 1, 1, 1 for the 8x8 digits) that take the channels to ``c``, then ``depth``
 3x3 convolutions of ``c`` channels (circular padding, as the theory's periodic images),
@@ -120,7 +120,7 @@ def build_network(
 
     Notes
     -----
-    THEORY.md section 7 (architecture) and sections 1 and 6 (the initialisation).
+    docs/theory.md section 7 (architecture) and sections 1 and 6 (the initialisation).
     """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) not in (2, 3):

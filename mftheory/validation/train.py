@@ -2,7 +2,7 @@
 
 A cell's config is a JSON-able dict (built by :mod:`mftheory.validation.experiments`); the
 result is a JSON-able dict with the learning curve and the final accuracies. Plain SGD with
-momentum, a constant learning rate, no weight decay, no schedule (THEORY.md section 7: no
+momentum, a constant learning rate, no weight decay, no schedule (docs/theory.md section 7: no
 learning-rate decay). A loss that becomes NaN or infinite ends the run and is recorded as
 ``diverged`` (not trainable), never raised.
 
@@ -108,7 +108,7 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
 
     Notes
     -----
-    THEORY.md sections 5 and 7: the experiment the trainability prediction ``L < 6 xi_c``
+    docs/theory.md sections 5 and 7: the experiment the trainability prediction ``L < 6 xi_c``
     is checked against.
     """
     missing = [k for k in CONFIG_KEYS if k not in config]

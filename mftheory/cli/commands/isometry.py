@@ -70,7 +70,7 @@ def isometry(
     sharing (Burkholz & Dubatovka). Columns: the predicted 5%, 50% and 95% quantiles of the
     singular values s of the input-output Jacobian, the spread p95/p5 of s, the share of s
     that are exactly 0, and whether that is dynamical isometry (spread <= --max-spread, no
-    zeros). Every row has mean s^2 = 1 (criticality); THEORY.md section 5.
+    zeros). Every row has mean s^2 = 1 (criticality); docs/theory.md section 5.
 
     Example:
 

@@ -98,7 +98,7 @@ def spectrum(
 ) -> None:
     """The predicted spectrum of the input-output Jacobian J of a deep network.
 
-    Free probability (THEORY.md section 5) gives the law of the squared singular values x of
+    Free probability (docs/theory.md section 5) gives the law of the squared singular values x of
     J at the fixed point q*: its exact mean chi_1^L and variance, its quantiles (5%, 50%,
     95%), any atom (ReLU: half the singular values are 0) and its density. sigma_w defaults
     to the critical value for sigma_b (chi_1 = 1). Quantiles too small for a float are printed
