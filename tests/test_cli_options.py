@@ -120,6 +120,8 @@ def test_reproduce_scale_is_a_hidden_alias_of_perturbation() -> None:
 
 
 def test_validate_writes_to_dash_o_and_keeps_out_hidden(tmp_path: Path) -> None:
+    pytest.importorskip("torch")  # validate trains networks: the [validate] extra
+    pytest.importorskip("sklearn")
     help_text = run("validate", "--help").stdout
     assert "-o, --output" in help_text and "--out " not in help_text
     args = ["validate", "trainability", "--scale", "tiny", "--depths", "2", "--sigma-w2", "1"]
