@@ -22,6 +22,7 @@ docs/theory.md section 3: every mean-field quantity is an expectation over ``z ~
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -64,18 +65,28 @@ class QuadratureSettings:
     tol: float = 1e-12
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.z_max) and self.z_max > 0):
-            raise MFTheoryError(f"z_max must be positive and finite, got {self.z_max!r}")
+        for name in ("z_max", "tol"):
+            value = getattr(self, name)
+            if not (_is_real(value) and math.isfinite(value) and value > 0):
+                raise MFTheoryError(f"{name} must be positive and finite, got {value!r}")
         for name in ("panels", "nodes_per_panel", "hermite_terms"):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
+            if not (_is_int(value) and value >= 1):
                 raise MFTheoryError(f"{name} must be a positive integer, got {value!r}")
-        if not (math.isfinite(self.tol) and self.tol > 0):
-            raise MFTheoryError(f"tol must be positive and finite, got {self.tol!r}")
 
     def as_dict(self) -> dict[str, float | int]:
         """The settings as a JSON-ready dict."""
         return asdict(self)
+
+
+def _is_real(value: object) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: object) -> bool:
+    """A Python int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 DEFAULT_SETTINGS = QuadratureSettings()
@@ -143,16 +154,24 @@ def normal_rule(
 
 
 def hermite_panels(terms: int) -> int:
-    """Number of panels on [-13, 13] of the Hermite rule for ``terms`` terms."""
+    """Number of panels on [-13, 13] of the Hermite rule for ``terms`` terms.
+
+    Raises
+    ------
+    MFTheoryError
+        If ``terms`` is not a non-negative integer.
+    """
+    if not (_is_int(terms) and terms >= 0):
+        raise MFTheoryError(f"Hermite terms must be a non-negative integer, got {terms!r}")
     return 52 if terms <= 160 else 104
 
 
-@lru_cache(maxsize=8)
 def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
     """Normalised Hermite functions on a composite rule, for Hermite coefficients.
 
     Returns nodes ``z`` (M,), weights ``w`` (M,) and ``H`` of shape (terms + 1, M) such that
     ``a_k = sum_i H[k, i] * w[i] * f(z_i)`` approximates ``E_z[f(z) He_k(z)] / sqrt(k!)``.
+    ``terms`` must be a non-negative integer (else :class:`MFTheoryError`).
 
     Notes
     -----
@@ -164,6 +183,13 @@ def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
     resolve the oscillations of ``h_k`` (wavelength about ``2 pi / sqrt(k)``) up to k of
     several thousand.
     """
+    hermite_panels(terms)  # refuses bad ``terms`` before the cache, where True == 1
+    return _hermite_functions(terms)
+
+
+@lru_cache(maxsize=8)
+def _hermite_functions(terms: int) -> tuple[Array, Array, Array]:
+    """:func:`hermite_functions`, cached (``terms`` already checked)."""
     z_max = 13.0
     x, wl = _legendre(16)
     edges = np.linspace(-z_max, z_max, hermite_panels(terms) + 1)
