@@ -19,6 +19,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -29,6 +30,36 @@ from scipy.optimize import brentq
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40)
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--run-slow``: also run the tests marked ``slow`` (CI does; see docs/development.md)."""
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (deselected by default; CI runs them)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``slow`` tests unless ``--run-slow`` is given or ``-m`` picks tests itself
+    (``-m slow`` runs only them); pytest's summary line counts them as deselected."""
+    if config.getoption("--run-slow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say whether the slow tests run."""
+    if config.getoption("--run-slow"):
+        return "slow tests: included (--run-slow)"
+    if config.getoption("markexpr"):
+        return f"slow tests: as selected by -m {config.getoption('markexpr')!r}"
+    return "slow tests: deselected (add --run-slow to run them too, or -m slow for only them)"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,6 +81,19 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"MFTHEORY_REQUIRE_TORCH=1 but {module} is not installed: install the"
                     f" [{extra}] extra"
                 ) from None
+
+
+def slow_except(values: list[Any], fast: list[Any], *, multi: bool = False) -> list[Any]:
+    """Parametrisation values with every one not in ``fast`` marked ``slow``: the default run
+    keeps ``fast``, ``--run-slow`` (CI) all of them. ``multi``: each value is a tuple of
+    several argnames. Test ids stay as pytest derives them from the values."""
+    out: list[Any] = []
+    for value in values:
+        if value in fast:
+            out.append(value)
+        else:
+            out.append(pytest.param(*(value if multi else (value,)), marks=pytest.mark.slow))
+    return out
 
 
 #: Families with closed forms: (activation name, keyword arguments of get_activation).

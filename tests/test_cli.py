@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import slow_except
 from typer.testing import CliRunner
 
 import mftheory
@@ -415,7 +416,7 @@ def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
 # --- files by suffix ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+@pytest.mark.parametrize("suffix", slow_except([".png", ".svg", ".pdf"], [".png"]))
 def test_phase_diagram_figure_files_are_byte_stable(tmp_path: Path, suffix: str) -> None:
     first, second = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
     for path in (first, second):

@@ -180,6 +180,7 @@ def test_reproduce_fig_4b(tmp_path: Path) -> None:
     assert out.stat().st_size > 0
 
 
+@pytest.mark.slow  # `reproduce` stays in the default run through test_reproduce_fig_4b
 def test_reproduce_fig_s4_small(tmp_path: Path) -> None:
     result = run("reproduce", "fig-s4", "--networks", "40", "--depth", "15", "--format", "json")
     assert result.exit_code == 0, result.output

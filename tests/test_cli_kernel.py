@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_except
 from test_cli import assert_one_line_error, run, run_json
 
 
@@ -31,7 +32,9 @@ def dense_operator(K: np.ndarray, n: int) -> np.ndarray:
     return W
 
 
-@pytest.mark.parametrize("init", ["orthogonal", "delta-orthogonal"])
+@pytest.mark.parametrize(
+    "init", slow_except(["orthogonal", "delta-orthogonal"], ["delta-orthogonal"])
+)
 def test_kernel_written_is_orthogonal(tmp_path: Path, init: str) -> None:
     path = tmp_path / "k.npy"
     data = run_json("kernel", "--init", init, "--size", "3", "--dim", "2", "--cin", "3",

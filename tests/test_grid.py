@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import slow_except
 
 from mftheory import MFTheoryError, critical_point, fixed_point, get_activation
 from mftheory.gaussian.qtable import q_table
@@ -28,7 +29,14 @@ def _compare(grid, exact, rtol):
     np.testing.assert_allclose(grid.xi_c[finite], exact.xi_c[finite], rtol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["tanh", "gelu", "2*sigmoid(2*x) - 1", "erf", "hard_tanh"])
+# gelu and hard_tanh take 15-30 s each (their pointwise solves): under --run-slow only.
+@pytest.mark.parametrize(
+    "name",
+    slow_except(
+        ["tanh", "gelu", "2*sigmoid(2*x) - 1", "erf", "hard_tanh"],
+        ["tanh", "2*sigmoid(2*x) - 1", "erf"],
+    ),
+)
 def test_grid_equals_pointwise(name):
     w = np.linspace(0.5, 4.0, 48)
     b = np.linspace(0.0, 1.0, 30)

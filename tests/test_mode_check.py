@@ -67,6 +67,7 @@ def test_figure_s4_rates_at_the_papers_perturbation() -> None:
         assert abs(r["relative_difference"]) <= 0.05, r
 
 
+@pytest.mark.slow
 def test_figure_s4_rates_in_the_linear_regime() -> None:
     """The perturbation / 10: nonlinear departures shrink tenfold (to < 0.4%); the variance
     reduction keeps the noise proportional, so the se stay the same. Every mode within
@@ -81,6 +82,7 @@ def test_figure_s4_rates_in_the_linear_regime() -> None:
         assert abs(r["relative_difference"]) <= 0.015, r
 
 
+@pytest.mark.slow  # reproducibility of the ensembles is also checked fast in test_simulation.py
 def test_figure_s4_is_reproducible() -> None:
     a, b = _run(1.0, seed=3), _run(1.0, seed=3)
     np.testing.assert_array_equal(a.amplitude, b.amplitude)

@@ -30,6 +30,7 @@ import sys
 import mpmath as mp
 import numpy as np
 import pytest
+from conftest import slow_except
 from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import comb
@@ -551,7 +552,7 @@ def test_theory_md_orthogonal_tanh_variances(depth, formula, theory_mc):
     assert spec.normalized_variance == pytest.approx(theory_mc, rel=2e-2)
 
 
-@pytest.mark.parametrize("depth", [2, 4, 8])
+@pytest.mark.parametrize("depth", slow_except([2, 4, 8], [2, 4]))
 def test_orthogonal_tanh_variance_against_monte_carlo(depth):
     spec = spectrum("tanh", depth, "orthogonal")
     draws, width = 6, 400
@@ -573,7 +574,12 @@ def test_orthogonal_tanh_variance_against_monte_carlo(depth):
 
 
 @pytest.mark.parametrize(
-    ("weights", "depth"), [("orthogonal", 4), ("orthogonal", 16), ("gaussian", 2), ("gaussian", 4)]
+    ("weights", "depth"),
+    slow_except(
+        [("orthogonal", 4), ("orthogonal", 16), ("gaussian", 2), ("gaussian", 4)],
+        [("orthogonal", 4), ("gaussian", 2), ("gaussian", 4)],
+        multi=True,
+    ),
 )
 def test_tanh_quantiles_against_monte_carlo(weights, depth):
     spec = spectrum("tanh", depth, weights)
@@ -633,7 +639,7 @@ def test_deep_tanh_against_monte_carlo(weights, depth, draws):
 # --- 7. variance linear in depth at criticality ---------------------------------------------------
 
 
-@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("weights", slow_except(list(WEIGHTS), ["orthogonal"]))
 def test_variance_linear_in_depth(weights):
     depths = np.arange(1, 101)
     spec = spectrum("tanh", 2, weights)
