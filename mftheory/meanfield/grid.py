@@ -115,7 +115,7 @@ def phase_grid(
     chunk_rows : int, optional
         Rows per chunk (default: about a million points per chunk), which bounds the memory
         of the temporaries; the result itself is ``B x W`` per field. By default the fixed
-        points ``q*`` are solved in steps of ``ceil(B / PROGRESS_STEPS)`` rows and ``c*``
+        points ``q*`` are solved in steps of ``B // PROGRESS_STEPS`` rows (at least one) and ``c*``
         once per chunk; the numbers do not depend on the steps.
 
     Returns
@@ -156,7 +156,7 @@ def phase_grid(
     out = {k: np.empty((B, W)) for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
     phase = np.empty((B, W), dtype="<U9")
     rows_per_chunk = chunk_rows or max(1, _POINTS_PER_CHUNK // W)
-    step = chunk_rows or min(rows_per_chunk, -(-B // PROGRESS_STEPS))
+    step = chunk_rows or min(rows_per_chunk, max(1, B // PROGRESS_STEPS))
     for r0 in range(0, B, rows_per_chunk):
         r1 = min(B, r0 + rows_per_chunk)
         if a.closed_form is None and not a.kinks:
@@ -173,7 +173,7 @@ def phase_grid(
                 arr[s0:s1] = fields[k].reshape(s1 - s0, W)
             phase[s0:s1] = fields["phase"].reshape(s1 - s0, W)
             if progress is not None and s1 < r1:
-                progress(r0 + (s1 - r0) * 3 // 4, B)  # c* below takes about a quarter
+                progress(r0 + -(-(s1 - r0) * 3 // 4), B)  # c* below takes about a quarter
         deferred.solve(a, st, solver, phase[r0:r1], out["c_star"][r0:r1], out["chi_c"][r0:r1])
         if progress is not None:
             progress(r1, B)

@@ -240,7 +240,7 @@ def simulate_ensemble(
     chunk : int, optional
         Networks simulated together (vectorised). Default: as many as fit in ~128 MB of
         working memory, and with a ``progress`` callback at most
-        ``ceil(networks / PROGRESS_STEPS)``. Does not change the results.
+        ``networks // PROGRESS_STEPS``. Does not change the results.
     progress : callable, optional
         Called as ``progress(done_networks, networks)`` after each chunk: with the default
         ``chunk`` at least :data:`PROGRESS_STEPS` times (every network when there are fewer),
@@ -326,7 +326,7 @@ def simulate_ensemble(
     if chunk is None:
         chunk_i = min(n_net, auto_chunk(plan, start.c_in))
         if progress is not None:  # report often enough for a moving progress bar
-            chunk_i = min(chunk_i, max(1, -(-n_net // PROGRESS_STEPS)))
+            chunk_i = min(chunk_i, max(1, n_net // PROGRESS_STEPS))
     else:
         chunk_i = int_at_least(chunk, "chunk", 1)
 
