@@ -171,3 +171,13 @@ def test_reproduce_shows_a_progress_bar_on_a_terminal_stderr() -> None:
     assert plain.exit_code == 0 and "simulating" not in plain.stderr
     quiet = runner.invoke(app, [*FIG_S4_SMALL, "--format", "json", "--quiet"], env=env)
     assert quiet.exit_code == 0 and "simulating" not in quiet.stderr
+
+
+def test_kernel_says_what_it_is_doing() -> None:
+    runner = CliRunner()
+    args = ["kernel", "--init", "orthogonal", "--cin", "4", "--cout", "4", "--format", "json"]
+    tty = runner.invoke(app, args, env={"NO_COLOR": "1", "COLUMNS": "200", "FORCE_COLOR": "1"})
+    assert tty.exit_code == 0, tty.output
+    assert "checking the operator's singular values" in tty.stderr
+    quiet = runner.invoke(app, [*args, "--quiet"], env={"NO_COLOR": "1"})
+    assert quiet.exit_code == 0 and quiet.stderr == ""
