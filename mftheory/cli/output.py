@@ -15,6 +15,7 @@ divergent point) or a missing value as an empty field; JSON, which has no infini
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,15 @@ def _write_file(path: Path, report: Report, messages: Messages, style: FigureSty
                 fig = report.figure()
                 if style is not None:
                     style.apply(fig)
-                save_figure(fig, path, dpi=fig.dpi)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    save_figure(fig, path, dpi=fig.dpi)
+                if any("constrained_layout" in str(w.message) for w in caught):
+                    w_in, h_in = fig.get_size_inches()
+                    messages.warn(
+                        f"a {w_in:g}x{h_in:g} inch figure is too small for its labels and"
+                        " legend; give a larger --figsize"
+                    )
             elif suffix == ".json":
                 with path.open("w", encoding="utf-8", newline="\n") as fh:
                     write_json(fh, report.document(), report.json_indent)
