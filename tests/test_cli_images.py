@@ -261,3 +261,22 @@ def test_bad_figure_options_are_one_line_errors(
     result = run("reproduce", "fig-4b", *args, "-o", str(out))
     assert_one_line_error(result, mentions=mentions)
     assert not out.exists()
+
+
+def test_validate_help_shows_the_figure_options() -> None:
+    text = run("validate", "--help").stdout
+    assert "--figsize" in text and "--dpi" in text and "6.4x4.6" in text
+    assert_one_line_error(run("validate", "trainability", "--dpi", "-3"), mentions="--dpi")
+
+
+@pytest.mark.slow
+def test_validate_figure_has_the_given_size(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "v"
+    result = run("validate", "trainability", "--scale", "tiny", "--depths", "2", "--sigma-w2",
+                 "1,2", "--jobs", "1", "--out", str(out), "--figsize", "3x2.5", "--dpi", "40",
+                 "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "trainability.png") as image:
+        assert image.size == (120, 100)
