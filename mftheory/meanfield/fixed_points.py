@@ -127,7 +127,9 @@ def trainable_depth(xi_c: ArrayLike) -> Array:
 def _gradient_scale(chi_1: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 / np.abs(np.log(chi_1))
-    return np.where(np.isfinite(chi_1) & (chi_1 > 0), out, np.where(chi_1 == 0, 0.0, np.nan))
+    # chi_1 = inf (a jump in phi): gradients explode at once, scale 0
+    finite = np.isfinite(chi_1) & (chi_1 > 0)
+    return np.where(finite, out, np.where((chi_1 == 0) | (chi_1 == np.inf), 0.0, np.nan))
 
 
 @dataclass(frozen=True)
