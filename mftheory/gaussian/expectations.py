@@ -146,7 +146,7 @@ def _expect_1d_batch(
         pos = s_true > 0
         check_tails(act, s_true[pos], integrand, out[pos], settings)
     if act.jumps and integrand == "slope":
-        out = np.where(s_true > 0, out + jump_slope_terms(act, s), out)
+        out = np.where(s_true > 0, out + jump_slope_terms(act, s * s), out)
     if act.jumps and integrand == "dphi2":
         # phi' holds J delta(x - x0): E[phi'^2] is infinite (at q = 0 only for a jump at 0)
         at_zero = any(x0 == 0.0 for x0, _ in act.jumps)
