@@ -598,9 +598,15 @@ def fixed_point(
 
     Examples
     --------
+    For erf the q-map has the closed form ``q = sigma_w2 (2/pi) arcsin(2q / (1 + 2q)) +
+    sigma_b2`` and ``chi_1 = sigma_w2 (4/pi) / sqrt(1 + 4 q*)`` (docs/theory.md section 3,
+    closed forms); solved by hand with ``scipy.optimize.brentq`` they give the same numbers:
+
     >>> fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
     >>> str(fp.phase)
     'chaotic'
+    >>> round(float(fp.q_star), 6), round(float(fp.chi_1), 6)
+    (1.451326, 1.098168)
     """
     a = get_activation(act)
     st = settings or DEFAULT_SETTINGS
