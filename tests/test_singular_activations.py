@@ -83,7 +83,7 @@ def test_lorentzian_second_moment_against_quad():
     act = parse_activation("1/(x**2+1)")
     for q in (0.3, 1.0, 7.0):
         s = math.sqrt(q)
-        ref, _ = integrate.quad(lambda z: (1 / (s * s * z * z + 1)) ** 2 * stats.norm.pdf(z),
+        ref, _ = integrate.quad(lambda z, s=s: (1 / (s * s * z * z + 1)) ** 2 * stats.norm.pdf(z),
                                 -np.inf, np.inf, epsabs=0, epsrel=1e-13)  # fmt: skip
         assert float(second_moment(act, q)) == pytest.approx(ref, rel=1e-10)
 
