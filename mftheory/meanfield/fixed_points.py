@@ -139,7 +139,9 @@ def trainable_depth(xi_c: ArrayLike) -> Array | float:
 def _gradient_scale(chi_1: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 / np.abs(np.log(chi_1))
-    return np.where(np.isfinite(chi_1) & (chi_1 > 0), out, np.where(chi_1 == 0, 0.0, np.nan))
+    # chi_1 = inf (a jump in phi): gradients explode at once, scale 0
+    finite = np.isfinite(chi_1) & (chi_1 > 0)
+    return np.where(finite, out, np.where((chi_1 == 0) | (chi_1 == np.inf), 0.0, np.nan))
 
 
 @dataclass(frozen=True)
@@ -612,9 +614,15 @@ def fixed_point(
 
     Examples
     --------
+    For erf the q-map has the closed form ``q = sigma_w2 (2/pi) arcsin(2q / (1 + 2q)) +
+    sigma_b2`` and ``chi_1 = sigma_w2 (4/pi) / sqrt(1 + 4 q*)`` (docs/theory.md section 3,
+    closed forms); solved by hand with ``scipy.optimize.brentq`` they give the same numbers:
+
     >>> fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
     >>> str(fp.phase)
     'chaotic'
+    >>> round(float(fp.q_star), 6), round(float(fp.chi_1), 6)
+    (1.451326, 1.098168)
     """
     a = get_activation(act)
     st = settings or DEFAULT_SETTINGS
