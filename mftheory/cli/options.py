@@ -6,7 +6,6 @@ real ones, in the command signatures (``--help`` shows them); a scale with no fi
 (``--sigma-w`` where it is the critical value) says so in its help.
 """
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,15 @@ import typer
 from typer.models import OptionInfo
 
 from mftheory.activations.registry import act_help
-from mftheory.cli.params import Choice, Int, Number, ScaleText, ScaleValue, VarianceVectorText
+from mftheory.cli.params import (
+    Choice,
+    ChoiceEnum,
+    Int,
+    Number,
+    ScaleText,
+    ScaleValue,
+    VarianceVectorText,
+)
 
 __all__ = [
     "Act",
@@ -38,7 +45,7 @@ __all__ = [
 ]
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(ChoiceEnum):
     """What ``--format`` prints on stdout."""
 
     table = "table"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +20,7 @@ from mftheory.cli.options import (
     SigmaW,
     SigmaW2,
 )
-from mftheory.cli.params import Choice, Int
+from mftheory.cli.params import Choice, ChoiceEnum, Int
 from mftheory.cli.render import format_log10
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["SpectrumDepth", "WeightKind", "spectrum"]
 
 
-class WeightKind(str, enum.Enum):
+class WeightKind(ChoiceEnum):
     """Weight distributions (:data:`mftheory.spectrum.density.WEIGHTS`)."""
 
     orthogonal = "orthogonal"

@@ -6,7 +6,6 @@ command line. Needs PyTorch (the ``[validate]`` extra).
 
 from __future__ import annotations
 
-import enum
 import shlex
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mftheory.cli.options import Format, Quiet
-from mftheory.cli.params import Choice, Int, IntList, NameList, Number, VarianceList
+from mftheory.cli.params import Choice, ChoiceEnum, Int, IntList, NameList, Number, VarianceList
 
 if TYPE_CHECKING:
     from mftheory.cli.messages import Messages
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["DatasetName", "Experiment", "ExperimentScale", "OptimizerName", "validate"]
 
 
-class Experiment(str, enum.Enum):
+class Experiment(ChoiceEnum):
     """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
 
     trainability = "trainability"
@@ -34,7 +33,7 @@ class Experiment(str, enum.Enum):
     spatial_modes = "spatial-modes"
 
 
-class ExperimentScale(str, enum.Enum):
+class ExperimentScale(ChoiceEnum):
     """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
 
     tiny = "tiny"
@@ -42,7 +41,7 @@ class ExperimentScale(str, enum.Enum):
     paper = "paper"
 
 
-class DatasetName(str, enum.Enum):
+class DatasetName(ChoiceEnum):
     """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
 
     digits = "digits"
@@ -51,7 +50,7 @@ class DatasetName(str, enum.Enum):
     cifar10 = "cifar10"
 
 
-class OptimizerName(str, enum.Enum):
+class OptimizerName(ChoiceEnum):
     """Optimisers."""
 
     sgd = "sgd"
@@ -227,7 +226,7 @@ def validate(
         import torch  # noqa: F401
     except ImportError:
         raise MFTheoryError(
-            "mftheory validate needs PyTorch: pip install torch, then pip install -e '.[validate]'"
+            'mftheory validate needs PyTorch: pip install "mftheory[validate]"'
         ) from None
     from mftheory.validation.train import resolve_device
 
