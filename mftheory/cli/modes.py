@@ -365,15 +365,18 @@ def comparison_report(
     )
 
 
+def mode_legend(frequency: Any, lam: complex) -> str:
+    """A mode's legend entry in mathtext: ``$f = (0,1)$, $|\\lambda_f| = 0.5$``."""
+    f = freq_label([int(x) for x in frequency])
+    return rf"$f = {f}$, $|\lambda_f| = {abs(lam):.3g}$"
+
+
 def _comparison_figure(cmp: ModeComparison, head: str) -> Any:
-    from mftheory.plotting import mode_amplitude_figure
+    from mftheory.plotting import mathtext_label, mode_amplitude_figure
 
     mf = cmp.mean_field
     idx = figure_modes(mf)
-    labels = [
-        f"f = {freq_label([int(x) for x in mf.frequency[i]])}, |lambda| = {abs(mf.lam[i]):.3g}"
-        for i in idx
-    ]
+    labels = [mode_legend(mf.frequency[i], mf.lam[i]) for i in idx]
     mf_idx = np.searchsorted(mf.layers, cmp.layers)
     noise = np.broadcast_to(cmp.noise[:, None], cmp.amplitude.shape)
     return mode_amplitude_figure(
@@ -382,5 +385,5 @@ def _comparison_figure(cmp: ModeComparison, head: str) -> Any:
         labels,
         mf.predicted_rate[idx],
         measured=(cmp.layers, cmp.amplitude[:, idx], noise[:, idx]),
-        title=head,
+        title=mathtext_label(head),
     )

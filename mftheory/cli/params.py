@@ -25,6 +25,8 @@ __all__ = [
     "MAX_RANGE_COUNT",
     "Choice",
     "ChoiceEnum",
+    "FigureSize",
+    "FigureSizeText",
     "Gain",
     "Int",
     "IntList",
@@ -157,6 +159,44 @@ class Int(_Parser):
             )
             raise MFTheoryError(f"must be {allowed}, got {text!r}")
         return value
+
+
+@dataclass(frozen=True)
+class FigureSize:
+    """A figure's width and height in inches; shown as ``WIDTHxHEIGHT`` (``7x5``)."""
+
+    width: float
+    height: float
+
+    @property
+    def inches(self) -> tuple[float, float]:
+        return (self.width, self.height)
+
+    def __str__(self) -> str:
+        return f"{self.width:g}x{self.height:g}"
+
+
+#: Smallest and largest side of a figure, in inches.
+FIGURE_SIDE_RANGE = (0.5, 100.0)
+
+
+class FigureSizeText(_Parser):
+    """``WIDTHxHEIGHT`` in inches (``6x4``, ``3.5x2.6``; ``X`` and ``,`` also separate)."""
+
+    def parse(self, text: str) -> FigureSize:
+        parts = text.strip().lower().replace(",", "x").split("x")
+        if len(parts) != 2:
+            raise MFTheoryError(f"must be WIDTHxHEIGHT in inches, such as 6x4; got {text!r}")
+        lo, hi = FIGURE_SIDE_RANGE
+        sides = []
+        for name, part in zip(("WIDTH", "HEIGHT"), parts, strict=True):
+            value = parse_number(part, name)
+            if not lo <= value <= hi:
+                raise MFTheoryError(
+                    f"{name} must be between {lo:g} and {hi:g} inches, got {text!r}"
+                )
+            sides.append(value)
+        return FigureSize(sides[0], sides[1])
 
 
 class Gain(_Parser):

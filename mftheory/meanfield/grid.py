@@ -138,7 +138,7 @@ def phase_grid(
         mom = q_table(a, st)
     else:
         mom = ExactMoments(a, st)
-    w_crit = critical_point(a, sigma_b2=b_axis, settings=st).sigma_w2
+    w_crit = np.asarray(critical_point(a, sigma_b2=b_axis, settings=st).sigma_w2)
     out = {k: np.empty((B, W)) for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
     phase = np.empty((B, W), dtype="<U9")
     rows_per_chunk = chunk_rows or max(1, _POINTS_PER_CHUNK // W)
@@ -209,7 +209,7 @@ def fixed_point_on_grid(
     iw = np.searchsorted(w_axis, sigma_w2)
     ib = np.searchsorted(b_axis, sigma_b2)
     fields = {k: getattr(g, k)[ib, iw] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
-    fields["phase"] = g.phase[ib, iw]
+    fields["phase"] = np.asarray(g.phase)[ib, iw]
     return _result(a, sigma_w2, sigma_b2, fields, settings, q0, critical_tol)
 
 
@@ -302,11 +302,11 @@ class _RowSolver:
         x_nodes = _cheb(0.0, 1.0, _TENSOR_NODES)
         u_nodes = _cheb(np.sqrt(b_lo), np.sqrt(b_hi), _TENSOR_NODES)
         b_nodes = u_nodes**2
-        wc_nodes = critical_point(a, sigma_b2=b_nodes, settings=st).sigma_w2
+        wc_nodes = np.asarray(critical_point(a, sigma_b2=b_nodes, settings=st).sigma_w2)
         rng = np.random.default_rng(0)
         x_chk = rng.uniform(0.0, 1.0, _TENSOR_CHECKS)
         b_chk = rng.uniform(np.sqrt(b_lo), np.sqrt(b_hi), _TENSOR_CHECKS) ** 2
-        wc_chk = critical_point(a, sigma_b2=b_chk, settings=st).sigma_w2
+        wc_chk = np.asarray(critical_point(a, sigma_b2=b_chk, settings=st).sigma_w2)
         if not (np.all(np.isfinite(wc_nodes)) and np.all(np.isfinite(wc_chk))):
             return False
         if np.any(wc_nodes >= w_max) or np.any(wc_chk >= w_max):

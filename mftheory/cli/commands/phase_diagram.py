@@ -7,8 +7,12 @@ import typer
 
 from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE
 from mftheory.cli.options import (
+    DEFAULT_DPI,
+    DEFAULT_FIGSIZE,
     Act,
     Alpha,
+    Dpi,
+    FigSize,
     FigureOutput,
     Format,
     NegativeSlope,
@@ -290,6 +294,8 @@ def phase_diagram(
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = DEFAULT_FIGSIZE,
+    dpi: Dpi = DEFAULT_DPI,
     quiet: Quiet = False,
 ) -> None:
     """The (sigma_w^2, sigma_b^2) phase diagram: ordered and chaotic regions, critical line.
@@ -315,9 +321,10 @@ def phase_diagram(
     import numpy as np
 
     from mftheory.cli.common import resolve_scale, start
-    from mftheory.cli.output import FIGURE_SUFFIXES, emit
+    from mftheory.cli.output import FIGURE_SUFFIXES, FigureStyle, emit
     from mftheory.meanfield.critical import critical_point
 
+    style = FigureStyle(figsize.inches, dpi)
     messages, activation = start(
         ctx,
         act=act,
@@ -347,4 +354,4 @@ def phase_diagram(
     report = _report(fp, cp, color.value, log)
     if output is None and fmt in (None, OutputFormat.table):
         messages.note("write the figure with -o phase.png, the grid with --format json or csv")
-    emit(report, fmt=fmt, output=output, messages=messages)
+    emit(report, fmt=fmt, output=output, messages=messages, style=style)
