@@ -3,7 +3,6 @@ or check one, by the singular values of the operator it defines on periodic imag
 
 from __future__ import annotations
 
-import enum
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ import numpy as np
 import typer
 
 from mftheory.cli.options import Format, Quiet, VOption
-from mftheory.cli.params import Choice, Gain, Int
+from mftheory.cli.params import Choice, ChoiceEnum, Gain, Int
 
 if TYPE_CHECKING:
     from mftheory.cli.messages import Messages
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["KernelInit", "kernel"]
 
 
-class KernelInit(str, enum.Enum):
+class KernelInit(ChoiceEnum):
     """Kernels ``--init`` draws."""
 
     orthogonal = "orthogonal"
