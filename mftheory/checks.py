@@ -13,7 +13,7 @@ import numpy as np
 
 from mftheory.errors import MFTheoryError
 
-__all__ = ["int_at_least", "nonnegative_float"]
+__all__ = ["int_at_least", "nonnegative_float", "plain", "plain_fields"]
 
 
 def int_at_least(value: Any, name: str, low: int, why: str = "") -> int:
@@ -59,3 +59,30 @@ def nonnegative_float(value: Any, name: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise MFTheoryError(f"{name} must be finite and >= 0, got {value!r}")
     return x
+
+
+def plain(value: Any) -> Any:
+    """A result for a scalar input as a plain Python scalar; arrays of any other shape as is.
+
+    A 0-d ndarray or a numpy scalar becomes ``float``, ``int``, ``bool``, ``complex`` or
+    ``str`` (``value.item()``), so that ``fixed_point(act, sigma_w2=1.5, sigma_b2=0.05).q_star``
+    is a ``float``; anything else (arrays with at least one axis, Python values) is returned
+    unchanged.
+
+    Examples
+    --------
+    >>> type(plain(np.asarray(1.5))).__name__, plain(np.float64(2.0)), plain(np.ones(2)).shape
+    ('float', 2.0, (2,))
+    """
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
+
+
+def plain_fields(obj: Any, names: tuple[str, ...]) -> None:
+    """Apply :func:`plain` to the attributes ``names`` of a (frozen) dataclass in place.
+
+    Called by the result dataclasses' ``__post_init__``: one rule for every result.
+    """
+    for name in names:
+        object.__setattr__(obj, name, plain(getattr(obj, name)))

@@ -4,7 +4,16 @@ sorted |lambda_f| of variance vectors (Fig. 4(b)).
 Uses matplotlib's object API only (:class:`matplotlib.figure.Figure`, no pyplot state), so
 it never opens a window and is safe in threads and servers; files are rendered by the Agg,
 SVG or PDF backend chosen from the suffix. :func:`save_figure` strips timestamps and tool
-versions from the file metadata, so the same figure gives the same bytes.
+versions from the file metadata, so the same figure gives the same bytes, and embeds TrueType
+(Type 42) fonts in PDF and PostScript, as journals ask.
+
+Every figure function draws into a given :class:`matplotlib.axes.Axes` with ``ax=`` (a panel
+of the caller's own figure) or makes its own figure of ``figsize`` inches at ``dpi``; it
+returns the :class:`~matplotlib.figure.Figure` it drew in. Symbols in titles and legends are
+mathtext, as on the axes (:func:`mathtext_label` converts the plain-text notation the command
+line prints). Neighbouring modes differ in colour and marker (:func:`mode_styles`); depth axes
+on a log scale get plain tick labels (:func:`log_depth_axis`). No function changes the global
+``matplotlib.rcParams``.
 
 This module imports matplotlib; ``import mftheory`` does not import it.
 
@@ -16,12 +25,13 @@ chi_1 = 1, divergent where q* is infinite) and section 4 (the depth scale xi_c).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib import colormaps, colors, rc_context
+from matplotlib import colormaps, colors, rc_context, ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -31,15 +41,20 @@ from mftheory.errors import MFTheoryError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
 
     from mftheory.meanfield.critical import CriticalPoint
     from mftheory.meanfield.fixed_points import FixedPoint
     from mftheory.spectrum.density import JacobianSpectrum
 
 __all__ = [
+    "FIGURE_RC",
     "PHASE_DIAGRAM_QUANTITIES",
     "eigenvalue_figure",
+    "log_depth_axis",
+    "mathtext_label",
     "mode_amplitude_figure",
+    "mode_styles",
     "phase_diagram_figure",
     "save_figure",
     "spectrum_figure",
@@ -59,6 +74,135 @@ _METADATA: Mapping[str, dict[str, Any]] = {
     ".svg": {"Date": None, "Creator": None},
     ".pdf": {"Creator": None, "Producer": None, "CreationDate": None},
 }
+
+
+#: matplotlib settings :func:`save_figure` applies, locally, while it writes a file: TrueType
+#: (Type 42) fonts in PDF and PostScript instead of Type 3, a fixed salt for SVG ids, a fixed
+#: PDF compression level.
+FIGURE_RC: Mapping[str, Any] = {
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.hashsalt": "mftheory",
+    "pdf.compression": 6,
+}
+
+#: Markers cycled with the ``tab10`` colours by :func:`mode_styles` (7 markers against 10
+#: colours: the first 70 modes all differ in the pair).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+#: Plain-text notation (as the command line prints it) and its mathtext, longest first.
+_MATH_TOKENS: tuple[tuple[str, str], ...] = (
+    (r"chi_c\*\s*\|lambda_f\|", r"\chi_c^*|\lambda_f|"),
+    (r"sigma_w\^2", r"\sigma_w^2"),
+    (r"sigma_b\^2", r"\sigma_b^2"),
+    (r"sigma_w2", r"\sigma_w^2"),
+    (r"sigma_b2", r"\sigma_b^2"),
+    (r"sigma_w", r"\sigma_w"),
+    (r"sigma_b", r"\sigma_b"),
+    (r"\|lambda_f\|", r"|\lambda_f|"),
+    (r"\|lambda\|", r"|\lambda|"),
+    (r"lambda_f", r"\lambda_f"),
+    (r"chi_c\*", r"\chi_c^*"),
+    (r"chi_1", r"\chi_1"),
+    (r"chi_c", r"\chi_c"),
+    (r"chi_q", r"\chi_q"),
+    (r"xi_c", r"\xi_c"),
+    (r"xi_q", r"\xi_q"),
+    (r"xi_grad", r"\xi_\nabla"),
+    (r"q\*", r"q^*"),
+    (r"c\*", r"c^*"),
+)
+_MATH_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9_\\])(" + "|".join(f"(?:{p})" for p, _ in _MATH_TOKENS) + r")(?![A-Za-z0-9])"
+)
+
+
+def mathtext_label(text: str) -> str:
+    r"""``text`` with its mean-field symbols as matplotlib mathtext.
+
+    The plain-text notation of the command line's tables (``sigma_w^2``, ``sigma_b^2``,
+    ``chi_1``, ``chi_c*``, ``xi_c``, ``|lambda_f|``, ``q*``, ...) becomes ``$\sigma_w^2$``,
+    ``$\chi_1$``, ... so that titles and legends match the axis labels. A ``$`` already in
+    ``text`` (an activation's expression, say) is escaped first, so it is shown as is.
+
+    Examples
+    --------
+    >>> mathtext_label("tanh, sigma_w^2 = 1.5, chi_1 = 1")
+    'tanh, $\\sigma_w^2$ = 1.5, $\\chi_1$ = 1'
+    """
+    escaped = text.replace("$", r"\$")
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        for pattern, math in _MATH_TOKENS:
+            if re.fullmatch(pattern, word):
+                return f"${math}$"
+        return word  # pragma: no cover - every match is one of the patterns
+
+    return _MATH_PATTERN.sub(swap, escaped)
+
+
+def mode_styles(count: int) -> list[dict[str, Any]]:
+    """Line styles for ``count`` modes in order: neighbours differ in colour and marker.
+
+    Colours cycle through matplotlib's qualitative ``tab10`` (not a colormap, on which
+    neighbouring modes look alike) and markers through seven shapes, so mode ``k`` and
+    ``k + 1`` always differ in both and no two of the first 70 modes share the pair.
+
+    Returns
+    -------
+    list of dict
+        ``{"color": (r, g, b, a), "marker": str}`` per mode, to pass to ``ax.plot(**style)``.
+    """
+    cmap = colormaps["tab10"]
+    return [{"color": cmap(k % 10), "marker": _MARKERS[k % len(_MARKERS)]} for k in range(count)]
+
+
+def _plain_tick(value: float, _pos: object = None) -> str:
+    """A log-axis tick as a plain number: ``1``, ``20``, ``1000``, ``0.5``."""
+    if value >= 1 and float(value).is_integer():
+        return f"{int(value)}"
+    return f"{value:g}"
+
+
+def log_depth_axis(axis: Axis, depths: Sequence[float] | None = None) -> None:
+    """Readable ticks on a log-scaled depth axis (``ax.xaxis`` or ``ax.yaxis``).
+
+    The labels are plain numbers (``1, 10, 100, 1000``, not ``10^k``). With ``depths`` (the
+    depths plotted, at most 12 distinct) the ticks are those depths; otherwise they are
+    ``1, 2, 5 x 10^k`` when the axis spans less than two decades and ``10^k`` beyond.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        An axis already on a log scale (``ax.set_xscale("log")``).
+    depths : sequence of float, optional
+        The depths to mark.
+    """
+    marks = sorted({float(d) for d in depths or () if d > 0})
+    if 0 < len(marks) <= 12:
+        axis.set_major_locator(ticker.FixedLocator(marks))
+    else:
+        lo, hi = sorted(axis.get_view_interval())
+        short = lo > 0 and hi / lo < 100.0
+        axis.set_major_locator(
+            ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if short else (1.0,))
+        )
+    axis.set_major_formatter(ticker.FuncFormatter(_plain_tick))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _canvas(ax: Axes | None, figsize: tuple[float, float], dpi: float) -> tuple[Figure, Axes]:
+    """The figure and axes to draw in: ``ax`` and its (root) figure, or a new figure."""
+    if ax is None:
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        return fig, fig.add_subplot()
+    root: Any = ax.figure
+    while root is not None and not isinstance(root, Figure):
+        root = root.figure  # a SubFigure: its root figure
+    if root is None:
+        raise MFTheoryError("ax= must be an Axes that belongs to a figure")
+    return root, ax
 
 
 def _axes_values(result: FixedPoint) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -117,6 +261,7 @@ def phase_diagram_figure(
     log: bool | None = None,
     *,
     critical: CriticalPoint | None = None,
+    ax: Axes | None = None,
     figsize: tuple[float, float] = (7.0, 5.0),
     dpi: float = 110.0,
 ) -> Figure:
@@ -136,13 +281,17 @@ def phase_diagram_figure(
         The critical line to draw; computed with :func:`mftheory.meanfield.critical_point` at
         the grid's ``sigma_b2`` values when not given. Points with a non-finite ``sigma_w2``
         or outside the plotted range are skipped.
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes (its colour bar takes room from it); ``figsize`` and ``dpi`` are
+        then ignored. Without it a new figure is made.
     figsize, dpi
-        Size of the figure in inches, and its resolution.
+        Size of a new figure in inches, and its resolution.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Not attached to pyplot; save it with :func:`save_figure` or ``fig.savefig``.
+        The figure drawn in (``ax``'s root figure when given). A new one is not attached to
+        pyplot; save it with :func:`save_figure` (TrueType fonts in PDF) or ``fig.savefig``.
 
     Notes
     -----
@@ -166,8 +315,7 @@ def phase_diagram_figure(
         hide |= ~(values > 0)  # NaN-safe: NaN > 0 is False
     shown = np.ma.masked_array(np.where(hide, 1.0, values), mask=hide)
 
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _canvas(ax, figsize, dpi)
     cmap = "RdBu_r" if quantity == "chi_1" else "viridis"
     mesh = ax.pcolormesh(
         w,
@@ -178,7 +326,7 @@ def phase_diagram_figure(
         norm=_norm(shown, quantity, use_log),
         rasterized=True,
     )
-    fig.colorbar(mesh, ax=ax, label=label)
+    (ax.figure or fig).colorbar(mesh, ax=ax, label=label)
     handles: list[Any] = []
     if divergent.any():
         grey = colors.ListedColormap([_DIVERGENT_COLOUR])
@@ -238,6 +386,7 @@ def mode_amplitude_figure(
     anchor: NDArray[Any] | None = None,
     title: str = "",
     ylabel: str = r"mode amplitude $|\epsilon_f^l|$",
+    ax: Axes | None = None,
     figsize: tuple[float, float] = (7.0, 5.0),
     dpi: float = 110.0,
 ) -> Figure:
@@ -249,7 +398,7 @@ def mode_amplitude_figure(
     amplitude : ndarray, shape ``(L, K)``
         Mean-field amplitude of each of ``K`` modes (solid lines).
     labels : list of str
-        One legend label per mode.
+        One legend label per mode (mathtext allowed, e.g. ``r"$f = 1$"``).
     predicted_rate : ndarray, shape ``(K,)``
         ``chi_c* |lambda_f|``: each dashed line is ``A_f(l0) rate^(l - l0)``.
     floor : ndarray, shape ``(L,)``, optional
@@ -258,24 +407,42 @@ def mode_amplitude_figure(
         Monte Carlo amplitudes ``(L', K)`` with standard errors, drawn as markers.
     anchor : array of int, shape ``(K,)``, optional
         Layer ``l0`` of each dashed line (default: the first layer).
-    title, ylabel, figsize, dpi
-        Decoration.
+    title, ylabel : str
+        Decoration (mathtext allowed; :func:`mathtext_label` converts plain notation).
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes; ``figsize`` and ``dpi`` are then ignored.
+    figsize, dpi
+        Size of a new figure in inches, and its resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn in (``ax``'s root figure when given).
 
     Notes
     -----
     docs/theory.md section 4: near the fixed point mode ``f`` shrinks by ``chi_c* |lambda_f|``.
     """
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _canvas(ax, figsize, dpi)
     lay = np.asarray(layers, dtype=np.float64)
-    cmap = colormaps["viridis"]
     k_modes = amplitude.shape[1]
+    styles = mode_styles(k_modes)
     positive = amplitude[amplitude > 0]
     lowest = float(positive.min()) if positive.size else 1e-16
+    every = max(1, lay.size // 8)
     for k in range(k_modes):
-        colour = cmap(k / max(1, k_modes - 1) * 0.9)
+        colour, marker = styles[k]["color"], styles[k]["marker"]
         amp = np.where(amplitude[:, k] > 0, amplitude[:, k], np.nan)
-        ax.plot(lay, amp, color=colour, linewidth=1.6, label=labels[k])
+        ax.plot(
+            lay,
+            amp,
+            color=colour,
+            marker=marker,
+            markevery=(k % every, every),
+            markersize=4,
+            linewidth=1.6,
+            label=labels[k],
+        )
         i0 = 0 if anchor is None else int(np.searchsorted(lay, anchor[k]))
         i0 = min(max(i0, 0), lay.size - 1)
         if np.isfinite(amp[i0]) and np.isfinite(predicted_rate[k]) and predicted_rate[k] > 0:
@@ -289,8 +456,9 @@ def mode_amplitude_figure(
                 np.asarray(m_lay)[ok],
                 m_amp[ok, k],
                 yerr=m_sem[ok, k],
-                fmt="o",
+                fmt=marker,
                 markersize=3.5,
+                markerfacecolor="none",
                 color=colour,
                 elinewidth=0.8,
                 capsize=1.5,
@@ -307,8 +475,10 @@ def mode_amplitude_figure(
     handles.append(Line2D([], [], color="0.3", linestyle="--"))
     names.append(r"predicted $(\chi_c^*|\lambda_f|)^l$")
     if measured is not None:
-        handles.append(Line2D([], [], color="0.3", marker="o", linestyle="none"))
-        names.append("Monte Carlo (mean +- s.e., > 2 s.e.)")
+        handles.append(
+            Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="none")
+        )
+        names.append(r"Monte Carlo (mean $\pm$ s.e., $>$ 2 s.e.)")
     ax.legend(handles, names, fontsize=7, loc="lower left", ncol=2, framealpha=0.85)
     return fig
 
@@ -317,6 +487,7 @@ def eigenvalue_figure(
     values: Mapping[str, NDArray[np.float64]],
     *,
     title: str = "",
+    ax: Axes | None = None,
     figsize: tuple[float, float] = (6.0, 4.2),
     dpi: float = 110.0,
 ) -> Figure:
@@ -325,24 +496,34 @@ def eigenvalue_figure(
     Parameters
     ----------
     values : mapping
-        Name -> ``|lambda_f|`` in descending order.
+        Name -> ``|lambda_f|`` in descending order; neighbouring entries get different
+        colours and markers (:func:`mode_styles`).
+    title : str
+        Title (mathtext allowed).
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes; ``figsize`` and ``dpi`` are then ignored.
+    figsize, dpi
+        Size of a new figure in inches, and its resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn in (``ax``'s root figure when given).
 
     Notes
     -----
     docs/theory.md section 4.
     """
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    ax = fig.add_subplot()
-    cmap = colormaps["viridis"]
+    fig, ax = _canvas(ax, figsize, dpi)
+    styles = mode_styles(len(values))
     for k, (name, vals) in enumerate(values.items()):
         ax.plot(
             np.arange(vals.size),
             vals,
-            marker="o",
             markersize=3,
             linewidth=1.2,
-            color=cmap(k / max(1, len(values) - 1) * 0.9),
             label=name.upper(),
+            **styles[k],
         )
     ax.set_xlabel("mode index (sorted)")
     ax.set_ylabel(r"$|\lambda_f|$")
@@ -358,6 +539,10 @@ def spectrum_figure(
     sampled: NDArray[np.float64] | None = None,
     floor: float = 0.0,
     label: str = "",
+    *,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = (6.4, 4.2),
+    dpi: float = 100.0,
 ) -> Figure:
     """The predicted density of the squared singular values, with a sampled histogram.
 
@@ -370,7 +555,16 @@ def spectrum_figure(
         Sampled values below it are not resolved in float64 and are left out (counted in the
         legend).
     label : str
-        Legend text of the sampled histogram.
+        Legend text of the sampled histogram (mathtext allowed).
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes; ``figsize`` and ``dpi`` are then ignored.
+    figsize, dpi
+        Size of a new figure in inches, and its resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn in (``ax``'s root figure when given).
 
     Notes
     -----
@@ -378,8 +572,7 @@ def spectrum_figure(
     ``log10 x`` and both curves are densities per unit ``log10 x``; otherwise it is ``x``
     itself. An atom at 0 is stated in the title (it has no place on a log axis).
     """
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _canvas(ax, figsize, dpi)
     t = spec.log_x
     lq = spec.log10_quantiles
     lo_q, hi_q = lq.get("0.05", -np.inf), lq.get("0.95", np.inf)
@@ -396,7 +589,7 @@ def spectrum_figure(
     for x, m in spec.atoms:
         if x > 0:
             where = np.log10(x) if wide else x
-            ax.axvline(where, color="C3", lw=1.5, label=f"atom: mass {m:.3g} at x = {x:.4g}")
+            ax.axvline(where, color="C3", lw=1.5, label=f"atom: mass {m:.3g} at $x = {x:.4g}$")
     if sampled is not None and sampled.size:
         vals = np.asarray(sampled, dtype=np.float64)
         ok = vals > floor
@@ -412,25 +605,42 @@ def spectrum_figure(
             dens = hist / (sampled.size * width)  # normalised over all values, as the theory
             ax.stairs(dens, edges, color="C1", alpha=0.8, label=text)
     zero = sum(m for x, m in spec.atoms if x == 0)
-    title = f"{spec.activation.label}, {spec.weights} weights, depth {spec.depth}"
+    name = spec.activation.label.replace("$", r"\$")
+    title = f"{name}, {spec.weights} weights, depth $L = {spec.depth}$"
     if zero > 0:
-        title += f"; atom at 0 of mass {zero:.3g}"
+        title += f"; atom at $x = 0$ of mass {zero:.3g}"
     ax.set_title(title, fontsize=10)
     if np.isfinite(lo_q) and np.isfinite(hi_q) and wide:
-        ax.axvspan(lo_q, hi_q, color="0.9", zorder=0, label="5%-95% quantiles")
+        ax.axvspan(lo_q, hi_q, color="0.9", zorder=0, label=r"5%-95% quantiles of $x$")
     ax.legend(fontsize=8)
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> None:
+def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> None:
     """Save ``fig`` to ``path`` (png, svg or pdf by suffix) with no timestamp in the file.
 
     The same figure always gives the same bytes: the metadata that records the date and the
-    software version is dropped, and SVG element ids use a fixed salt.
+    software version is dropped, and SVG element ids use a fixed salt. Fonts are embedded
+    in PDF as TrueType (Type 42), not Type 3. These settings (:data:`FIGURE_RC`) hold only
+    while the file is written: the global ``matplotlib.rcParams`` are left as they were.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or Path
+    dpi : float, optional
+        Resolution of a PNG in dots per inch; default: the figure's own ``fig.dpi`` (whatever
+        ``savefig.dpi`` the user's matplotlibrc sets), so a PNG is ``figsize * dpi`` pixels.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _METADATA:
         raise MFTheoryError(f"cannot save a figure as {str(path)!r}: use .png, .svg or .pdf")
-    with rc_context({"svg.hashsalt": "mftheory", "pdf.compression": 6}):
-        fig.savefig(path, format=suffix[1:], metadata=_METADATA[suffix])
+    rc: Any = dict(FIGURE_RC)  # matplotlib's stub wants literal keys
+    with rc_context(rc):
+        fig.savefig(
+            path,
+            format=suffix[1:],
+            metadata=_METADATA[suffix],
+            dpi=fig.dpi if dpi is None else dpi,
+        )

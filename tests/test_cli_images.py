@@ -195,3 +195,89 @@ def test_reproduce_fig_s4_small(tmp_path: Path) -> None:
     assert_one_line_error(run("reproduce", "fig-s4", "--scale", "0"), mentions="--scale")
     assert_one_line_error(run("reproduce", "fig-s4", "--scale", "100"), mentions="semi-definite")
     assert run("reproduce", "fig-9").exit_code == 2
+
+
+# --- figure options: --figsize and --dpi on every command that writes a figure (issue 14) ---
+
+
+def _figure_commands(image: Path) -> dict[str, list[str]]:
+    return {
+        "phase-diagram": ["phase-diagram", "--sigma-w2", "0.5:3:5", "--sigma-b2", "0:1:4"],
+        "propagate": ["propagate", "--image", str(image), *SCALES, "--depth", "4"],
+        "simulate": [
+            *("simulate", "--image", str(image), *SCALES, "--depth", "3"),
+            *("--channels", "8", "--networks", "4"),
+        ],
+        "reproduce": ["reproduce", "fig-4b"],
+        "spectrum": ["spectrum", "--depth", "4"],
+    }
+
+
+FIGURE_COMMANDS = ["phase-diagram", "propagate", "simulate", "reproduce", "spectrum"]
+
+
+@pytest.mark.parametrize("command", FIGURE_COMMANDS)
+def test_figsize_and_dpi_set_the_png_size(tmp_path: Path, image_npy: Path, command: str) -> None:
+    out = tmp_path / "fig.png"
+    args = _figure_commands(image_npy)[command]
+    result = run(*args, "--figsize", "3x2", "--dpi", "50", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size == (150, 100)
+    pdf = tmp_path / "fig.pdf"
+    assert run(*args, "--figsize", "4.5x3", "-o", str(pdf)).exit_code == 0
+    data = pdf.read_bytes()
+    assert b"/FontFile2" in data and b"/Type3" not in data
+    help_text = run(command, "--help").stdout
+    assert "--figsize" in help_text and "--dpi" in help_text
+    assert "[default: " in help_text.split("--figsize", 1)[1].split("--dpi", 1)[0]
+
+
+def test_default_figure_sizes_are_shown_and_used(tmp_path: Path) -> None:
+    out = tmp_path / "fig.png"
+    assert run("reproduce", "fig-4b", "-o", str(out)).exit_code == 0
+    with Image.open(out) as image:
+        assert image.size == (770, 550)  # 7x5 inches at 110 dpi, as --help says
+    assert "7x5" in run("reproduce", "--help").stdout
+    assert "6.4x4.2" in run("spectrum", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["--figsize", "6by4"], "--figsize"),
+        (["--figsize", "6"], "WIDTHxHEIGHT"),
+        (["--figsize", "6x-1"], "HEIGHT"),
+        (["--figsize", "0x4"], "WIDTH"),
+        (["--figsize", "6xnan"], "--figsize"),
+        (["--dpi", "0"], "--dpi"),
+        (["--dpi", "many"], "--dpi"),
+        (["--figsize", "100x100", "--dpi", "2000"], "pixels"),
+    ],
+)
+def test_bad_figure_options_are_one_line_errors(
+    tmp_path: Path, args: list[str], mentions: str
+) -> None:
+    out = tmp_path / "fig.png"
+    result = run("reproduce", "fig-4b", *args, "-o", str(out))
+    assert_one_line_error(result, mentions=mentions)
+    assert not out.exists()
+
+
+def test_validate_help_shows_the_figure_options() -> None:
+    text = run("validate", "--help").stdout
+    assert "--figsize" in text and "--dpi" in text and "6.4x4.6" in text
+    assert_one_line_error(run("validate", "trainability", "--dpi", "-3"), mentions="--dpi")
+
+
+@pytest.mark.slow
+def test_validate_figure_has_the_given_size(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "v"
+    result = run("validate", "trainability", "--scale", "tiny", "--depths", "2", "--sigma-w2",
+                 "1,2", "--jobs", "1", "--out", str(out), "--figsize", "3x2.5", "--dpi", "40",
+                 "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "trainability.png") as image:
+        assert image.size == (120, 100)

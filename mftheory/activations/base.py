@@ -60,6 +60,11 @@ class Activation:
         (:mod:`mftheory.activations.closed_forms`), or None to integrate numerically.
     params : tuple of (str, float)
         Parameters of the family (``negative_slope`` of leaky_relu, ``alpha`` of elu...).
+    jumps : tuple of (float, float)
+        Discontinuities of ``phi`` as ``(x0, phi(x0+) - phi(x0-))`` (``sign``: ``((0, 2),)``).
+        There ``phi'`` holds a delta ``J delta(x - x0)`` that ``dphi`` omits; the integrators
+        add its contribution (``E[phi'(h)^2]`` is then infinite). Their points are also in
+        ``kinks``.
     """
 
     name: str
@@ -68,9 +73,11 @@ class Activation:
     kinks: tuple[float, ...] = ()
     closed_form: ClosedForm | None = None
     params: Params = ()
+    jumps: tuple[tuple[float, float], ...] = ()
 
     def _identity(self) -> tuple[object, ...]:
-        return (self.name, self.kinks, self.closed_form, self.params, self.phi, self.dphi)
+        return (self.name, self.kinks, self.closed_form, self.params, self.phi, self.dphi,
+                self.jumps)  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -81,7 +88,7 @@ class Activation:
 
     def __hash__(self) -> int:
         functions = (_hash_part(self.phi), _hash_part(self.dphi))
-        return hash((self.name, self.kinks, self.closed_form, self.params, *functions))
+        return hash((self.name, self.kinks, self.closed_form, self.params, self.jumps, *functions))
 
     def param(self, key: str) -> float:
         """The value of family parameter ``key``."""
@@ -102,12 +109,15 @@ class Activation:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready description: name, parameters, kinks, closed form (its key)."""
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "params": dict(self.params),
             "kinks": list(self.kinks),
             "closed_form": None if self.closed_form is None else self.closed_form.key,
         }
+        if self.jumps:
+            out["jumps"] = [list(j) for j in self.jumps]
+        return out
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,12 @@ from mftheory.activations.expression_tree import (
     _signature,
     _TreeFunction,
 )
+from mftheory.activations.singular import (
+    Singularity,
+    find_jumps,
+    find_singularity,
+    singular_order,
+)
 from mftheory.errors import MFTheoryError
 
 __all__ = ["EXPRESSION_FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse_activation"]
@@ -378,6 +384,57 @@ def _check_finite(f: _TreeFunction, what: str, quoted: str) -> None:
         )
 
 
+def _order(f: _TreeFunction, x0: float) -> float:
+    """Growth order p of ``|f| ~ |x - x0|^-p`` (the larger of the two sides)."""
+    scale = max(1.0, abs(x0))
+    orders = []
+    for side in (1.0, -1.0):
+        d = side * scale * np.array([1e-4, 1e-8])
+        with np.errstate(all="ignore"):
+            orders.append(singular_order(np.abs(f(x0 + d)), x0))
+    return max(orders)
+
+
+def _check_singular(phi: _TreeFunction, dphi: _TreeFunction, quoted: str) -> None:
+    """Refuse an expression with a singular point anywhere on ``|x| <= SEARCH_LIMIT``.
+
+    ``phi`` infinite with ``|phi| ~ |x - x0|^-p``, p >= 1/2: ``E[phi(h)^2]`` does not exist.
+    Weaker singularities (``log(abs(x - 1.5))``), and points where only ``phi'`` is infinite,
+    leave ``E[phi'(h)^2]`` infinite or its integrand singular: refused too (the quadrature
+    rules assume a bounded integrand, so a number would be silently inaccurate).
+    """
+    sing: Singularity | None = find_singularity(phi.tree)
+    if sing is not None:
+        where = f"x = {sing.x:.12g} ({sing.what})"
+        if sing.kind == "domain":
+            raise MFTheoryError(
+                f"activation expression {quoted} is undefined (NaN) near {where}; "
+                "pre-activations are Gaussian over the whole real line, so it must be "
+                "defined for every real x"
+            )
+        if _order(phi, sing.x) >= 0.5 - 1e-3:
+            raise MFTheoryError(
+                f"activation expression {quoted}: phi is infinite at {where}, so "
+                "E[phi(h)^2] does not exist for any Gaussian h"
+            )
+        raise MFTheoryError(
+            f"activation expression {quoted}: phi is infinite at {where}; E[phi(h)^2] is "
+            "finite but E[phi'(h)^2] (chi_1) is not, and singular activations are not supported"
+        )
+    dsing = find_singularity(dphi.tree)
+    if dsing is not None:
+        where = f"x = {dsing.x:.12g} ({dsing.what} in phi')"
+        if _order(dphi, dsing.x) >= 0.5 - 1e-3:
+            raise MFTheoryError(
+                f"activation expression {quoted}: phi' is infinite at {where}, so "
+                "E[phi'(h)^2] (chi_1) does not exist for any Gaussian h"
+            )
+        raise MFTheoryError(
+            f"activation expression {quoted}: phi' is infinite at {where}; the quadrature "
+            "cannot integrate it accurately, so singular activations are not supported"
+        )
+
+
 # --- the entry point -------------------------------------------------------------------------
 
 
@@ -426,6 +483,18 @@ def parse_activation(text: str) -> Activation:
     >>> float(act.dphi(np.array(-2.0)))
     0.1
     """
+    phi, dphi, quoted = _functions(text)
+    _check_finite(phi, "activation expression", quoted)
+    _check_finite(dphi, "the derivative of activation expression", quoted)
+    _check_singular(phi, dphi, quoted)
+    jumps = find_jumps(phi.tree)
+    kinks = tuple(sorted({*_kinks(phi.tree), *(x0 for x0, _ in jumps)}))
+    return Activation(name=phi.text, phi=phi, dphi=dphi, kinks=kinks, jumps=jumps)
+
+
+def _functions(text: str) -> tuple[_TreeFunction, _TreeFunction, str]:
+    """``phi`` and ``phi'`` of the formula (parsed and whitelisted, not yet checked for
+    finiteness or singular points) and the quoted text for messages."""
     spaced, name = _normalise(text)
     builder = _Builder(spaced)
     try:
@@ -441,6 +510,4 @@ def parse_activation(text: str) -> Activation:
     phi = _TreeFunction(tree, name, _signature(tree))
     dtree = _derivative(tree)
     dphi = _TreeFunction(dtree, f"d/dx {name}", ("d/dx", _signature(dtree)))
-    _check_finite(phi, "activation expression", builder.quoted)
-    _check_finite(dphi, "the derivative of activation expression", builder.quoted)
-    return Activation(name=name, phi=phi, dphi=dphi, kinks=_kinks(tree))
+    return phi, dphi, builder.quoted

@@ -266,6 +266,17 @@ def get_activation(
     MFTheoryError
         Unknown name, invalid expression, a non-finite parameter, or a parameter in
         ``**params`` that the family does not have.
+
+    Examples
+    --------
+    >>> import math
+    >>> import numpy as np
+    >>> erf = get_activation("erf")
+    >>> float(erf.phi(np.array(0.5))) == math.erf(0.5), erf.kinks
+    (True, ())
+    >>> leaky = get_activation("leaky_relu", negative_slope=0.2)
+    >>> leaky.kinks, float(leaky.dphi(np.array(-1.0)))
+    ((0.0,), 0.2)
     """
     if isinstance(spec, Activation):
         return spec

@@ -6,7 +6,6 @@ real ones, in the command signatures (``--help`` shows them); a scale with no fi
 (``--sigma-w`` where it is the critical value) says so in its help.
 """
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,11 +13,25 @@ import typer
 from typer.models import OptionInfo
 
 from mftheory.activations.registry import act_help
-from mftheory.cli.params import Choice, Int, Number, ScaleText, ScaleValue, VarianceVectorText
+from mftheory.cli.params import (
+    Choice,
+    ChoiceEnum,
+    FigureSize,
+    FigureSizeText,
+    Int,
+    Number,
+    ScaleText,
+    ScaleValue,
+    VarianceVectorText,
+)
 
 __all__ = [
+    "DEFAULT_DPI",
+    "DEFAULT_FIGSIZE",
     "Act",
     "Alpha",
+    "Dpi",
+    "FigSize",
     "FigureOutput",
     "Format",
     "KernelSide",
@@ -38,7 +51,7 @@ __all__ = [
 ]
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(ChoiceEnum):
     """What ``--format`` prints on stdout."""
 
     table = "table"
@@ -139,6 +152,28 @@ FigureOutput = Annotated[
         " (.json, .csv, .npz).",
         dir_okay=False,
         metavar="PATH",
+    ),
+]
+#: Size (inches) and resolution of the -o figures, unless a command sets its own.
+DEFAULT_FIGSIZE = FigureSize(7.0, 5.0)
+DEFAULT_DPI = 110.0
+FigSize = Annotated[
+    FigureSize,
+    typer.Option(
+        "--figsize",
+        help="Size of the -o figure, WIDTHxHEIGHT in inches (e.g. 6x4).",
+        metavar="WxH",
+        parser=FigureSizeText(),
+    ),
+]
+Dpi = Annotated[
+    float,
+    typer.Option(
+        "--dpi",
+        help="Resolution of the -o figure in dots per inch: a .png is figsize x dpi pixels"
+        " (.pdf and .svg are vector drawings).",
+        metavar="FLOAT",
+        parser=Number(1.0),
     ),
 ]
 Quiet = Annotated[

@@ -3,12 +3,19 @@
 A command builds a :class:`Report` (the JSON object, the records its table and CSV show, and
 optionally arrays for ``.npz`` and a figure maker) and hands it to :func:`emit`. Data goes to
 stdout or to the ``-o`` file (format by suffix); messages go to stderr through
-:class:`~mftheory.cli.messages.Messages`.
+:class:`~mftheory.cli.messages.Messages`. A figure is drawn at the ``--figsize`` and ``--dpi``
+of a :class:`FigureStyle`.
+
+CSV writes an infinite value as ``inf`` / ``-inf`` (a critical point's ``xi_c`` is infinite,
+not missing) and a NaN (a quantity that is undefined there, such as a depth scale of a
+divergent point) or a missing value as an empty field; JSON, which has no infinity, writes
+``null`` for both.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_SUFFIXES",
     "FIGURE_SUFFIXES",
+    "MAX_FIGURE_PIXELS",
+    "FigureStyle",
     "OutputError",
     "Report",
     "check_output_path",
@@ -45,6 +54,38 @@ __all__ = [
 
 DATA_SUFFIXES = (".json", ".csv", ".npz")
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+#: Largest figure, in pixels (width x height at --dpi), that -o draws.
+MAX_FIGURE_PIXELS = 200_000_000
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """The size (inches) and resolution (dots per inch) of a figure written with ``-o``.
+
+    Raises
+    ------
+    MFTheoryError
+        More than :data:`MAX_FIGURE_PIXELS` pixels: checked when the command starts, before
+        any computation.
+    """
+
+    figsize: tuple[float, float]
+    dpi: float
+
+    def __post_init__(self) -> None:
+        w, h = self.figsize
+        pixels = w * self.dpi * h * self.dpi
+        if pixels > MAX_FIGURE_PIXELS:
+            raise MFTheoryError(
+                f"a {w:g}x{h:g} inch figure at {self.dpi:g} dpi has {pixels:.3g} pixels, more"
+                f" than {MAX_FIGURE_PIXELS:.0e}: lower --dpi or --figsize"
+            )
+
+    def apply(self, fig: Figure) -> Figure:
+        """Give ``fig`` this size and resolution (its layout adapts when drawn)."""
+        fig.set_size_inches(*self.figsize)
+        fig.set_dpi(self.dpi)
+        return fig
 
 
 @dataclass
@@ -136,7 +177,7 @@ def check_output_path(path: Path | None, *, figures: bool = False) -> None:
     )
 
 
-def _write_file(path: Path, report: Report, messages: Messages) -> None:
+def _write_file(path: Path, report: Report, messages: Messages, style: FigureStyle | None) -> None:
     check_output_path(path, figures=report.figure is not None)
     suffix = path.suffix.lower()
     try:
@@ -145,7 +186,18 @@ def _write_file(path: Path, report: Report, messages: Messages) -> None:
                 assert report.figure is not None
                 from mftheory.plotting import save_figure
 
-                save_figure(report.figure(), path)
+                fig = report.figure()
+                if style is not None:
+                    style.apply(fig)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    save_figure(fig, path, dpi=fig.dpi)
+                if any("constrained_layout" in str(w.message) for w in caught):
+                    w_in, h_in = fig.get_size_inches()
+                    messages.warn(
+                        f"a {w_in:g}x{h_in:g} inch figure is too small for its labels and"
+                        " legend; give a larger --figsize"
+                    )
             elif suffix == ".json":
                 with path.open("w", encoding="utf-8", newline="\n") as fh:
                     write_json(fh, report.document(), report.json_indent)
@@ -167,15 +219,21 @@ class OutputError(RuntimeError):
 
 
 def emit(
-    report: Report, *, fmt: OutputFormat | None, output: Path | None, messages: Messages
+    report: Report,
+    *,
+    fmt: OutputFormat | None,
+    output: Path | None,
+    messages: Messages,
+    style: FigureStyle | None = None,
 ) -> None:
     """Write ``report``: to ``output`` (format from its suffix) and/or to stdout.
 
     With ``-o`` the file gets the data and stdout stays empty unless ``--format`` was given
-    explicitly; without ``-o`` stdout gets ``--format`` (table by default).
+    explicitly; without ``-o`` stdout gets ``--format`` (table by default). A figure gets
+    ``style``'s size and resolution (the figure's own without it).
     """
     if output is not None:
-        _write_file(output, report, messages)
+        _write_file(output, report, messages, style)
         if fmt is None:
             return
     fmt = fmt or OutputFormat.table

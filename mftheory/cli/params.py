@@ -24,6 +24,9 @@ from mftheory.errors import MFTheoryError
 __all__ = [
     "MAX_RANGE_COUNT",
     "Choice",
+    "ChoiceEnum",
+    "FigureSize",
+    "FigureSizeText",
     "Gain",
     "Int",
     "IntList",
@@ -158,11 +161,62 @@ class Int(_Parser):
         return value
 
 
+@dataclass(frozen=True)
+class FigureSize:
+    """A figure's width and height in inches; shown as ``WIDTHxHEIGHT`` (``7x5``)."""
+
+    width: float
+    height: float
+
+    @property
+    def inches(self) -> tuple[float, float]:
+        return (self.width, self.height)
+
+    def __str__(self) -> str:
+        return f"{self.width:g}x{self.height:g}"
+
+
+#: Smallest and largest side of a figure, in inches.
+FIGURE_SIDE_RANGE = (0.5, 100.0)
+
+
+class FigureSizeText(_Parser):
+    """``WIDTHxHEIGHT`` in inches (``6x4``, ``3.5x2.6``; ``X`` and ``,`` also separate)."""
+
+    def parse(self, text: str) -> FigureSize:
+        parts = text.strip().lower().replace(",", "x").split("x")
+        if len(parts) != 2:
+            raise MFTheoryError(f"must be WIDTHxHEIGHT in inches, such as 6x4; got {text!r}")
+        lo, hi = FIGURE_SIDE_RANGE
+        sides = []
+        for name, part in zip(("WIDTH", "HEIGHT"), parts, strict=True):
+            value = parse_number(part, name)
+            if not lo <= value <= hi:
+                raise MFTheoryError(
+                    f"{name} must be between {lo:g} and {hi:g} inches, got {text!r}"
+                )
+            sides.append(value)
+        return FigureSize(sides[0], sides[1])
+
+
 class Gain(_Parser):
     """A gain: a number or a constant expression such as ``5/3`` or ``sqrt(2)``."""
 
     def parse(self, text: str) -> float:
         return parse_gain(text)
+
+
+class ChoiceEnum(str, enum.Enum):
+    """Base of the options' choice enums: ``str(member)`` is its value, as in Python 3.11's
+    ``enum.StrEnum``.
+
+    Typer before 0.29 passes a ``parser=``'s result through its own enum conversion, which
+    looks the member up by ``str(value)``; with a plain ``(str, Enum)`` that is ``"Cls.name"``,
+    found nowhere, and the option silently became ``None``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class Choice(_Parser, Generic[E]):

@@ -131,7 +131,8 @@ def _cell(value: Any) -> str:
 
 
 def _csv_cell(value: Any) -> str:
-    """How a value looks in CSV: full precision, empty for missing or non-finite."""
+    """How a value looks in CSV: full precision; ``inf``/``-inf`` for infinities; empty for a
+    missing value or NaN."""
     if value is None:
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -140,7 +141,7 @@ def _csv_cell(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         x = float(value)
-        return repr(x) if math.isfinite(x) else ""
+        return "" if math.isnan(x) else repr(x)  # repr(inf) is "inf"
     if isinstance(value, (list, tuple, np.ndarray)):
         return " ".join(_csv_cell(v) for v in value)
     return str(value)
@@ -202,9 +203,11 @@ def csv_text(records: Records | ColumnArrays) -> str:
 def write_csv(fh: TextIO, records: Records | ColumnArrays) -> None:
     """Write CSV to ``fh``: a header of column keys, then one line per record.
 
-    Numbers are written in full precision (``repr``), missing and non-finite values as empty
-    fields. :class:`ColumnArrays` are written in blocks of rows, each column converted to text
-    as a whole.
+    Numbers are written in full precision (``repr``), infinities as ``inf`` and ``-inf`` (a
+    depth scale on the critical line is infinite, not missing: numpy, pandas and Python's
+    ``float`` read these back), NaN and missing values as empty fields (pandas reads them as
+    NaN). JSON has no infinity and writes ``null`` for both. :class:`ColumnArrays` are
+    written in blocks of rows, each column converted to text as a whole.
     """
     writer = csv.writer(fh, lineterminator="\n")
     writer.writerow([col.key for col in records.columns])
@@ -243,7 +246,7 @@ def _csv_strings(a: np.ndarray) -> list[str]:
     kind = flat.dtype.kind
     if kind == "f":
         text = list(map(repr, flat.tolist()))
-        for k in np.flatnonzero(~np.isfinite(flat)).tolist():
+        for k in np.flatnonzero(np.isnan(flat)).tolist():
             text[k] = ""
     elif kind == "b":
         text = ["true" if v else "false" for v in flat.tolist()]

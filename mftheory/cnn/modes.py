@@ -560,6 +560,17 @@ def mode_table(v: ArrayLike, n: int, *, chi_c: float, chi_q: float) -> ModeTable
         xi_f = -1 / log(chi_c* |lambda_f|),   xi_c = xi_0 = -1 / log(chi_c*).
 
     Pure linear algebra: no fixed point is solved here.
+
+    Examples
+    --------
+    For ``v = (1/4, 1/2, 1/4)`` on 10 pixels, ``lambda_f = 1/2 + cos(2 pi f / 10) / 2`` (the
+    Fourier transform of ``v``), so mode 1 has ``|lambda_1| = 0.904508``:
+
+    >>> t = mode_table([0.25, 0.5, 0.25], 10, chi_c=0.9, chi_q=0.5)
+    >>> t.frequency[:3, 0].tolist(), t.abs_lam[:2].round(6).tolist()
+    ([0, 1, 9], [1.0, 0.904508])
+    >>> round(float(t.rate[1]), 6), round(float(t.xi[0]), 4)  # 0.9 * 0.904508, -1/log(0.9)
+    (0.814058, 9.4912)
     """
     arr = check_variance_vector(v)
     _require_normalised(arr)

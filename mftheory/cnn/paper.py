@@ -8,7 +8,7 @@
 Notes
 -----
 docs/theory.md section 4 (modes, GSj = (1 - j/4) delta + (j/4) uniform) and section 7; the
-appendix text is in ``shared/paper/``.
+settings are those of Xiao et al. (2018), appendix F.
 """
 
 from __future__ import annotations

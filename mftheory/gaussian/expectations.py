@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation
 from mftheory.errors import MFTheoryError
+from mftheory.gaussian.jumps import check_tails, jump_pair_terms, jump_slope_terms
 from mftheory.gaussian.quadrature import (
     DEFAULT_SETTINGS,
     QuadratureSettings,
@@ -141,6 +142,15 @@ def _expect_1d_batch(
         out = np.sum(w * vals, axis=-1)
         if integrand == "slope":
             out = out / s
+    if np.any(s_true > 0):
+        pos = s_true > 0
+        check_tails(act, s_true[pos], integrand, out[pos], settings)
+    if act.jumps and integrand == "slope":
+        out = np.where(s_true > 0, out + jump_slope_terms(act, s * s), out)
+    if act.jumps and integrand == "dphi2":
+        # phi' holds J delta(x - x0): E[phi'^2] is infinite (at q = 0 only for a jump at 0)
+        at_zero = any(x0 == 0.0 for x0, _ in act.jumps)
+        out = np.where((s_true > 0) | at_zero, np.inf, out)
     if integrand == "phi2" and np.any(s_true == 0):
         out = np.where(s_true == 0, float(np.square(act.phi(np.zeros(1)))[0]), out)
     if integrand == "slope" and np.any(s_true == 0):
@@ -537,6 +547,9 @@ def pair_expectation(
     shape = np.broadcast_shapes(q1a.shape, q2a.shape, ra.shape)
     if act.closed_form is not None:
         return np.asarray(closed_pair(act, q1b, q2b, rb, derivative)).reshape(shape)
+    if derivative and act.jumps:
+        out = nested_pair_expectation(act, q1b, q2b, rb, derivative=True, settings=st)
+        return out.reshape(shape)
     out = np.empty(q1b.shape)
     diag = np.abs(rb) == 1.0
     if np.any(diag):
@@ -589,7 +602,11 @@ def nested_pair_expectation(
     ``corr(z1, z2) = rho``).
     """
     st = settings or DEFAULT_SETTINGS
-    return _by_size(_nested_pair, act, q1, q2, rho, derivative, st)
+    out = _by_size(_nested_pair, act, q1, q2, rho, derivative, st)
+    if derivative and act.jumps:
+        # phi' = g + sum_j J_j delta(x - x_j): the delta terms (see gaussian.jumps)
+        out = out + jump_pair_terms(act, q1, q2, np.clip(rho, -1.0, 1.0), st)
+    return out
 
 
 def polynomial_and_slope(coef: Array, c: Array) -> tuple[Array, Array]:

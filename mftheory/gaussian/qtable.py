@@ -132,7 +132,9 @@ class QTable:
         return self._eval(1, q)
 
     def G(self, q: ArrayLike) -> Array:
-        """``E[phi'(sqrt(q) z)^2]``."""
+        """``E[phi'(sqrt(q) z)^2]`` (infinite for an activation with jumps: not tabulated)."""
+        if self.activation.jumps:
+            return derivative_second_moment(self.activation, q, settings=self.settings)
         return self._eval(2, q)
 
 

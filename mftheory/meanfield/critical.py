@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import plain, plain_fields
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
     derivative_second_moment,
@@ -58,37 +59,44 @@ CRITICAL_MAXITER = 100  # Illinois steps per root of H
 class CriticalPoint:
     """Points of the critical line ``chi_1 = 1`` for given bias variances.
 
+    Every array attribute has the shape of ``sigma_b2``; for a scalar ``sigma_b2`` each is a
+    plain Python ``float`` (``status`` a ``str``).
+
     Attributes
     ----------
     activation : Activation
-    sigma_b2, sigma_w2 : ndarray
+    sigma_b2, sigma_w2 : ndarray or float
         Bias variance (input) and the critical weight variance.
-    q_star, chi_q, xi_q : ndarray
+    q_star, chi_q, xi_q : ndarray or float
         Fixed-point length, q-map slope and length depth scale on the line.
-    xi_grad : ndarray
+    xi_grad : ndarray or float
         Gradient depth scale (infinite on the critical line by definition).
-    status : ndarray of str
+    status : ndarray of str or str
         ``"ok"``, ``"divergence-boundary"``, ``"marginal"`` or ``"none"`` (see module notes).
     settings : QuadratureSettings
     """
 
     activation: Activation
-    sigma_b2: Array
-    sigma_w2: Array
-    q_star: Array
-    chi_q: Array
-    xi_q: Array
-    xi_grad: Array
-    status: NDArray[np.str_]
+    sigma_b2: Array | float
+    sigma_w2: Array | float
+    q_star: Array | float
+    chi_q: Array | float
+    xi_q: Array | float
+    xi_grad: Array | float
+    status: NDArray[np.str_] | str
     settings: QuadratureSettings
 
-    @property
-    def sigma_w(self) -> Array:
-        return np.sqrt(self.sigma_w2)
+    def __post_init__(self) -> None:
+        names = ("sigma_b2", "sigma_w2", "q_star", "chi_q", "xi_q", "xi_grad", "status")
+        plain_fields(self, names)
 
     @property
-    def sigma_b(self) -> Array:
-        return np.sqrt(self.sigma_b2)
+    def sigma_w(self) -> Array | float:
+        return plain(np.sqrt(self.sigma_w2))
+
+    @property
+    def sigma_b(self) -> Array | float:
+        return plain(np.sqrt(self.sigma_b2))
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: nested lists, non-finite floats as None."""
@@ -103,7 +111,7 @@ class CriticalPoint:
             "chi_q": jsonable(self.chi_q),
             "xi_q": jsonable(self.xi_q),
             "xi_grad": jsonable(self.xi_grad),
-            "status": self.status.tolist(),
+            "status": jsonable(self.status),
         }
 
 
@@ -175,7 +183,7 @@ def critical_point(
         sigma_w2=w.reshape(shape),
         q_star=q.reshape(shape),
         chi_q=chi_q.reshape(shape),
-        xi_q=depth_scale(chi_q).reshape(shape),
+        xi_q=np.reshape(depth_scale(chi_q), shape),
         xi_grad=xi_grad.reshape(shape),
         status=status.reshape(shape),
         settings=st,

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.checks import plain, plain_fields
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
     HermiteSeries,
@@ -75,8 +76,14 @@ _MAX_BRACKET = 200  # steps of the downward search for a bracket of q*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
 
 
-def depth_scale(chi: ArrayLike) -> Array:
+@overload
+def depth_scale(chi: float) -> float: ...
+@overload
+def depth_scale(chi: ArrayLike) -> Array | float: ...
+def depth_scale(chi: ArrayLike) -> Array | float:
     """``-1 / log(chi)`` for ``0 <= chi < 1``; ``inf`` at ``chi = 1`` (within 8 ulp); else NaN.
+
+    A scalar ``chi`` gives a plain ``float``, an array an array of its shape.
 
     Notes
     -----
@@ -88,14 +95,18 @@ def depth_scale(chi: ArrayLike) -> Array:
     # chi is known to a few ulp: within 8 ulp of 1 the scale is not resolvable, call it inf
     at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
     out = np.where(at_one, np.inf, out)
-    return np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan)
+    return plain(np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan))
 
 
 #: Training is predicted to fail beyond this many correlation depth scales (docs/theory.md §5).
 TRAINABLE_DEPTH_FACTOR = 6.0
 
 
-def trainable_depth(xi_c: ArrayLike) -> Array:
+@overload
+def trainable_depth(xi_c: float) -> float: ...
+@overload
+def trainable_depth(xi_c: ArrayLike) -> Array | float: ...
+def trainable_depth(xi_c: ArrayLike) -> Array | float:
     """The depth beyond which training is predicted to fail: ``6 xi_c``, vectorised.
 
     Parameters
@@ -105,7 +116,8 @@ def trainable_depth(xi_c: ArrayLike) -> Array:
 
     Returns
     -------
-    ndarray
+    ndarray or float
+        A plain ``float`` for a scalar ``xi_c``, else an array of its shape:
         ``TRAINABLE_DEPTH_FACTOR * xi_c`` where ``xi_c`` is finite; ``inf`` where it is
         ``inf`` (the critical line: any depth); ``0`` where it is NaN (a divergent point,
         no finite fixed point: no depth trains).
@@ -121,34 +133,37 @@ def trainable_depth(xi_c: ArrayLike) -> Array:
     [12.0, inf, 0.0]
     """
     xi = np.asarray(xi_c, dtype=np.float64)
-    return np.where(np.isnan(xi), 0.0, TRAINABLE_DEPTH_FACTOR * xi)
+    return plain(np.where(np.isnan(xi), 0.0, TRAINABLE_DEPTH_FACTOR * xi))
 
 
 def _gradient_scale(chi_1: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 / np.abs(np.log(chi_1))
-    return np.where(np.isfinite(chi_1) & (chi_1 > 0), out, np.where(chi_1 == 0, 0.0, np.nan))
+    # chi_1 = inf (a jump in phi): gradients explode at once, scale 0
+    finite = np.isfinite(chi_1) & (chi_1 > 0)
+    return np.where(finite, out, np.where((chi_1 == 0) | (chi_1 == np.inf), 0.0, np.nan))
 
 
 @dataclass(frozen=True)
 class FixedPoint:
     """Mean-field fixed point and slopes on a broadcast grid of (sigma_w2, sigma_b2).
 
-    Every array attribute has the broadcast shape of the inputs. Divergent points have
+    Every array attribute has the broadcast shape of the inputs; for scalar inputs (shape
+    ``()``) each is a plain Python ``float`` (``phase`` a ``str``). Divergent points have
     ``q_star = inf`` and NaN in every quantity that needs a finite q*.
 
     Attributes
     ----------
     activation : Activation
-    sigma_w2, sigma_b2 : ndarray
+    sigma_w2, sigma_b2 : ndarray or float
         Weight and bias variances (``sigma_w = sqrt(sigma_w2)``).
-    q_star, c_star : ndarray
+    q_star, c_star : ndarray or float
         Fixed-point length and correlation.
-    chi_1, chi_c, chi_q : ndarray
+    chi_1, chi_c, chi_q : ndarray or float
         C-map slope at c = 1, C-map slope at c*, q-map slope at q*.
-    xi_c, xi_q, xi_grad : ndarray
+    xi_c, xi_q, xi_grad : ndarray or float
         Correlation, length and gradient depth scales.
-    phase : ndarray of str
+    phase : ndarray of str or str
         ``"ordered"``, ``"critical"``, ``"chaotic"`` or ``"divergent"``.
     settings : QuadratureSettings
     q0, critical_tol : float
@@ -156,17 +171,17 @@ class FixedPoint:
     """
 
     activation: Activation
-    sigma_w2: Array
-    sigma_b2: Array
-    q_star: Array
-    c_star: Array
-    chi_1: Array
-    chi_c: Array
-    chi_q: Array
-    xi_c: Array
-    xi_q: Array
-    xi_grad: Array
-    phase: NDArray[np.str_]
+    sigma_w2: Array | float
+    sigma_b2: Array | float
+    q_star: Array | float
+    c_star: Array | float
+    chi_1: Array | float
+    chi_c: Array | float
+    chi_q: Array | float
+    xi_c: Array | float
+    xi_q: Array | float
+    xi_grad: Array | float
+    phase: NDArray[np.str_] | str
     settings: QuadratureSettings
     q0: float = 1.0
     critical_tol: float = 1e-10
@@ -182,17 +197,20 @@ class FixedPoint:
         "xi_grad",
     )
 
-    @property
-    def sigma_w(self) -> Array:
-        return np.sqrt(self.sigma_w2)
+    def __post_init__(self) -> None:
+        plain_fields(self, ("sigma_w2", "sigma_b2", *self.FIELDS, "phase"))
 
     @property
-    def sigma_b(self) -> Array:
-        return np.sqrt(self.sigma_b2)
+    def sigma_w(self) -> Array | float:
+        return plain(np.sqrt(self.sigma_w2))
+
+    @property
+    def sigma_b(self) -> Array | float:
+        return plain(np.sqrt(self.sigma_b2))
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.q_star.shape)
+        return tuple(np.shape(self.q_star))
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: nested lists, non-finite floats as None."""
@@ -205,7 +223,7 @@ class FixedPoint:
         }
         for name in self.FIELDS:
             out[name] = jsonable(getattr(self, name))
-        out["phase"] = self.phase.tolist()
+        out["phase"] = jsonable(self.phase)
         return out
 
 
@@ -596,9 +614,15 @@ def fixed_point(
 
     Examples
     --------
+    For erf the q-map has the closed form ``q = sigma_w2 (2/pi) arcsin(2q / (1 + 2q)) +
+    sigma_b2`` and ``chi_1 = sigma_w2 (4/pi) / sqrt(1 + 4 q*)`` (docs/theory.md section 3,
+    closed forms); solved by hand with ``scipy.optimize.brentq`` they give the same numbers:
+
     >>> fp = fixed_point("erf", sigma_w2=2.25, sigma_b2=0.25)
     >>> str(fp.phase)
     'chaotic'
+    >>> round(float(fp.q_star), 6), round(float(fp.chi_1), 6)
+    (1.451326, 1.098168)
     """
     a = get_activation(act)
     st = settings or DEFAULT_SETTINGS
@@ -642,8 +666,8 @@ def _result(
         chi_1=fields["chi_1"],
         chi_c=fields["chi_c"],
         chi_q=fields["chi_q"],
-        xi_c=depth_scale(fields["chi_c"]),
-        xi_q=depth_scale(fields["chi_q"]),
+        xi_c=depth_scale(np.asarray(fields["chi_c"])),
+        xi_q=depth_scale(np.asarray(fields["chi_q"])),
         xi_grad=_gradient_scale(fields["chi_1"]),
         phase=fields["phase"],
         settings=st,

@@ -51,6 +51,12 @@ S_1: dict[str, float] = {"gaussian": -1.0, "orthogonal": 0.0}
 
 def _derivative_nodes(a: Activation, q: Array, settings: QuadratureSettings) -> tuple[Array, Array]:
     """Nodes ``phi'(sqrt(q) z)^2`` and weights of the normal rule, batched over ``q``."""
+    if a.jumps:
+        x0 = a.jumps[0][0]
+        raise MFTheoryError(
+            f"activation {a.label} jumps at x = {x0:g}: phi' holds a delta there, so "
+            "E[phi'(h)^2] (chi_1) is infinite and the Jacobian spectrum does not exist"
+        )
     s = np.sqrt(q)
     s_safe = np.where(s > 0, s, 1e-150)
     z, w = normal_rule(kink_breaks(a, s_safe), settings)

@@ -469,7 +469,7 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     agree = 0
     for i, row in enumerate(rows):
         assert fp is not None
-        six_xi = float(trainable_depth(fp.xi_c[i]))
+        six_xi = float(trainable_depth(np.asarray(fp.xi_c)[i]))
         row["six_xi_c"] = six_xi if math.isfinite(six_xi) else None
         row["predicted_trainable"] = bool(row["depth"] < six_xi)
         row["agrees"] = row["predicted_trainable"] == row["trained"]
@@ -487,7 +487,8 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "curve": {
             "sigma_w2": fine.tolist(),
             "six_xi_c": [
-                x if math.isfinite(x) else None for x in trainable_depth(fine_xi).tolist()
+                x if math.isfinite(x) else None
+                for x in np.asarray(trainable_depth(fine_xi)).tolist()
             ],
         },
         "headline": (

@@ -135,8 +135,10 @@ def depth_figure(summary: Mapping[str, Any], *, title: str = "") -> Figure:
     """Test accuracy against depth, one line per variance vector (Fig. 3/4)."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    cmap = colormaps["viridis"]
+    from mftheory.plotting import log_depth_axis, mode_styles
+
     presets = list(summary["modes_alive"])
+    styles = mode_styles(len(presets))  # neighbouring presets differ in colour and marker
     for i, p in enumerate(presets):
         rows = sorted((r for r in summary["cells"] if r["v"] == p), key=lambda r: r["depth"])
         acc = [np.nan if r["test_accuracy"] is None else r["test_accuracy"] for r in rows]
@@ -144,11 +146,12 @@ def depth_figure(summary: Mapping[str, Any], *, title: str = "") -> Figure:
         ax.plot(
             [r["depth"] for r in rows],
             acc,
-            "o-",
-            color=cmap(i / max(1, len(presets) - 1)),
-            label=f"{p.upper()} ({100 * share:.0f}% modes |λ| ≥ 0.5)",
+            linestyle="-",
+            label=f"{p.upper()} ({100 * share:.0f}% modes $|\\lambda_f| \\geq 0.5$)",
+            **styles[i],
         )
     ax.set_xscale("log")
+    log_depth_axis(ax.xaxis, [r["depth"] for r in summary["cells"]])
     ax.set_ylim(0, 1)
     ax.set_xlabel("depth (body convolutions)")
     ax.set_ylabel("test accuracy")

@@ -143,8 +143,13 @@ def write_outputs(
     summary: Mapping[str, Any],
     out: Path,
     command: str,
+    *,
+    figsize: tuple[float, float] | None = None,
+    dpi: float | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, the figure and ``report.md`` into ``out``; return the document.
+
+    ``figsize`` (inches) and ``dpi`` size the PNG figure (default: the figure's own).
 
     The document is ``summary.json``'s content: ``mftheory_version``, ``command_line``,
     ``finished_at``, ``platform``, ``device``, ``torch_version``, ``settings`` (the plan's,
@@ -168,6 +173,10 @@ def write_outputs(
     figure_name = None
     if fig is not None:
         figure_name = f"{plan.experiment}.png"
+        if figsize is not None:
+            fig.set_size_inches(*figsize)
+        if dpi is not None:
+            fig.set_dpi(dpi)
         save_figure(fig, out / figure_name)
     (out / "report.md").write_text(markdown_report(plan, summary, meta, figure_name))
     document = {"mftheory_version": __version__, **meta, "settings": plan.settings}

@@ -142,7 +142,7 @@ def depthscales(
     if not finite:
         messages.warn(
             f"no finite fixed point for {activation.label} at sigma_w2 = {w2:g},"
-            f" sigma_b2 = {b2:g} (phase '{fp.phase.reshape(-1)[0]}'): rates and depth scales"
+            f" sigma_b2 = {b2:g} (phase '{fp.phase}'): rates and depth scales"
             " are null"
         )
     report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum))
@@ -182,7 +182,7 @@ def _report(
         **fixed,
         "xi_c": scalar(fp.xi_c),
         "xi_q": scalar(fp.xi_q),
-        "phase": str(fp.phase.reshape(-1)[0]),
+        "phase": str(fp.phase),
         "dim": d,
         "kernel": list(vec.shape),
         "n": side,

@@ -114,7 +114,7 @@ def fixed_point(
 
     fp = solve(activation, sigma_w2=weight.value, sigma_b2=bias.value, q0=q0)
     w2, b2 = scalar(fp.sigma_w2), scalar(fp.sigma_b2)
-    phase = str(fp.phase.reshape(-1)[0])
+    phase = str(fp.phase)
     record: dict[str, Any] = {
         **activation_fields(activation),
         **scales(w2, b2),

@@ -1,6 +1,5 @@
 """``mftheory phase-diagram``: the (sigma_w^2, sigma_b^2) plane as a figure or a grid."""
 
-import enum
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -8,15 +7,19 @@ import typer
 
 from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE
 from mftheory.cli.options import (
+    DEFAULT_DPI,
+    DEFAULT_FIGSIZE,
     Act,
     Alpha,
+    Dpi,
+    FigSize,
     FigureOutput,
     Format,
     NegativeSlope,
     OutputFormat,
     Quiet,
 )
-from mftheory.cli.params import Choice, ScaleText, ScaleValue
+from mftheory.cli.params import Choice, ChoiceEnum, ScaleText, ScaleValue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +60,7 @@ MAX_TABLE_ROWS = 40
 MAX_FIGURE_POINTS = 1000
 
 
-class ColourQuantity(str, enum.Enum):
+class ColourQuantity(ChoiceEnum):
     """What the figure's colour shows."""
 
     xi_c = "xi_c"
@@ -291,6 +294,8 @@ def phase_diagram(
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = DEFAULT_FIGSIZE,
+    dpi: Dpi = DEFAULT_DPI,
     quiet: Quiet = False,
 ) -> None:
     """The (sigma_w^2, sigma_b^2) phase diagram: ordered and chaotic regions, critical line.
@@ -316,9 +321,10 @@ def phase_diagram(
     import numpy as np
 
     from mftheory.cli.common import resolve_scale, start
-    from mftheory.cli.output import FIGURE_SUFFIXES, emit
+    from mftheory.cli.output import FIGURE_SUFFIXES, FigureStyle, emit
     from mftheory.meanfield.critical import critical_point
 
+    style = FigureStyle(figsize.inches, dpi)
     messages, activation = start(
         ctx,
         act=act,
@@ -348,4 +354,4 @@ def phase_diagram(
     report = _report(fp, cp, color.value, log)
     if output is None and fmt in (None, OutputFormat.table):
         messages.note("write the figure with -o phase.png, the grid with --format json or csv")
-    emit(report, fmt=fmt, output=output, messages=messages)
+    emit(report, fmt=fmt, output=output, messages=messages, style=style)

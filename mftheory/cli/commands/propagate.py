@@ -22,8 +22,12 @@ from mftheory.cli.modes import (
     mode_layer_columns,
 )
 from mftheory.cli.options import (
+    DEFAULT_DPI,
+    DEFAULT_FIGSIZE,
     Act,
     Alpha,
+    Dpi,
+    FigSize,
     FigureOutput,
     Format,
     KernelSide,
@@ -61,6 +65,8 @@ def propagate(
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = DEFAULT_FIGSIZE,
+    dpi: Dpi = DEFAULT_DPI,
     quiet: Quiet = False,
 ) -> None:
     """Propagate images through the mean-field CNN covariance map and follow its Fourier modes.
@@ -78,14 +84,16 @@ def propagate(
     Example:
 
     \b
+        mftheory propagate --image sample:digit0 --depth 200 -o modes.png
         mftheory propagate --image digit.png --act tanh --v uniform --depth 200
         mftheory propagate --image a.npy --image b.npy --format json -o out.json
     """
     from mftheory.cli.common import resolve_scale, start
     from mftheory.cli.modes import cnn_setup, load_inputs, note_slopes
-    from mftheory.cli.output import emit
+    from mftheory.cli.output import FigureStyle, emit
     from mftheory.cnn.propagation import propagate as run
 
+    style = FigureStyle(figsize.inches, dpi)
     messages, activation = start(
         ctx,
         act=act,
@@ -123,7 +131,7 @@ def propagate(
         f"{activation.label}, sigma_w^2 = {w2:.6g}{' (critical)' if source == 'critical' else ''},"
         f" sigma_b^2 = {b2:.6g}, {described}, depth {depth}"
     )
-    emit(_report(res, payload, head, modes), fmt=fmt, output=output, messages=messages)
+    emit(_report(res, payload, head, modes), fmt=fmt, output=output, messages=messages, style=style)
 
 
 def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> Report:
@@ -210,13 +218,11 @@ def _or_floor(value: float | None, floor: float) -> float | str:
 
 
 def _figure(res: Propagation, title: str) -> Any:
-    from mftheory.plotting import mode_amplitude_figure
+    from mftheory.cli.modes import mode_legend
+    from mftheory.plotting import mathtext_label, mode_amplitude_figure
 
     idx = figure_modes(res)
-    labels = [
-        f"f = {freq_label([int(x) for x in res.frequency[i]])}, |lambda| = {abs(res.lam[i]):.3g}"
-        for i in idx
-    ]
+    labels = [mode_legend(res.frequency[i], res.lam[i]) for i in idx]
     anchor = np.array([max(int(res.fit_window[i, 0]), int(res.layers[0])) for i in idx])
     return mode_amplitude_figure(
         res.layers,
@@ -225,5 +231,5 @@ def _figure(res: Propagation, title: str) -> Any:
         res.predicted_rate[idx],
         floor=res.error_floor,
         anchor=anchor,
-        title=title.split("\n")[0],
+        title=mathtext_label(title.split("\n")[0]),
     )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
 from mftheory.cli.modes import Backend, BackendName, Channels, Depth, Device, Networks, Seed
-from mftheory.cli.options import FigureOutput, Format, Quiet
-from mftheory.cli.params import Choice, Number
+from mftheory.cli.options import (
+    DEFAULT_DPI,
+    DEFAULT_FIGSIZE,
+    Dpi,
+    FigSize,
+    FigureOutput,
+    Format,
+    Quiet,
+)
+from mftheory.cli.params import Choice, ChoiceEnum, Number
 
 if TYPE_CHECKING:
     from mftheory.cli.output import Report
@@ -18,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Figure", "reproduce"]
 
 
-class Figure(str, enum.Enum):
+class Figure(ChoiceEnum):
     """Figures ``reproduce`` knows."""
 
     fig_s4 = "fig-s4"
@@ -70,6 +77,8 @@ def reproduce(
     device: Device = None,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = DEFAULT_FIGSIZE,
+    dpi: Dpi = DEFAULT_DPI,
     quiet: Quiet = False,
 ) -> None:
     """Reproduce a figure of Xiao et al. (2018) with its exact settings.
@@ -90,13 +99,14 @@ def reproduce(
     """
     from mftheory.cli.common import begin, pick_alias
     from mftheory.cli.modes import comparison_report, run_ensemble
-    from mftheory.cli.output import emit
+    from mftheory.cli.output import FigureStyle, emit
     from mftheory.cnn.paper import figure_s4_setup
     from mftheory.errors import MFTheoryError
 
+    style = FigureStyle(figsize.inches, dpi)
     messages = begin(quiet, output, figures=True)
     if figure is Figure.fig_4b:
-        emit(_figure_4b(), fmt=fmt, output=output, messages=messages)
+        emit(_figure_4b(), fmt=fmt, output=output, messages=messages, style=style)
         return
     factor = pick_alias(
         ctx, ("perturbation", "--perturbation", perturbation), ("old_scale", "--scale", old_scale)
@@ -140,7 +150,7 @@ def reproduce(
         "eps0_first_diagonal_fourier": setup.eps_fourier,
     }
     report = comparison_report("reproduce", cmp, head, payload, messages, None)
-    emit(report, fmt=fmt, output=output, messages=messages)
+    emit(report, fmt=fmt, output=output, messages=messages, style=style)
 
 
 def _figure_4b() -> Report:
@@ -176,6 +186,6 @@ def _figure_4b() -> Report:
 
 
 def _plot_4b(values: dict[str, Any], title: str) -> Any:
-    from mftheory.plotting import eigenvalue_figure
+    from mftheory.plotting import eigenvalue_figure, mathtext_label
 
-    return eigenvalue_figure(values, title=title.split(",")[0])
+    return eigenvalue_figure(values, title=mathtext_label(title.split(",")[0]))

@@ -22,8 +22,12 @@ from mftheory.cli.modes import (
     Seed,
 )
 from mftheory.cli.options import (
+    DEFAULT_DPI,
+    DEFAULT_FIGSIZE,
     Act,
     Alpha,
+    Dpi,
+    FigSize,
     FigureOutput,
     Format,
     KernelSide,
@@ -62,6 +66,8 @@ def simulate(
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = DEFAULT_FIGSIZE,
+    dpi: Dpi = DEFAULT_DPI,
     quiet: Quiet = False,
 ) -> None:
     """Finite random CNNs against the mean-field modes, on real images.
@@ -82,8 +88,9 @@ def simulate(
     """
     from mftheory.cli.common import activation_fields, resolve_scale, start
     from mftheory.cli.modes import cnn_setup, comparison_report, load_inputs, run_ensemble
-    from mftheory.cli.output import emit
+    from mftheory.cli.output import FigureStyle, emit
 
+    style = FigureStyle(figsize.inches, dpi)
     messages, activation = start(
         ctx,
         act=act,
@@ -131,4 +138,4 @@ def simulate(
         "normalize": normalize.value,
     }
     report = comparison_report("simulate", cmp, head, payload, messages, modes)
-    emit(report, fmt=fmt, output=output, messages=messages)
+    emit(report, fmt=fmt, output=output, messages=messages, style=style)

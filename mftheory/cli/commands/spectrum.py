@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +11,8 @@ from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE, DEFAULT_S
 from mftheory.cli.options import (
     Act,
     Alpha,
+    Dpi,
+    FigSize,
     FigureOutput,
     Format,
     NegativeSlope,
@@ -21,7 +22,7 @@ from mftheory.cli.options import (
     SigmaW,
     SigmaW2,
 )
-from mftheory.cli.params import Choice, Int
+from mftheory.cli.params import Choice, ChoiceEnum, FigureSize, Int
 from mftheory.cli.render import format_log10
 
 if TYPE_CHECKING:
@@ -29,8 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SpectrumDepth", "WeightKind", "spectrum"]
 
+#: Size (inches) and resolution of the -o figure.
+SPECTRUM_FIGSIZE = FigureSize(6.4, 4.2)
+SPECTRUM_DPI = 100.0
 
-class WeightKind(str, enum.Enum):
+
+class WeightKind(ChoiceEnum):
     """Weight distributions (:data:`mftheory.spectrum.density.WEIGHTS`)."""
 
     orthogonal = "orthogonal"
@@ -94,6 +99,8 @@ def spectrum(
     alpha: Alpha = DEFAULT_ALPHA,
     fmt: Format = None,
     output: FigureOutput = None,
+    figsize: FigSize = SPECTRUM_FIGSIZE,
+    dpi: Dpi = SPECTRUM_DPI,
     quiet: Quiet = False,
 ) -> None:
     """The predicted spectrum of the input-output Jacobian J of a deep network.
@@ -115,9 +122,10 @@ def spectrum(
         mftheory spectrum --weights gaussian --depth 8 --empirical 400 -o spectrum.png
     """
     from mftheory.cli.common import resolve_scale, start
-    from mftheory.cli.output import emit
+    from mftheory.cli.output import FigureStyle, emit
     from mftheory.spectrum.density import SpectrumSettings, jacobian_spectrum
 
+    style = FigureStyle(figsize.inches, dpi)
     messages, activation = start(
         ctx,
         act=act,
@@ -168,7 +176,7 @@ def spectrum(
             )
     label = "" if sampled is None else f"N = {empirical}, {draws} draw(s)"
     report = _report(spec, sampled, label, settings.as_dict())
-    emit(report, fmt=fmt, output=output, messages=messages)
+    emit(report, fmt=fmt, output=output, messages=messages, style=style)
 
 
 def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Report:
@@ -204,7 +212,7 @@ def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Re
             spec,
             sampled=None if sampled is None else sampled.all_values,
             floor=0.0 if sampled is None else sampled.floor,
-            label="" if sampled is None else f"sampled, {label.split(',')[0]}",
+            label="" if sampled is None else f"sampled, ${label.split(',')[0]}$",
         )
 
     title = (

@@ -6,7 +6,6 @@ command line. Needs PyTorch (the ``[validate]`` extra).
 
 from __future__ import annotations
 
-import enum
 import shlex
 import sys
 import time
@@ -15,17 +14,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mftheory.cli.options import Format, Quiet
-from mftheory.cli.params import Choice, Int, IntList, NameList, Number, VarianceList
+from mftheory.cli.options import Dpi, FigSize, Format, Quiet
+from mftheory.cli.params import (
+    Choice,
+    ChoiceEnum,
+    FigureSize,
+    Int,
+    IntList,
+    NameList,
+    Number,
+    VarianceList,
+)
 
 if TYPE_CHECKING:
     from mftheory.cli.messages import Messages
+    from mftheory.cli.output import FigureStyle
     from mftheory.validation.runner import Cell
 
 __all__ = ["DatasetName", "Experiment", "ExperimentScale", "OptimizerName", "validate"]
 
 
-class Experiment(str, enum.Enum):
+class Experiment(ChoiceEnum):
     """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
 
     trainability = "trainability"
@@ -34,7 +43,7 @@ class Experiment(str, enum.Enum):
     spatial_modes = "spatial-modes"
 
 
-class ExperimentScale(str, enum.Enum):
+class ExperimentScale(ChoiceEnum):
     """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
 
     tiny = "tiny"
@@ -42,7 +51,7 @@ class ExperimentScale(str, enum.Enum):
     paper = "paper"
 
 
-class DatasetName(str, enum.Enum):
+class DatasetName(ChoiceEnum):
     """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
 
     digits = "digits"
@@ -51,7 +60,7 @@ class DatasetName(str, enum.Enum):
     cifar10 = "cifar10"
 
 
-class OptimizerName(str, enum.Enum):
+class OptimizerName(ChoiceEnum):
     """Optimisers."""
 
     sgd = "sgd"
@@ -166,6 +175,8 @@ SchedulerOpt = Annotated[
 ThreadsOpt = Annotated[
     int | None, _int("--threads", "torch CPU threads per cell (without it: CPUs / jobs).")
 ]
+#: Size (inches) of the PNG figure in the -o folder.
+VALIDATE_FIGSIZE = FigureSize(6.4, 4.6)
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Retrain every cell instead of resuming.")]
 
 
@@ -199,6 +210,8 @@ def validate(
     scheduler: SchedulerOpt = None,
     threads: ThreadsOpt = None,
     fresh: FreshOpt = False,
+    figsize: FigSize = VALIDATE_FIGSIZE,
+    dpi: Dpi = 100.0,
     fmt: Format = None,
     quiet: Quiet = False,
 ) -> None:
@@ -220,14 +233,16 @@ def validate(
         mftheory validate ultra-deep --scale paper --device cuda --data-dir ~/mnist
     """
     from mftheory.cli.common import begin, pick_alias
+    from mftheory.cli.output import FigureStyle
     from mftheory.errors import MFTheoryError
 
+    style = FigureStyle(figsize.inches, dpi)
     messages = begin(quiet)
     try:
         import torch  # noqa: F401
     except ImportError:
         raise MFTheoryError(
-            "mftheory validate needs PyTorch: pip install torch, then pip install -e '.[validate]'"
+            'mftheory validate needs PyTorch: pip install "mftheory[validate]"'
         ) from None
     from mftheory.validation.train import resolve_device
 
@@ -263,7 +278,7 @@ def validate(
         folder = Path(f"validation-{experiment.value}")
     where = f"dask scheduler {scheduler}" if scheduler else f"{n_jobs} job(s) here"
     failed = _run(experiment.value, scale.value, overrides, folder, where, n_jobs, scheduler,
-                  fresh, fmt, messages)  # fmt: skip
+                  fresh, fmt, messages, style)  # fmt: skip
     if failed:
         raise typer.Exit(1)
 
@@ -297,6 +312,7 @@ def _run(
     fresh: bool,
     fmt: Any,
     messages: Messages,
+    style: FigureStyle,
 ) -> bool:
     """Plan, load the data, train every cell, write the outputs and print the summary table;
     True when a cell failed (reported on stderr)."""
@@ -343,7 +359,9 @@ def _run(
         )
     summary = summarise(plan, results)
     command = "mftheory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    document = write_outputs(plan, results, summary, folder, command)
+    document = write_outputs(
+        plan, results, summary, folder, command, figsize=style.figsize, dpi=style.dpi
+    )
     messages.note(f"wrote {folder / 'summary.json'}, {folder / 'report.md'}")
     cols = columns(experiment)
     report = Report(
