@@ -108,9 +108,9 @@ def propagate(
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
     b2 = bias.value
-    v_used, w2, source = cnn_setup(activation, v, kernel, images.ndim - 2, weight, b2, messages)
     pixels = images[0, 0].size
     require_cnn_budget(images.shape[0] * pixels, pixels, depth)
+    v_used, w2, source = cnn_setup(activation, v, kernel, images.ndim - 2, weight, b2, messages)
     with messages.progress("propagating", points=depth * images[0, 0].size ** 2) as bar:
         res = run(
             activation, v=v_used, sigma_w2=w2, sigma_b2=b2, depth=depth, images=images, progress=bar
