@@ -333,10 +333,13 @@ def _run(
     from mftheory.validation.experiments import plan_experiment, summarise
     from mftheory.validation.report import columns, write_outputs
     from mftheory.validation.runner import run_cells
-    from mftheory.validation.train import train_cell
+    from mftheory.validation.train import resolve_device, train_cell
 
     plan = plan_experiment(experiment, scale, overrides)
-    _require_memory(plan.cells, plan.settings, n_jobs if scheduler is None else 1)
+    # Cells trained here on the CPU share this machine's memory: check them up front (a GPU's
+    # memory, or a cluster's, is not this machine's).
+    if scheduler is None and resolve_device(str(overrides["device"])).type == "cpu":
+        _require_memory(plan.cells, plan.settings, n_jobs)
     # Read the data once here, so that a missing or broken data set is one clear error now
     # rather than a failure in every cell (and so that epochs count the real training set).
     s = plan.settings
