@@ -20,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from mftheory import __version__
+from mftheory.cli.budget import MAX_MEMORY_HELP
 from mftheory.cli.commands import (
     critical,
     depthscales,
@@ -52,9 +53,18 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+#: Longest word (a run without spaces) of an error line; a longer one, such as a 100 KB
+#: argument echoed back, is cut to its start and "...".
+_MAX_WORD = 80
+
+
 def _error_line(message: str) -> None:
-    """Print ``Error: message`` as exactly one line on stderr (no rich wrapping)."""
-    text = " ".join(str(message).split())
+    """Print ``Error: message`` as exactly one line on stderr (no rich wrapping), every word
+    at most ``_MAX_WORD`` characters long."""
+    text = " ".join(
+        word if len(word) <= _MAX_WORD else word[: _MAX_WORD - 4] + "...'"
+        for word in str(message).split()
+    )
     typer.echo(f"Error: {text}", err=True)
 
 
@@ -74,9 +84,11 @@ class _OneLineErrorGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        from mftheory.cli.budget import ComputationFailed
         from mftheory.cli.output import OutputError
         from mftheory.errors import MFTheoryError
 
+        args = _hoist_max_memory(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -91,12 +103,19 @@ class _OneLineErrorGroup(TyperGroup):
         except MFTheoryError as exc:
             _error_line(str(exc))
             sys.exit(ExitCode.USAGE)
-        except OutputError as exc:
+        except (OutputError, ComputationFailed) as exc:
             _error_line(str(exc))
             sys.exit(ExitCode.FAILED)
         except typer.Abort:
             _error_line("aborted")
             sys.exit(ExitCode.INTERRUPTED)
+        except MemoryError:
+            # The up-front estimates (mftheory.cli.budget) should make this rare.
+            _error_line(
+                "out of memory: the request needed more than the machine could give;"
+                " ask for less, or lower --max-memory so that it is refused up front"
+            )
+            sys.exit(ExitCode.FAILED)
         sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
@@ -109,7 +128,10 @@ app = typer.Typer(
         "Scales are standard deviations (--sigma-w, --sigma-b) or variances (--sigma-w2, "
         "--sigma-b2); give one form of each, every output shows both.\n\n"
         "Exit codes: 0 success (also for divergent points), 1 computation or output failed, "
-        "2 bad input, 130 interrupted."
+        "2 bad input or a refused request, 130 interrupted.\n\n"
+        "Requests are checked before any work starts: one estimated to need more memory than "
+        "--max-memory (or MFTHEORY_MAX_MEMORY; default: half the available memory) is refused "
+        "with exit code 2."
     ),
     epilog="Example: mftheory critical --act tanh --sigma-b2 0.05",
     no_args_is_help=True,
@@ -118,6 +140,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+def _hoist_max_memory(args: list[str]) -> list[str]:
+    """``args`` with a ``--max-memory SIZE`` typed after the command's name moved before it,
+    so that the global option works in either place (it is read before any command runs)."""
+    head: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg == "--max-memory" and i + 1 < len(args):
+            head += args[i : i + 2]
+            i += 2
+            continue
+        if arg.startswith("--max-memory="):
+            head.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return head + rest
+
+
+def _max_memory_callback(value: str | None) -> None:
+    from mftheory.cli.budget import parse_size, set_max_memory
+
+    set_max_memory(None if value is None else parse_size(value))
 
 
 def _version_callback(value: bool) -> None:
@@ -138,6 +189,17 @@ def _root(
             is_eager=True,
         ),
     ] = False,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            metavar="SIZE",
+            help=MAX_MEMORY_HELP,
+            envvar=None,
+            callback=_max_memory_callback,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Mean-field theory of deep random networks."""
 

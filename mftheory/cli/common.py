@@ -55,6 +55,8 @@ T = TypeVar("T")
 #: Bias variance used when neither --sigma-b nor --sigma-b2 is given (Schoenholz et al. 2017
 #: quote sigma_b^2 = 0.05 for tanh).
 DEFAULT_SIGMA_B2 = 0.05
+#: The largest finite float64.
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 #: PyTorch's defaults for leaky_relu and elu.
 DEFAULT_NEGATIVE_SLOPE = 0.01
 DEFAULT_ALPHA = 1.0
@@ -179,7 +181,17 @@ def resolve_scale(
     if std is not None and var_given:
         raise MFTheoryError(f"give {std_opt} or {var_opt}, not both")
     if std is not None:
-        return Scale(np.asarray(std.values**2, dtype=np.float64), std_opt, std.is_range)
+        with np.errstate(over="ignore"):
+            squared = np.asarray(std.values, dtype=np.float64) ** 2
+        if not np.isfinite(squared).all():
+            from mftheory.cli.params import shown
+
+            raise MFTheoryError(
+                f"{std_opt} {shown(std.text)} is too large: its square, the variance"
+                f" {var_opt}, is not a finite float (a standard deviation must be below"
+                f" {math.sqrt(_FLOAT_MAX):.3g})"
+            )
+        return Scale(squared, std_opt, std.is_range)
     if var is None:
         return None
     return Scale(var.values, var_opt if var_given else "", var.is_range)

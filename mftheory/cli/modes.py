@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mftheory.montecarlo.mode_check import ModeComparison
 
 __all__ = [
+    "MAX_DEPTH",
     "Backend",
     "BackendName",
     "Channels",
@@ -43,6 +44,7 @@ __all__ = [
     "mode_columns",
     "mode_layer_columns",
     "note_slopes",
+    "require_cnn_budget",
     "run_ensemble",
 ]
 
@@ -96,10 +98,16 @@ Normalize = Annotated[
         parser=_NORMALIZE,
     ),
 ]
+#: Deepest --depth of propagate, simulate and reproduce (and the memory limit, see
+#: :func:`require_cnn_budget`).
+MAX_DEPTH = 100_000
 Depth = Annotated[
     int,
     typer.Option(
-        "--depth", metavar="INT", help="Number of layers L (Sigma^L is reported).", parser=Int(1)
+        "--depth",
+        metavar="INT",
+        help=f"Number of layers L (Sigma^L is reported), 1 to {MAX_DEPTH}.",
+        parser=Int(1, MAX_DEPTH),
     ),
 ]
 ModesShown = Annotated[
@@ -259,9 +267,57 @@ def array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
     return TorchBackend(device=device), None
 
 
+#: Float64 ``M x M`` covariances alive in the mean-field map (Sigma, Sigma*, C, the spatial
+#: map's work arrays), and seconds per layer and covariance entry.
+MAP_COPIES, MAP_SECONDS = 10, 1e-6
+#: Multiply-adds per second of the sampled networks (``c P^2 + P^3`` per network and layer).
+SAMPLE_RATE = 2e8
+#: One chunk of sampled networks (:func:`mftheory.montecarlo.sampler.auto_chunk`'s target).
+CHUNK_BYTES = 128 * 1024**2
+
+
+def require_cnn_budget(
+    M: int, N: int, depth: int, channels: int | None = None, networks: int | None = None
+) -> None:
+    """Refuse, before any work, images and depths whose covariance map (and ensemble) need more
+    than the memory limit, or more than an hour.
+
+    ``M`` is images x pixels (the covariance is ``M x M``), ``N`` pixels per image. The map holds
+    ``MAP_COPIES`` float64 ``M x M`` arrays and ``6 x depth x N`` amplitudes; an ensemble adds
+    its records (``4 x depth`` matrices ``M x M``) and a chunk of networks, and runs ``networks x
+    depth x (c P^2 + P^3)`` multiply-adds with ``P = 2 M`` (the control input).
+    """
+    from mftheory.cli.budget import require_memory, require_time
+
+    m2 = float(M) * M
+    what = f"{M // max(N, 1)} image(s) of {N} pixels through {depth} layers"
+    need = 8.0 * (MAP_COPIES * m2 + 6.0 * depth * N)
+    seconds = depth * m2 * MAP_SECONDS
+    if channels is not None and networks is not None:
+        what += f" with {networks} networks of {channels} channels"
+        need += 8.0 * 4 * depth * m2 + CHUNK_BYTES
+        P = 2.0 * M
+        seconds += networks * depth * (channels * P * P + P**3) / SAMPLE_RATE
+    require_memory(need, what + f" (covariances of {M} x {M})")
+    require_time(seconds, what)
+
+
 def run_ensemble(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
-    """:func:`~mftheory.montecarlo.mode_check.compare_modes` with a progress bar."""
+    """:func:`~mftheory.montecarlo.mode_check.compare_modes` with a progress bar, after
+    :func:`require_cnn_budget`."""
+    import math
+
     from mftheory.montecarlo.mode_check import compare_modes
+
+    if kwargs.get("images") is not None:
+        shape = np.shape(kwargs["images"])
+        N = math.prod(shape[2:])
+        M = shape[0] * N
+    else:
+        M = int(np.shape(kwargs["Sigma0"])[0])
+        side = kwargs["image_shape"]
+        N = side if isinstance(side, int) else math.prod(side)
+    require_cnn_budget(M, N, kwargs["depth"], kwargs["channels"], networks)
 
     kwargs["backend"], kwargs["device"] = array_backend(kwargs["backend"], kwargs["device"])
 

@@ -39,10 +39,21 @@ __all__ = [
     "parse_gain",
     "parse_number",
     "parse_range",
+    "shown",
 ]
 
 FloatArray = NDArray[np.float64]
 E = TypeVar("E", bound=enum.Enum)
+
+#: Longest echo of a user's text in an error message (longer ones are cut, with "...").
+MAX_ECHO = 60
+
+
+def shown(text: str) -> str:
+    """``text`` for an error message: as typed, or its first ``MAX_ECHO - 3`` characters and
+    ``...`` (a 100 KB argument is never echoed back)."""
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
+
 
 #: Largest COUNT accepted in a START:STOP:COUNT range.
 MAX_RANGE_COUNT = 100_000
@@ -54,9 +65,9 @@ def parse_number(text: str, what: str = "") -> float:
     try:
         value = float(text.strip())
     except ValueError:
-        raise MFTheoryError(f"{lead}must be a number, got {text!r}") from None
+        raise MFTheoryError(f"{lead}must be a number, got {shown(text)!r}") from None
     if not math.isfinite(value):
-        raise MFTheoryError(f"{lead}must be a finite number, got {text!r}")
+        raise MFTheoryError(f"{lead}must be a finite number, got {shown(text)!r}")
     return value
 
 
@@ -71,7 +82,7 @@ def parse_range(text: str, *, min_count: int = 1) -> FloatArray:
     """
     parts = text.split(":")
     if len(parts) != 3:
-        raise MFTheoryError(f"a range must be START:STOP:COUNT, got {text!r}")
+        raise MFTheoryError(f"a range must be START:STOP:COUNT, got {shown(text)!r}")
     start = parse_number(parts[0], "START")
     stop = parse_number(parts[1], "STOP")
     count_text = parts[2].strip()
@@ -79,16 +90,18 @@ def parse_range(text: str, *, min_count: int = 1) -> FloatArray:
         count = int(count_text)
     except ValueError:
         raise MFTheoryError(
-            f"range {text!r}: COUNT must be a whole number, got {count_text!r}"
+            f"range {shown(text)!r}: COUNT must be a whole number, got {shown(count_text)!r}"
         ) from None
     if count < min_count:
-        raise MFTheoryError(f"range {text!r}: COUNT must be at least {min_count}")
+        raise MFTheoryError(f"range {shown(text)!r}: COUNT must be at least {min_count}")
     if count > MAX_RANGE_COUNT:
-        raise MFTheoryError(f"range {text!r}: COUNT must be at most {MAX_RANGE_COUNT}")
+        raise MFTheoryError(f"range {shown(text)!r}: COUNT must be at most {MAX_RANGE_COUNT}")
     if start > stop:
-        raise MFTheoryError(f"range {text!r}: START must not exceed STOP")
+        raise MFTheoryError(f"range {shown(text)!r}: START must not exceed STOP")
     if count == 1 and start != stop:
-        raise MFTheoryError(f"range {text!r}: COUNT 1 cannot include both ends; use COUNT >= 2")
+        raise MFTheoryError(
+            f"range {shown(text)!r}: COUNT 1 cannot include both ends; use COUNT >= 2"
+        )
     return np.linspace(start, stop, count)
 
 
@@ -100,13 +113,13 @@ def parse_gain(text: str) -> float:
     try:
         expr = parse_activation(text)
     except MFTheoryError as exc:
-        raise MFTheoryError(f"{text!r} is not a number or an expression: {exc}") from None
+        raise MFTheoryError(f"{shown(text)!r} is not a number or an expression: {exc}") from None
     values = expr.phi(np.array([-1.3, 0.0, 2.7]))
     if not np.all(values == values[0]):
-        raise MFTheoryError(f"{text!r} depends on x; give a constant such as 5/3")
+        raise MFTheoryError(f"{shown(text)!r} depends on x; give a constant such as 5/3")
     gain = float(values[0])
     if not math.isfinite(gain) or gain < 0:
-        raise MFTheoryError(f"must be finite and >= 0, got {text!r} = {gain!r}")
+        raise MFTheoryError(f"must be finite and >= 0, got {shown(text)!r} = {gain!r}")
     return gain
 
 
@@ -128,17 +141,25 @@ class _Parser:
 
 
 class Number(_Parser):
-    """A finite float, optionally ``>= low`` (or ``> low`` with ``strict=True``)."""
+    """A finite float, optionally ``>= low`` (or ``> low`` with ``strict=True``) and
+    ``<= high``."""
 
-    def __init__(self, low: float | None = None, *, strict: bool = False) -> None:
-        self.low, self.strict = low, strict
+    def __init__(
+        self, low: float | None = None, *, strict: bool = False, high: float | None = None
+    ) -> None:
+        self.low, self.strict, self.high = low, strict, high
 
     def parse(self, text: str) -> float:
         value = parse_number(text)
         if self.low is not None and (value < self.low or (self.strict and value == self.low)):
-            raise MFTheoryError(
-                f"must be {'>' if self.strict else '>='} {self.low:g}, got {text!r}"
-            )
+            bound = f"{'>' if self.strict else '>='} {self.low:g}"
+            if self.high is not None:
+                bound = f"in {'(' if self.strict else '['}{self.low:g}, {self.high:g}]"
+            raise MFTheoryError(f"must be {bound}, got {shown(text)!r}")
+        if self.high is not None and value > self.high:
+            low = "" if self.low is None else f"{'(' if self.strict else '['}{self.low:g}, "
+            bound = f"in {low}{self.high:g}]" if low else f"<= {self.high:g}"
+            raise MFTheoryError(f"must be {bound}, got {shown(text)!r}")
         return value
 
 
@@ -152,12 +173,12 @@ class Int(_Parser):
         try:
             value = int(text.strip())
         except ValueError:
-            raise MFTheoryError(f"must be a whole number, got {text!r}") from None
+            raise MFTheoryError(f"must be a whole number, got {shown(text)!r}") from None
         if value < self.low or (self.high is not None and value > self.high):
             allowed = (
                 f">= {self.low}" if self.high is None else f"between {self.low} and {self.high}"
             )
-            raise MFTheoryError(f"must be {allowed}, got {text!r}")
+            raise MFTheoryError(f"must be {allowed}, got {shown(text)!r}")
         return value
 
 
@@ -186,14 +207,14 @@ class FigureSizeText(_Parser):
     def parse(self, text: str) -> FigureSize:
         parts = text.strip().lower().replace(",", "x").split("x")
         if len(parts) != 2:
-            raise MFTheoryError(f"must be WIDTHxHEIGHT in inches, such as 6x4; got {text!r}")
+            raise MFTheoryError(f"must be WIDTHxHEIGHT in inches, such as 6x4; got {shown(text)!r}")
         lo, hi = FIGURE_SIDE_RANGE
         sides = []
         for name, part in zip(("WIDTH", "HEIGHT"), parts, strict=True):
             value = parse_number(part, name)
             if not lo <= value <= hi:
                 raise MFTheoryError(
-                    f"{name} must be between {lo:g} and {hi:g} inches, got {text!r}"
+                    f"{name} must be between {lo:g} and {hi:g} inches, got {shown(text)!r}"
                 )
             sides.append(value)
         return FigureSize(sides[0], sides[1])
@@ -235,7 +256,7 @@ class Choice(_Parser, Generic[E]):
             if str(member.value).lower() == key:
                 return member
         names = ", ".join(str(m.value) for m in self.enum_type)
-        raise MFTheoryError(f"unknown {self.noun} {text!r}; choose one of {names}")
+        raise MFTheoryError(f"unknown {self.noun} {shown(text)!r}; choose one of {names}")
 
 
 @dataclass(frozen=True)
@@ -275,15 +296,15 @@ class ScaleText(_Parser):
     def parse(self, text: str) -> ScaleValue:
         is_range = ":" in text
         if is_range and self.ranges == "no":
-            raise MFTheoryError(f"takes one number here, not a range: got {text!r}")
+            raise MFTheoryError(f"takes one number here, not a range: got {shown(text)!r}")
         if self.ranges == "only" and not is_range:
-            raise MFTheoryError(f"must be a range START:STOP:COUNT, got {text!r}")
+            raise MFTheoryError(f"must be a range START:STOP:COUNT, got {shown(text)!r}")
         if is_range:
             values = parse_range(text, min_count=self.min_count)
         else:
             values = np.asarray(parse_number(text))
         if (values < 0).any():
-            raise MFTheoryError(f"is a {self.kind} and must be >= 0, got {text!r}")
+            raise MFTheoryError(f"is a {self.kind} and must be >= 0, got {shown(text)!r}")
         return ScaleValue(np.asarray(values, dtype=np.float64), text, is_range)
 
 
@@ -308,7 +329,7 @@ class _ListOf(_Parser):
     def parse(self, text: str) -> list[Any]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items:
-            raise MFTheoryError(f"is empty: {text!r}")
+            raise MFTheoryError(f"is empty: {shown(text)!r}")
         return [self.item(t) for t in items]
 
 

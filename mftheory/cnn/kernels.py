@@ -57,10 +57,10 @@ SeedLike = int | np.random.Generator | None
 
 _MAX_DIM = 3
 _SUM_TOL = 1e-10  # how far sum(v) may be from 1 (as in mftheory.cnn.modes)
-_CHUNK_BYTES = 1 << 26  # complex K^(w) blocks are built 64 MiB at a time
+CHECK_CHUNK_BYTES = 1 << 26  # complex K^(w) blocks are built 64 MiB at a time
 _KEEP_PROBABILITY = 0.5  # each column of the projection frame is kept with this probability
-_DEFAULT_N_MAX = 64  # check_kernel: n from the kernel size to 64 (1D and 2D) ...
-_DEFAULT_N_MAX_3D = 8  # ... and to 8 in 3D (n^3 SVDs per n)
+CHECK_N_MAX = 64  # check_kernel: n from the kernel size to 64 (1D and 2D) ...
+CHECK_N_MAX_3D = 8  # ... and to 8 in 3D (n^3 SVDs per n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,7 +413,7 @@ def _frequency_blocks(kernel: FloatArray, n: int) -> Iterator[ComplexArray]:
     offsets = kernel_offsets(kernel.shape[:-2])  # (S, d)
     flat = kernel.reshape(offsets.shape[0], ci * co)
     total = n**d
-    chunk = max(1, min(total, _CHUNK_BYTES // (16 * ci * co)))
+    chunk = max(1, min(total, CHECK_CHUNK_BYTES // (16 * ci * co)))
     for start in range(0, total, chunk):
         idx = np.arange(start, min(start + chunk, total))
         freq = np.stack(np.unravel_index(idx, (n,) * d), axis=1).astype(np.int64)
@@ -523,7 +523,7 @@ class KernelCheck:
 
 def _default_n_values(kernel: FloatArray) -> list[int]:
     side = max(kernel.shape[:-2])
-    top = _DEFAULT_N_MAX_3D if kernel.ndim - 2 == 3 else _DEFAULT_N_MAX
+    top = CHECK_N_MAX_3D if kernel.ndim - 2 == 3 else CHECK_N_MAX
     return list(range(side, max(side, top) + 1))
 
 

@@ -55,6 +55,26 @@ NOption = Annotated[
 ]
 
 
+#: Bytes per Fourier mode while its records are built and written (the eigenvalue arrays,
+#: the JSON and table records), and seconds per mode of a printed table (rich) or a data format.
+MODE_BYTES = 6000
+TABLE_SECONDS, DATA_SECONDS = 2e-3, 2e-4
+
+
+def _require_budget(side: int, d: int, table: bool) -> None:
+    """Refuse, before any work, ``side^d`` modes that need too much memory (``MODE_BYTES``
+    each) or time (a table row costs ``TABLE_SECONDS``, a JSON/CSV record ``DATA_SECONDS``)."""
+    from mftheory.cli.budget import require_memory, require_time
+
+    modes = float(side) ** d
+    what = f"--n {side} ({modes:.6g} Fourier modes in {d}D)"
+    require_memory(modes * MODE_BYTES, f"{what}, {MODE_BYTES} bytes a mode,")
+    require_time(
+        modes * (TABLE_SECONDS if table else DATA_SECONDS),
+        f"{what}{', printed as a table' if table else ''},",
+    )
+
+
 def _mode_records(
     table: ModeTable, finite: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -125,6 +145,7 @@ def depthscales(
     vec = variance_vector_of(v, kernel, 2 if dim is None and ";" in v else dim)
     d = int(vec.ndim)
     side = DEFAULT_N[d] if n is None else n
+    _require_budget(side, d, fmt is None and output is None)
     weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None

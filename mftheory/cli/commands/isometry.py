@@ -16,9 +16,16 @@ __all__ = ["ISOMETRY_SIGMA_B2", "isometry"]
 ISOMETRY_SIGMA_B2 = 1e-5
 
 
+from mftheory.cli.commands.spectrum import MAX_SPECTRUM_DEPTH, solver_failures  # noqa: E402
+
 DepthOpt = Annotated[
     int,
-    typer.Option("--depth", help="Number of layers L.", metavar="INT", parser=Int(2, 100_000)),
+    typer.Option(
+        "--depth",
+        help=f"Number of layers L, 2 to {MAX_SPECTRUM_DEPTH}.",
+        metavar="INT",
+        parser=Int(2, MAX_SPECTRUM_DEPTH),
+    ),
 ]
 SigmaBOpt = Annotated[
     ScaleValue | None,
@@ -88,7 +95,7 @@ def isometry(
     )
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
-    with messages.status("solving for five spectra"):
+    with messages.status("solving for five spectra"), solver_failures():
         table = isometry_table(
             depth=depth, act=activation, sigma_b2=bias.value, max_spread=max_spread
         )

@@ -106,8 +106,10 @@ def kernel(
         raise MFTheoryError(f"-o {str(output)!r}: kernels are written as .npy files")
     if check is not None:
         K, source, g = _read(check), f"checked {check}", None
+        _require_check_memory(K)
     else:
         s = pick_alias(ctx, ("side", "--kernel", side), ("old_side", "--size", old_side))
+        _require_memory(init, s, dim, cin, cout)
         shape = "x".join(str(x) for x in (*(s,) * dim, cin, cout))
         with messages.progress(f"drawing a {shape} kernel", points=s**dim * cin * cout):
             K = _draw(init, s, dim, cin, cout, gain, v, seed, messages)
@@ -121,6 +123,48 @@ def kernel(
     emit(report, fmt=fmt, output=None, messages=messages)
 
 
+def _require_memory(kind: KernelInit, s: int, d: int, c_in: int, c_out: int) -> None:
+    """Refuse, before drawing, a kernel whose draw and check need more than the memory limit.
+
+    The kernel is ``8 s^d c_in c_out`` bytes (float64); drawing it takes 4 such arrays for
+    ``orthogonal`` (the growth step's projection and its two padded copies), 2 for
+    ``gaussian``, 1 for ``delta-orthogonal`` plus its ``c_in x c_out`` QR (4 arrays); the
+    check's peak is :func:`mftheory.cnn.kernels.kernel_check_bytes`.
+    """
+    from mftheory.cli.budget import require_memory
+
+    shape = (*(s,) * d, c_in, c_out)
+    kernel_bytes = 8.0 * math.prod(float(x) for x in shape)
+    copies = {KernelInit.orthogonal: 4, KernelInit.gaussian: 2}.get(kind, 1)
+    draw = copies * kernel_bytes + 32.0 * c_in * c_out
+    check = kernel_bytes + kernel_check_bytes(shape)
+    text = "x".join(str(x) for x in shape)
+    require_memory(
+        max(draw, check),
+        f"a {text} kernel (8 bytes x {format(kernel_bytes / 8, '.3g')} entries, and its"
+        " check over every image side)",
+    )
+    _require_check_time(shape, f"checking a {text} kernel over every image side")
+
+
+#: Assumed speed of the check's dense linear algebra (flop/s), for the time estimate.
+FLOP_RATE = 3e8
+
+
+def _require_check_time(shape: tuple[int, ...], what: str) -> None:
+    """Refuse a check estimated to run for hours: per image side ``n``, ``n^d`` frequencies,
+    each an ``S``-term DFT of a ``c_in x c_out`` block (``8 S c_in c_out`` flops) and its SVD
+    (about ``4 c_in c_out min(c_in, c_out)``), at :data:`FLOP_RATE`."""
+    from mftheory.cli.budget import require_time
+
+    *spatial, ci, co = (float(x) for x in shape)
+    d, side = len(spatial), int(max(spatial))
+    top = max(side, 8 if d == 3 else 64)
+    frequencies = sum(float(n) ** d for n in range(side, top + 1))
+    flops = frequencies * ci * co * (8.0 * math.prod(spatial) + 4.0 * min(ci, co))
+    require_time(flops / FLOP_RATE, what)
+
+
 def _check_cost(K: Any) -> int:
     """About the entries of the FFT check's blocks (image sides from the kernel's to 64, or
     8 in 3D, as :func:`mftheory.cnn.kernels.check_kernel` does by default)."""
@@ -128,6 +172,40 @@ def _check_cost(K: Any) -> int:
     side = max(K.shape[:-2])
     top = max(side, 8 if d == 3 else 64)
     return int(K.shape[-2] * K.shape[-1] * sum(n**d for n in range(side, top + 1)))
+
+
+def kernel_check_bytes(shape: tuple[int, ...]) -> float:
+    """About the peak bytes :func:`mftheory.cnn.kernels.check_kernel` allocates for a kernel of
+    ``shape`` with its default image sides.
+
+    Per side ``n`` the frequencies come in chunks of ``k = min(n^d, CHECK_CHUNK_BYTES / (16 c_in
+    c_out))``; a chunk holds its phases and exponentials, ``k x S`` integers and complex numbers
+    (``S`` kernel positions; 40 bytes an entry with the temporaries), and ``k`` complex blocks
+    and Gram matrices; the singular values of every ``n`` are kept (``8 min(c_in, c_out) sum_n
+    n^d``, twice when joined). A float: it may exceed any int64.
+    """
+    from mftheory.cnn.kernels import CHECK_CHUNK_BYTES, CHECK_N_MAX, CHECK_N_MAX_3D
+
+    *spatial, ci, co = (int(x) for x in shape)
+    d, side = len(spatial), max(spatial)
+    positions = float(math.prod(spatial))
+    ns = range(side, max(side, CHECK_N_MAX_3D if d == 3 else CHECK_N_MAX) + 1)
+    per_chunk = max(1, CHECK_CHUNK_BYTES // (16 * ci * co))
+    peak = max(
+        min(float(n) ** d, per_chunk) * (40.0 * positions + 16.0 * ci * co + 24.0 * ci * ci)
+        for n in ns
+    )
+    return peak + 16.0 * min(ci, co) * sum(float(n) ** d for n in ns)
+
+
+def _require_check_memory(K: Any) -> None:
+    """Refuse, before checking, a ``--check`` kernel whose check needs too much memory."""
+    from mftheory.cli.budget import require_memory
+
+    text = "x".join(str(x) for x in K.shape)
+    what = f"checking a {text} kernel over every image side"
+    require_memory(kernel_check_bytes(K.shape), what)
+    _require_check_time(tuple(K.shape), what)
 
 
 def _read(check: Path) -> Any:

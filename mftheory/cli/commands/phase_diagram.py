@@ -148,6 +148,24 @@ def solve_grid(
     )
 
 
+#: Bytes per grid point: the solver's and the report's float64 grids (q_star ... xi_q, the
+#: phase text) and their conversion for a data file, as measured on 300,000-point grids.
+POINT_BYTES = 500
+#: Seconds per grid point of the solve, measured, doubled for slower machines.
+POINT_SECONDS = 2e-5
+
+
+def _require_budget(rows: int, cols: int) -> None:
+    """Refuse, before solving, a grid of ``rows x cols`` points that needs more than the memory
+    limit (``POINT_BYTES`` a point) or an hour (``POINT_SECONDS`` a point)."""
+    from mftheory.cli.budget import require_memory, require_time
+
+    points = float(rows) * cols
+    what = f"the {rows} x {cols} grid ({points:.6g} points x {POINT_BYTES} bytes)"
+    require_memory(points * POINT_BYTES, what)
+    require_time(points * POINT_SECONDS, f"solving the {rows} x {cols} grid")
+
+
 def _summary_rows(b2: "FloatArray") -> "IntArray":
     """Indices of the biases the table shows: all, or at most MAX_TABLE_ROWS evenly spaced."""
     import numpy as np
@@ -338,6 +356,7 @@ def phase_diagram(
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert weight is not None and bias is not None
     w2, b2 = weight.variance, bias.variance
+    _require_budget(b2.size, w2.size)
     text = f"solving {b2.size} x {w2.size} fixed points for {activation.label}"
     with messages.progress(text, points=b2.size * w2.size) as progress:
         fp = solve_grid(activation, w2, b2, progress=progress)

@@ -89,7 +89,7 @@ def propagate(
         mftheory propagate --image a.npy --image b.npy --format json -o out.json
     """
     from mftheory.cli.common import resolve_scale, start
-    from mftheory.cli.modes import cnn_setup, load_inputs, note_slopes
+    from mftheory.cli.modes import cnn_setup, load_inputs, note_slopes, require_cnn_budget
     from mftheory.cli.output import FigureStyle, emit
     from mftheory.cnn.propagation import propagate as run
 
@@ -108,6 +108,8 @@ def propagate(
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
     b2 = bias.value
+    pixels = images[0, 0].size
+    require_cnn_budget(images.shape[0] * pixels, pixels, depth)
     v_used, w2, source = cnn_setup(activation, v, kernel, images.ndim - 2, weight, b2, messages)
     with messages.progress("propagating", points=depth * images[0, 0].size ** 2) as bar:
         res = run(

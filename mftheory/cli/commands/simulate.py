@@ -87,7 +87,13 @@ def simulate(
         mftheory simulate --image digit.npy --act tanh --channels 256 --networks 100
     """
     from mftheory.cli.common import activation_fields, resolve_scale, start
-    from mftheory.cli.modes import cnn_setup, comparison_report, load_inputs, run_ensemble
+    from mftheory.cli.modes import (
+        cnn_setup,
+        comparison_report,
+        load_inputs,
+        require_cnn_budget,
+        run_ensemble,
+    )
     from mftheory.cli.output import FigureStyle, emit
 
     style = FigureStyle(figsize.inches, dpi)
@@ -101,6 +107,8 @@ def simulate(
         figures=True,
     )
     images, described = load_inputs(image, dim, normalize, messages)
+    pixels = images[0, 0].size
+    require_cnn_budget(images.shape[0] * pixels, pixels, depth, channels, networks)
     weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -28,7 +30,7 @@ from mftheory.cli.render import format_log10
 if TYPE_CHECKING:
     from mftheory.cli.output import Report
 
-__all__ = ["SpectrumDepth", "WeightKind", "spectrum"]
+__all__ = ["MAX_SPECTRUM_DEPTH", "SpectrumDepth", "WeightKind", "solver_failures", "spectrum"]
 
 #: Size (inches) and resolution of the -o figure.
 SPECTRUM_FIGSIZE = FigureSize(6.4, 4.2)
@@ -43,9 +45,17 @@ class WeightKind(ChoiceEnum):
 
 
 _WEIGHTS = Choice(WeightKind, "weight distribution")
+#: Deepest --depth whose spectrum the solver resolves (deeper, the law of x spans more than
+#: the density grid can follow and the solve stops converging).
+MAX_SPECTRUM_DEPTH = 10_000
 SpectrumDepth = Annotated[
     int,
-    typer.Option("--depth", help="Number of layers L.", metavar="INT", parser=Int(1, 100_000)),
+    typer.Option(
+        "--depth",
+        help=f"Number of layers L, 1 to {MAX_SPECTRUM_DEPTH}.",
+        metavar="INT",
+        parser=Int(1, MAX_SPECTRUM_DEPTH),
+    ),
 ]
 Weights = Annotated[
     WeightKind,
@@ -138,8 +148,9 @@ def spectrum(
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     assert bias is not None
+    _require_budget(points, depth, empirical, draws)
     settings = SpectrumSettings(points=points)
-    with messages.status("solving for the spectrum"):
+    with messages.status("solving for the spectrum"), solver_failures():
         spec = jacobian_spectrum(
             activation,
             depth=depth,
@@ -177,6 +188,48 @@ def spectrum(
     label = "" if sampled is None else f"N = {empirical}, {draws} draw(s)"
     report = _report(spec, sampled, label, settings.as_dict())
     emit(report, fmt=fmt, output=output, messages=messages, style=style)
+
+
+#: Complex work arrays of the density solve: ``points x BINS`` entries (the law of phi'^2 is
+#: binned in ``BINS`` values), about ``SOLVE_COPIES`` of them alive at once (Newton's iterate,
+#: residual, derivative and their temporaries).
+BINS, SOLVE_COPIES = 240, 7
+#: Float64 ``N x N`` matrices alive while sampling a width-N network (weights, the Jacobian
+#: product, the SVD's workspace), and the sampled products' speed in ``L N^3`` per second.
+SAMPLE_COPIES, SAMPLE_RATE = 10, 1e9
+
+
+@contextlib.contextmanager
+def solver_failures() -> Iterator[None]:
+    """Turn the density solver's failures (``spectrum: ...``: no convergence on accepted
+    input) into :class:`~mftheory.cli.budget.ComputationFailed`, exit code 1."""
+    from mftheory.cli.budget import ComputationFailed
+    from mftheory.errors import MFTheoryError
+
+    try:
+        yield
+    except MFTheoryError as exc:
+        if str(exc).startswith("spectrum:"):
+            raise ComputationFailed(str(exc)) from None
+        raise
+
+
+def _require_budget(points: int, depth: int, empirical: int | None, draws: int) -> None:
+    """Refuse, before any work, a density grid or a sample that needs too much memory or time:
+    the solve holds ``16 x points x BINS x SOLVE_COPIES`` bytes; ``--empirical N`` holds
+    ``8 x N^2 x SAMPLE_COPIES`` bytes and runs ``draws x L x N^3`` multiply-adds."""
+    from mftheory.cli.budget import require_memory, require_time
+
+    require_memory(
+        16.0 * points * BINS * SOLVE_COPIES,
+        f"the density grid (--points {points}: {points} x {BINS} complex values x {SOLVE_COPIES})",
+    )
+    if empirical is None:
+        return
+    n = float(empirical)
+    what = f"sampling {draws} network(s) of width {empirical} and depth {depth}"
+    require_memory(8.0 * n * n * SAMPLE_COPIES, f"{what} ({SAMPLE_COPIES} matrices of N x N)")
+    require_time(draws * depth * n**3 / SAMPLE_RATE, what)
 
 
 def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Report:

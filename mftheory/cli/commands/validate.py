@@ -148,7 +148,17 @@ EpochsOpt = Annotated[
     float | None, _positive("--epochs", "Training epochs per cell (instead of --steps).")
 ]
 BatchSizeOpt = Annotated[int | None, _int("--batch-size", "Minibatch size.")]
-LrOpt = Annotated[float | None, _positive("--lr", "Learning rate (constant).")]
+#: Largest --lr accepted (a constant learning rate above it only diverges).
+MAX_LR = 10.0
+LrOpt = Annotated[
+    float | None,
+    _opt(
+        "--lr",
+        "FLOAT",
+        f"Learning rate (constant), in (0, {MAX_LR:g}].",
+        Number(0.0, strict=True, high=MAX_LR),
+    ),
+]
 OptimizerOpt = Annotated[
     OptimizerName | None, _opt("--optimizer", _OPTIMIZER.metavar, "Optimiser.", _OPTIMIZER)
 ]
@@ -323,9 +333,13 @@ def _run(
     from mftheory.validation.experiments import plan_experiment, summarise
     from mftheory.validation.report import columns, write_outputs
     from mftheory.validation.runner import run_cells
-    from mftheory.validation.train import train_cell
+    from mftheory.validation.train import resolve_device, train_cell
 
     plan = plan_experiment(experiment, scale, overrides)
+    # Cells trained here on the CPU share this machine's memory: check them up front (a GPU's
+    # memory, or a cluster's, is not this machine's).
+    if scheduler is None and resolve_device(str(overrides["device"])).type == "cpu":
+        _require_memory(plan.cells, plan.settings, n_jobs)
     # Read the data once here, so that a missing or broken data set is one clear error now
     # rather than a failure in every cell (and so that epochs count the real training set).
     s = plan.settings
@@ -384,6 +398,47 @@ def _run(
             err=True,
         )
     return bool(failed)
+
+
+#: Bytes a training worker holds besides its network (torch, the data set).
+WORKER_BYTES = 400 * 1024**2
+#: Pixels of a body feature map (at most 8 x 8, see mftheory.validation.network) and of the
+#: largest input (CIFAR-10's 32 x 32).
+BODY_PIXELS, INPUT_PIXELS = 64, 1024
+
+
+def cell_bytes(depth: int, channels: int, batch: int) -> float:
+    """About the peak bytes of training one cell (float32): ``9 c^2 (depth + 3)`` weights
+    held 4 times (values, gradients and two optimiser states), and per minibatch sample
+    ``3 c (depth BODY_PIXELS + 3 INPUT_PIXELS)`` activations (output, tanh and gradient of every
+    layer, the stem at the input's size), plus ``WORKER_BYTES``."""
+    c = float(channels)
+    weights = 9.0 * c * c * (depth + 3) * 4 * 4
+    activations = 3.0 * batch * c * (depth * BODY_PIXELS + 3 * INPUT_PIXELS) * 4
+    return weights + activations + WORKER_BYTES
+
+
+def _require_memory(cells: Any, settings: dict[str, Any], jobs: int) -> None:
+    """Refuse, before any data is read or a worker started, a sweep whose largest cell times
+    the cells trained at once (``--jobs``) needs more than the memory limit."""
+    from mftheory.cli.budget import require_memory
+
+    if not cells:
+        return
+    biggest = max(
+        cells,
+        key=lambda cell: cell_bytes(
+            cell.config["depth"], cell.config["channels"], cell.config["batch_size"]
+        ),
+    )
+    c = biggest.config
+    at_once = min(jobs, len(cells))
+    need = at_once * cell_bytes(c["depth"], c["channels"], c["batch_size"])
+    require_memory(
+        need,
+        f"training {at_once} cell(s) at once, the largest of depth {c['depth']} with"
+        f" {c['channels']} channels (batch {c['batch_size']}),",
+    )
 
 
 def _progress_printer(messages: Messages, bar: Any) -> Any:
