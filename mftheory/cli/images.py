@@ -7,6 +7,10 @@
   intensities on a 0..2^bits - 1 scale; they are read as intensities in [0, 1]
   (value / 255 for 8-bit files), the format's own meaning, with no other change.
 
+* ``sample:NAME``: an image shipped inside the package (:data:`SAMPLES`), so that the examples
+  run without any file: ``sample:digit0`` is an 8x8 handwritten zero (the first of
+  scikit-learn's digits, intensities / 16 in [0, 1]).
+
 ``--normalize standardize`` then shifts and scales each image to mean 0 and variance 1 over
 its pixels and channels; the default, ``none``, uses the values as read.
 
@@ -18,6 +22,7 @@ line naming the option and the file, exit code 2. ``.npy`` files are read with
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,41 @@ from numpy.typing import NDArray
 
 from mftheory.errors import MFTheoryError
 
-__all__ = ["NORMALIZATIONS", "check_input_file", "load_images", "read_npy"]
+__all__ = [
+    "NORMALIZATIONS",
+    "SAMPLES",
+    "SAMPLE_PREFIX",
+    "check_input_file",
+    "load_images",
+    "read_npy",
+    "sample_image",
+]
 
 NORMALIZATIONS = ("none", "standardize")
+
+#: ``--image sample:NAME``: the images shipped in ``mftheory/data`` (name -> file, description).
+SAMPLE_PREFIX = "sample:"
+SAMPLES: dict[str, tuple[str, str]] = {
+    "digit0": ("digit0.npy", "an 8x8 handwritten zero (scikit-learn's first digit, in [0, 1])"),
+}
+
+
+def sample_image(name: str) -> NDArray[np.float64]:
+    """The shipped sample image ``name`` (a key of :data:`SAMPLES`) as stored.
+
+    Raises
+    ------
+    MFTheoryError
+        ``name`` is not a shipped sample.
+    """
+    if name not in SAMPLES:
+        raise MFTheoryError(
+            f"--image {SAMPLE_PREFIX}{name}: no such sample image; the samples are"
+            f" {', '.join(SAMPLE_PREFIX + key for key in SAMPLES)}"
+        )
+    resource = importlib.resources.files("mftheory").joinpath("data", SAMPLES[name][0])
+    with resource.open("rb") as handle:
+        return np.asarray(np.load(handle, allow_pickle=False), dtype=np.float64)
 
 
 #: The first bytes of a .npy file, of a zip archive (.npz) and of a pickle (protocol 2+).
@@ -200,6 +237,29 @@ def _read_npy(path: Path, dim: int | None) -> NDArray[np.float64]:
     )
 
 
+def _sample(name: str, dim: int | None) -> NDArray[np.float64]:
+    """A shipped sample image, shaped as :func:`_read_npy` shapes a stored array."""
+    arr = sample_image(name)
+    if dim == 1:
+        raise MFTheoryError(f"--image {SAMPLE_PREFIX}{name} is a 2D image, but --dim is 1")
+    return arr[None] if arr.ndim == 2 else arr
+
+
+def _read_file(path: Path, dim: int | None) -> tuple[NDArray[np.float64], list[str]]:
+    """One ``--image`` file, by its suffix, and notes for the user."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _read_npy(path, dim), []
+    if suffix == ".png":
+        if dim == 1:
+            raise MFTheoryError(f"--image {str(path)!r}: a PNG is a 2D image, but --dim is 1")
+        return _read_png(path)
+    raise MFTheoryError(
+        f"--image {str(path)!r}: cannot read {suffix or 'files without a suffix'};"
+        " give .png or .npy"
+    )
+
+
 def load_images(
     paths: list[Path], *, dim: int | None = None, normalize: str = "none"
 ) -> tuple[NDArray[np.float64], list[str]]:
@@ -220,20 +280,12 @@ def load_images(
     images: list[NDArray[np.float64]] = []
     notes: list[str] = []
     for path in paths:
-        check_input_file(path, "--image")
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            arr = _read_npy(path, dim)
-        elif suffix == ".png":
-            if dim == 1:
-                raise MFTheoryError(f"--image {str(path)!r}: a PNG is a 2D image, but --dim is 1")
-            arr, more = _read_png(path)
-            notes += more
+        if str(path).startswith(SAMPLE_PREFIX):
+            arr = _sample(str(path)[len(SAMPLE_PREFIX) :], dim)
         else:
-            raise MFTheoryError(
-                f"--image {str(path)!r}: cannot read {suffix or 'files without a suffix'};"
-                " give .png or .npy"
-            )
+            check_input_file(path, "--image")
+            arr, more = _read_file(path, dim)
+            notes += more
         if not np.isfinite(arr).all():
             raise MFTheoryError(f"--image {str(path)!r} contains NaN or infinite values")
         if images and arr.shape != images[0].shape:

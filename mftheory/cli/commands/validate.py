@@ -7,7 +7,6 @@ command line. Needs PyTorch (the ``[validate]`` extra).
 from __future__ import annotations
 
 import contextlib
-import enum
 import shlex
 import sys
 import time
@@ -20,6 +19,7 @@ import typer
 from mftheory.cli.options import Dpi, FigSize, Format, Quiet
 from mftheory.cli.params import (
     Choice,
+    ChoiceEnum,
     FigureSize,
     Int,
     IntList,
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-class Experiment(str, enum.Enum):
+class Experiment(ChoiceEnum):
     """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
 
     trainability = "trainability"
@@ -52,7 +52,7 @@ class Experiment(str, enum.Enum):
     spatial_modes = "spatial-modes"
 
 
-class ExperimentScale(str, enum.Enum):
+class ExperimentScale(ChoiceEnum):
     """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
 
     tiny = "tiny"
@@ -60,7 +60,7 @@ class ExperimentScale(str, enum.Enum):
     paper = "paper"
 
 
-class DatasetName(str, enum.Enum):
+class DatasetName(ChoiceEnum):
     """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
 
     digits = "digits"
@@ -69,7 +69,7 @@ class DatasetName(str, enum.Enum):
     cifar10 = "cifar10"
 
 
-class OptimizerName(str, enum.Enum):
+class OptimizerName(ChoiceEnum):
     """Optimisers."""
 
     sgd = "sgd"
@@ -251,7 +251,7 @@ def validate(
         import torch  # noqa: F401
     except ImportError:
         raise MFTheoryError(
-            "mftheory validate needs PyTorch: pip install torch, then pip install -e '.[validate]'"
+            'mftheory validate needs PyTorch: pip install "mftheory[validate]"'
         ) from None
     from mftheory.validation.train import resolve_device
 
