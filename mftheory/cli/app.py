@@ -245,5 +245,14 @@ app.command("phase-diagram", short_help="The (sigma_w^2, sigma_b^2) plane: figur
 
 
 def main() -> None:
-    """Entry point of the ``mftheory`` console script."""
-    app()
+    """Entry point of the ``mftheory`` console script.
+
+    Once the command has finished (its files written, its exit code decided), a late Ctrl-C
+    is ignored while Python shuts down, so that it cannot turn a finished run into a death by
+    SIGINT.
+    """
+    try:
+        app()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
