@@ -38,6 +38,7 @@ from matplotlib.patches import Patch
 from numpy.typing import NDArray
 
 from mftheory.errors import MFTheoryError
+from mftheory.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -631,15 +632,24 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> N
     dpi : float, optional
         Resolution of a PNG in dots per inch; default: the figure's own ``fig.dpi`` (whatever
         ``savefig.dpi`` the user's matplotlibrc sets), so a PNG is ``figsize * dpi`` pixels.
+
+    Raises
+    ------
+    MFTheoryError
+        A suffix other than png, svg or pdf.
+    OSError
+        The file cannot be written. The figure is written to a temporary file beside ``path``
+        and renamed into place when complete (:func:`mftheory.files.atomic_write`): a failed
+        or interrupted save leaves an existing file as it was.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _METADATA:
         raise MFTheoryError(f"cannot save a figure as {str(path)!r}: use .png, .svg or .pdf")
     rc: Any = dict(FIGURE_RC)  # matplotlib's stub wants literal keys
-    with rc_context(rc):
+    with rc_context(rc), atomic_write(path, "wb") as fh:
         fig.savefig(
-            path,
+            fh,
             format=suffix[1:],
             metadata=_METADATA[suffix],
             dpi=fig.dpi if dpi is None else dpi,

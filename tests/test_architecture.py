@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "spectrum": 6,
     "montecarlo": 7,
     "__init__": 8,
+    "files": 8,
     "plotting": 9,
     "torch": 10,
     "validation": 11,

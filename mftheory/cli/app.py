@@ -7,12 +7,16 @@ Exit codes (documented in ``mftheory --help``):
 * 0: success, including a computation that has no finite answer (reported as ``divergent``);
 * 1: the computation or writing the output failed;
 * 2: bad input (one line ``Error: ...`` on stderr naming the bad value, never a traceback);
-* 130: interrupted.
+* 130: interrupted (Ctrl-C): one line ``interrupted`` on stderr, or ``interrupted: <what was
+  kept>``; 143: stopped by SIGTERM (``terminated``, likewise). Files being written are left as
+  they were (:mod:`mftheory.files`), worker processes are stopped.
 """
 
 import enum
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -51,6 +55,31 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class _Stopped(Exception):
+    """A ``KeyboardInterrupt`` (or SIGTERM) caught before typer turns it into a silent exit."""
+
+    def __init__(self, line: str, code: int) -> None:
+        super().__init__(line)
+        self.line, self.code = line, code
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler, so that SIGTERM unwinds (and cleans up) as Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _stopped(exc: BaseException) -> _Stopped:
+    """The one line and the exit code of an interrupt: ``interrupted[: what was kept]``."""
+    terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
+    word, code = ("terminated", ExitCode.TERMINATED) if terminated else ("interrupted", None)
+    note = " ".join(str(exc).split()) if type(exc).__name__ == "Interrupted" else ""
+    return _Stopped(f"{word}: {note}" if note else word, code or ExitCode.INTERRUPTED)
 
 
 #: Longest word (a run without spaces) of an error line; a longer one, such as a 100 KB
@@ -91,8 +120,12 @@ class _OneLineErrorGroup(TyperGroup):
         args = _hoist_max_memory(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        previous = _catch_sigterm()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _Stopped as exc:
+            typer.echo(exc.line, err=True)
+            sys.exit(exc.code)
         except _ClickException as exc:
             err: Any = exc
             if type(err).__name__ == "NoArgsIsHelpError":  # plain `mftheory`: show the help
@@ -116,7 +149,38 @@ class _OneLineErrorGroup(TyperGroup):
                 " ask for less, or lower --max-memory so that it is refused up front"
             )
             sys.exit(ExitCode.FAILED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if rv == ExitCode.INTERRUPTED:  # Ctrl-C while the options were parsed (typer's Exit)
+            typer.echo("interrupted", err=True)
         sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; an interrupt becomes one line and exit 130, a stray end of file
+        (a truncated input a reader did not check) one line and exit 2, never click's
+        ``Aborted!``."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _stopped(exc) from None
+        except EOFError as exc:
+            reason = " ".join(str(exc).split()) or "no data left"
+            raise _Stopped(
+                f"Error: an input file ended early ({reason}): it is truncated or corrupt",
+                ExitCode.USAGE,
+            ) from None
+
+
+def _catch_sigterm() -> Any:
+    """Make SIGTERM unwind like Ctrl-C (temporary files removed, workers stopped); the
+    previous handler, to restore, or None where signals cannot be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        return None
 
 
 app = typer.Typer(
@@ -128,7 +192,7 @@ app = typer.Typer(
         "Scales are standard deviations (--sigma-w, --sigma-b) or variances (--sigma-w2, "
         "--sigma-b2); give one form of each, every output shows both.\n\n"
         "Exit codes: 0 success (also for divergent points), 1 computation or output failed, "
-        "2 bad input or a refused request, 130 interrupted.\n\n"
+        "2 bad input or a refused request, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n\n"
         "Requests are checked before any work starts: one estimated to need more memory than "
         "--max-memory (or MFTHEORY_MAX_MEMORY; default: half the available memory) is refused "
         "with exit code 2."
@@ -243,5 +307,14 @@ app.command("phase-diagram", short_help="The (sigma_w^2, sigma_b^2) plane: figur
 
 
 def main() -> None:
-    """Entry point of the ``mftheory`` console script."""
-    app()
+    """Entry point of the ``mftheory`` console script.
+
+    Once the command has finished (its files written, its exit code decided), a late Ctrl-C
+    is ignored while Python shuts down, so that it cannot turn a finished run into a death by
+    SIGINT.
+    """
+    try:
+        app()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -10,6 +10,10 @@ CSV writes an infinite value as ``inf`` / ``-inf`` (a critical point's ``xi_c`` 
 not missing) and a NaN (a quantity that is undefined there, such as a depth scale of a
 divergent point) or a missing value as an empty field; JSON, which has no infinity, writes
 ``null`` for both.
+
+Every file is written atomically (:func:`mftheory.files.atomic_write`): to a temporary file
+beside the target, renamed into place when complete, so that a failed or interrupted run
+(Ctrl-C) leaves an existing file as it was and no temporary file behind.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from mftheory.cli.render import (
     write_json,
 )
 from mftheory.errors import MFTheoryError
+from mftheory.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,6 +51,7 @@ __all__ = [
     "FIGURE_SUFFIXES",
     "MAX_FIGURE_PIXELS",
     "FigureStyle",
+    "Interrupted",
     "OutputError",
     "Report",
     "check_output_path",
@@ -199,14 +205,14 @@ def _write_file(path: Path, report: Report, messages: Messages, style: FigureSty
                         " legend; give a larger --figsize"
                     )
             elif suffix == ".json":
-                with path.open("w", encoding="utf-8", newline="\n") as fh:
+                with atomic_write(path, "w", encoding="utf-8", newline="\n") as fh:
                     write_json(fh, report.document(), report.json_indent)
                     fh.write("\n")
             elif suffix == ".csv":
-                with path.open("w", encoding="utf-8", newline="") as fh:
+                with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
                     write_csv(fh, report.csv or report.table)
             else:
-                with path.open("wb") as fh:
+                with atomic_write(path, "wb") as fh:
                     savez: Any = np.savez  # its stub types **kwds like allow_pickle (bool)
                     savez(fh, **_npz_arrays(report))
     except OSError as exc:
@@ -216,6 +222,14 @@ def _write_file(path: Path, report: Report, messages: Messages, style: FigureSty
 
 class OutputError(RuntimeError):
     """Writing an output file failed (exit code 1: the input was fine)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a note on what was kept: ``mftheory`` prints ``interrupted: <note>``.
+
+    A command raises it from the ``KeyboardInterrupt`` it caught, once it has stopped its work
+    (exit code 130, as for any interrupt).
+    """
 
 
 def emit(

@@ -6,6 +6,9 @@ Folder layout (``out``)::
     summary.json         the summary, the settings, versions and the command
     <experiment>.png     the figure
     report.md            a short markdown report that embeds the figure
+
+Every file is written atomically (:func:`mftheory.files.atomic_write`): an interrupted run
+leaves the previous one as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mftheory import __version__
+from mftheory.files import atomic_write
 from mftheory.serialize import jsonable
 from mftheory.validation.experiments import Plan
 
@@ -178,9 +182,11 @@ def write_outputs(
         if dpi is not None:
             fig.set_dpi(dpi)
         save_figure(fig, out / figure_name)
-    (out / "report.md").write_text(markdown_report(plan, summary, meta, figure_name))
+    with atomic_write(out / "report.md", "w") as fh:  # complete or untouched, even on Ctrl-C
+        fh.write(markdown_report(plan, summary, meta, figure_name))
     document = {"mftheory_version": __version__, **meta, "settings": plan.settings}
     document |= {"summary": summary, "figure": figure_name}
     document = jsonable(document)
-    (out / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    with atomic_write(out / "summary.json", "w") as fh:
+        fh.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
     return dict(document)

@@ -6,6 +6,12 @@ passes each config to a top-level (picklable) worker function and writes the fin
 same config, so an interrupted sweep resumes where it stopped. A cell whose worker raises is
 returned as ``"status": "failed"`` and not written, so the next run retries it.
 
+Files are written atomically (:func:`mftheory.files.atomic_write`). Pool processes ignore
+SIGINT and die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a thread that watches the
+parent); on Ctrl-C (or any exception) in the parent the pool is shut down at once: queued cells
+are cancelled and running ones killed, and ``KeyboardInterrupt`` reaches the caller within about
+a second. Finished cells stay on disk.
+
 No torch here; ``distributed`` is imported only when a scheduler address is given.
 """
 
@@ -16,7 +22,10 @@ import json
 import multiprocessing
 import os
 import re
-import tempfile
+import signal
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mftheory.errors import MFTheoryError
+from mftheory.files import atomic_write
 from mftheory.serialize import jsonable
 
 __all__ = ["CONNECT_TIMEOUT", "Cell", "ProgressCallback", "cell_path", "load_result", "run_cells"]
@@ -34,6 +44,7 @@ Worker = Callable[[dict[str, Any]], dict[str, Any]]
 _Stream = Generator[tuple["Cell", Any, "Exception | None"], None, None]  # (cell, output, error)
 CONNECT_TIMEOUT = 10.0  # seconds to reach a dask scheduler before giving up
 _RESERVED = ("status", "key", "config", "finished_at", "error")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -80,16 +91,8 @@ def load_result(path: Path, cell: Cell) -> dict[str, Any] | None:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _failed(cell: Cell, exc: BaseException) -> dict[str, Any]:
@@ -136,15 +139,70 @@ def _inline(cells: list[Cell], worker: Worker, init: Callable[[], None] | None) 
         yield (cell, *_outcome(worker, cell.config))
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a pool process: exit when ``parent`` dies, however it dies.
+
+    On Linux the kernel sends SIGKILL when the parent exits (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere, and as a second guard, a daemon thread checks the parent every half second.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mftheory-parent-watch", daemon=True).start()
+
+
+def _pool_process_start(parent: int, init: Callable[[], None] | None) -> None:
+    """The initializer of every pool process: stop with the parent, leave Ctrl-C to it (the
+    terminal sends SIGINT to the whole process group; the parent stops the workers), then
+    the caller's ``worker_init``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    if init is not None:
+        init()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the worker processes now (SIGTERM, then SIGKILL)."""
+    known = getattr(pool, "_processes", None)  # the executor's {pid: Process} (stdlib internals)
+    processes = list(known.values()) if isinstance(known, dict) else []
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + 1.0
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+
+
 def _pool(cells: list[Cell], worker: Worker, jobs: int, init: Callable[[], None] | None) -> _Stream:
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=ctx,
+        initializer=_pool_process_start,
+        initargs=(os.getpid(), init),
+    )
     try:
         futures = {pool.submit(worker, cell.config): cell for cell in cells}
         for future in as_completed(futures):
             yield (futures[future], *_outcome(future.result))
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # Ctrl-C, an error in the caller, or the stream closed early
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 

@@ -210,14 +210,10 @@ def _require_check_memory(K: Any) -> None:
 
 def _read(check: Path) -> Any:
     """The kernel in the .npy file ``check``, as float64."""
+    from mftheory.cli.images import read_npy
     from mftheory.errors import MFTheoryError
 
-    if not check.is_file():
-        raise MFTheoryError(f"--check {str(check)!r} does not exist")
-    try:
-        K = np.load(check, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise MFTheoryError(f"--check {str(check)!r} is not a readable .npy file: {exc}") from None
+    K = read_npy(check, "--check")
     if K.ndim < 3 or K.ndim > 5:
         raise MFTheoryError(
             f"--check {str(check)!r} has shape {K.shape}: expected (spatial..., c_in, c_out)"
@@ -255,9 +251,11 @@ def _draw(
 
 def _save(output: Path, K: Any, messages: Messages) -> None:
     from mftheory.cli.output import OutputError
+    from mftheory.files import atomic_write
 
     try:
-        np.save(output, K)
+        with atomic_write(output, "wb") as fh:  # complete or untouched, even on Ctrl-C
+            np.save(fh, K)
     except OSError as exc:
         raise OutputError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
     messages.note(f"wrote {output} (shape {K.shape}, layout (spatial..., c_in, c_out))")

@@ -6,9 +6,11 @@ command line. Needs PyTorch (the ``[validate]`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,7 +33,14 @@ if TYPE_CHECKING:
     from mftheory.cli.output import FigureStyle
     from mftheory.validation.runner import Cell
 
-__all__ = ["DatasetName", "Experiment", "ExperimentScale", "OptimizerName", "validate"]
+__all__ = [
+    "DatasetName",
+    "Experiment",
+    "ExperimentScale",
+    "OptimizerName",
+    "kept_note",
+    "validate",
+]
 
 
 class Experiment(ChoiceEnum):
@@ -326,9 +335,10 @@ def _run(
 ) -> bool:
     """Plan, load the data, train every cell, write the outputs and print the summary table;
     True when a cell failed (reported on stderr)."""
-    from mftheory.cli.output import Report, emit
+    from mftheory.cli.output import Interrupted, OutputError, Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.errors import MFTheoryError
+    from mftheory.files import folder_lock
     from mftheory.validation.data import load_dataset
     from mftheory.validation.experiments import plan_experiment, summarise
     from mftheory.validation.report import columns, write_outputs
@@ -353,29 +363,37 @@ def _run(
         )
     if "epochs" in s:
         plan = plan_experiment(experiment, scale, overrides | {"n_train": len(data.y_train)})
+    held = contextlib.ExitStack()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        held.enter_context(folder_lock(folder))  # a second run into it is refused meanwhile
     except OSError as exc:
         raise MFTheoryError(f"--output {str(folder)!r}: {exc.strerror or exc}") from None
-    messages.note(
-        f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
-    )
-    # A rich bar on an interactive stderr (the per-cell lines print above it).
-    with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
-        results = run_cells(
-            plan.cells,
-            train_cell,
-            folder / "cells",
-            jobs=n_jobs,
-            scheduler=scheduler,
-            resume=not fresh,
-            progress=_progress_printer(messages, bar),
-        )
-    summary = summarise(plan, results)
-    command = "mftheory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    document = write_outputs(
-        plan, results, summary, folder, command, figsize=style.figsize, dpi=style.dpi
-    )
+    with held:
+        try:
+            messages.note(
+                f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
+            )
+            # A rich bar on an interactive stderr (the per-cell lines print above it).
+            with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
+                results = run_cells(
+                    plan.cells,
+                    train_cell,
+                    folder / "cells",
+                    jobs=n_jobs,
+                    scheduler=scheduler,
+                    resume=not fresh,
+                    progress=_progress_printer(messages, bar),
+                )
+            summary = summarise(plan, results)
+            command = "mftheory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            document = write_outputs(
+                plan, results, summary, folder, command, figsize=style.figsize, dpi=style.dpi
+            )
+        except KeyboardInterrupt as exc:  # the pool is stopped; say what stays on disk
+            raise Interrupted(kept_note(plan.cells, folder)) from exc
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile, ...
+            raise OutputError(f"cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
     messages.note(f"wrote {folder / 'summary.json'}, {folder / 'report.md'}")
     cols = columns(experiment)
     report = Report(
@@ -439,6 +457,14 @@ def _require_memory(cells: Any, settings: dict[str, Any], jobs: int) -> None:
         f"training {at_once} cell(s) at once, the largest of depth {c['depth']} with"
         f" {c['channels']} channels (batch {c['batch_size']}),",
     )
+
+
+def kept_note(cells: Sequence[Cell], folder: Path) -> str:
+    """``"12 of 55 cells kept in runs/fig2; rerun to resume"``: the cells finished on disk."""
+    from mftheory.validation.runner import cell_path, load_result
+
+    kept = sum(load_result(cell_path(folder / "cells", c), c) is not None for c in cells)
+    return f"{kept} of {len(cells)} cells kept in {folder}; rerun to resume"
 
 
 def _progress_printer(messages: Messages, bar: Any) -> Any:
