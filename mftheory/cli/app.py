@@ -3,7 +3,8 @@
 Exit codes (documented in ``mftheory --help``):
 
 * 0: success, including a computation that has no finite answer (reported as ``divergent``);
-* 1: the computation or writing the output failed;
+* 1: the computation or writing the output failed (also a Python warning that escaped the
+  computation: reported as one ``Error: internal warning: ...`` line, never as warning text);
 * 2: bad input (one line ``Error: ...`` on stderr naming the bad value, never a traceback);
 * 130: interrupted.
 """
@@ -11,6 +12,7 @@ Exit codes (documented in ``mftheory --help``):
 import enum
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -56,6 +58,14 @@ def _error_line(message: str) -> None:
     typer.echo(f"Error: {text}", err=True)
 
 
+def _internal_warning(caught: warnings.WarningMessage) -> str:
+    """The one-line report of a Python warning that escaped the computation (a bug)."""
+    text = " ".join(str(caught.message).split())
+    text = text if len(text) <= 160 else text[:157] + "..."
+    where = f"{caught.filename.rsplit('/', 1)[-1]}:{caught.lineno}"
+    return f"internal warning: {caught.category.__name__}: {text} ({where}); please report it"
+
+
 class _OneLineErrorGroup(TyperGroup):
     """The top-level command group: turns every failure into one stderr line and an exit code.
 
@@ -78,7 +88,11 @@ class _OneLineErrorGroup(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings(record=True) as caught:  # the filters stay as they are
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if caught:  # a warning the code did not handle: a failure, never warning text
+                _error_line(_internal_warning(caught[0]))
+                sys.exit(ExitCode.FAILED)
         except _ClickException as exc:
             err: Any = exc
             if type(err).__name__ == "NoArgsIsHelpError":  # plain `mftheory`: show the help
