@@ -31,6 +31,7 @@ from mftheory.reference import ref_critical_sigma_w2, ref_fixed_point
 
 from .report import AccuracyCheck, Row
 from .timing import Timing, cold_call, log, measure, parallel_map, timed_map
+from .torch_init import case_init_orthogonal
 
 __all__ = [
     "CASES",
@@ -993,4 +994,5 @@ CASES: dict[str, Callable[[Context], None]] = {
     "propagate": case_propagate,
     "kernels": case_kernels,
     "spectrum": case_spectrum,
+    "init_orthogonal": case_init_orthogonal,
 }

@@ -601,3 +601,73 @@ def test_import_mftheory_does_not_import_torch() -> None:
     code = "import sys, mftheory; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------
+# 10. Algorithm 1 in torch: the numpy core's kernel, progress and logging of whole networks
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "c_in", "c_out", "dim"),
+    [(3, 4, 4, 2), (5, 3, 7, 1), (3, 2, 5, 3), (1, 6, 6, 2), (3, 1, 1, 2), (7, 8, 8, 1)],
+)
+def test_torch_algorithm1_is_the_numpy_core_kernel(
+    size: int, c_in: int, c_out: int, dim: int
+) -> None:
+    """Same seed, same draws: the torch construction equals mftheory.cnn.kernels' to round-off."""
+    from mftheory.cnn.kernels import orthogonal_kernel
+    from mftheory.torch.algorithm1 import algorithm1_kernel
+
+    for seed in range(4):
+        ref = orthogonal_kernel(size, c_in, c_out, dim=dim, gain=1.3, seed=seed)
+        got = algorithm1_kernel(size, c_in, c_out, dim=dim, gain=1.3, seed=seed).numpy()
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+
+
+def test_conv_orthogonal_equals_the_core_kernel_of_the_drawn_seed() -> None:
+    """conv_orthogonal_ writes orthogonal_kernel(seed drawn from the generator), transposed."""
+    from mftheory.cnn.kernels import orthogonal_kernel
+
+    conv = circular_conv(3, 5, 3, 2)
+    mt.conv_orthogonal_(conv.weight, gain=0.9, generator=gen(11))
+    seed = int(torch.randint(0, 2**63 - 1, (1,), generator=gen(11)).item())
+    ref = orthogonal_kernel(3, 3, 5, dim=2, gain=0.9, seed=seed)
+    np.testing.assert_allclose(to_kernel(conv.weight), ref, rtol=0, atol=1e-13)
+
+
+def _deep_cnn(depth: int, channels: int) -> Any:
+    layers: list[Any] = []
+    for _ in range(depth):
+        layers += [circular_conv(channels, channels, 3, 2), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def test_critical_init_progress_and_logging(caplog: Any) -> None:
+    import logging
+
+    net = _deep_cnn(5, 6)
+    calls: list[tuple[int, int]] = []
+    with caplog.at_level(logging.DEBUG, logger="mftheory"):
+        mt.critical_init_(
+            net,
+            "tanh",
+            sigma_b2=0.05,
+            scheme="orthogonal",
+            generator=gen(0),
+            progress=lambda d, t: calls.append((d, t)),
+        )
+    assert calls == [(k, 5) for k in range(1, 6)]
+    text = caplog.text
+    assert "critical_init_: filling 5 layers" in text and "orthogonal scheme" in text
+    assert text.count("filled in") >= 5
+    for m in net:
+        if isinstance(m, nn.Conv2d):
+            chk = check_kernel(to_kernel(m.weight), n_values=[3, 4], tol=1e-5)  # float32 weights
+            assert chk.orthogonal, chk
+    calls.clear()
+    mt.mean_field_init_(
+        net, 1.5, 0.1, scheme="gaussian", progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(k, 5) for k in range(1, 6)]

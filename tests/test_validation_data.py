@@ -73,7 +73,7 @@ def test_import_needs_numpy_only() -> None:
 
 
 def test_missing_extra_is_one_line_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    fix = re.escape("install the validation extra: pip install -e '.[validate]'")
+    fix = re.escape('install the validation extra: pip install "mftheory[validate]"')
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if absent
     with pytest.raises(MFTheoryError, match=f"digits needs scikit-learn, which is missing: {fix}"):
         load_dataset("digits")

@@ -211,7 +211,7 @@ def test_missing_distributed_is_explained(tmp_path: Path, monkeypatch: pytest.Mo
     import sys
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # import raises ImportError
-    with pytest.raises(MFTheoryError, match=r"pip install -e '\.\[cluster\]'"):
+    with pytest.raises(MFTheoryError, match=r'pip install "mftheory\[cluster\]"'):
         run_cells(_cells([1]), square_worker, tmp_path, scheduler="tcp://127.0.0.1:1")
 
 

@@ -1,4 +1,6 @@
-"""The ``mftheory`` Typer app: commands, ``--version``, and the one place errors become exits.
+"""The ``mftheory`` Typer app: commands, ``-V/--version``, shell completion
+(``--install-completion``, ``--show-completion``, as Typer gives them), and the one place errors
+become exits.
 
 Exit codes (documented in ``mftheory --help``):
 
@@ -125,7 +127,7 @@ app = typer.Typer(
     ),
     epilog="Example: mftheory critical --act tanh --sigma-b2 0.05",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -144,6 +146,7 @@ def _root(
         bool,
         typer.Option(
             "--version",
+            "-V",
             help="Print the version and exit.",
             callback=_version_callback,
             is_eager=True,

@@ -7,12 +7,17 @@
   intensities on a 0..2^bits - 1 scale; they are read as intensities in [0, 1]
   (value / 255 for 8-bit files), the format's own meaning, with no other change.
 
+* ``sample:NAME``: an image shipped inside the package (:data:`SAMPLES`), so that the examples
+  run without any file: ``sample:digit0`` is an 8x8 handwritten zero (the first of
+  scikit-learn's digits, intensities / 16 in [0, 1]).
+
 ``--normalize standardize`` then shifts and scales each image to mean 0 and variance 1 over
 its pixels and channels; the default, ``none``, uses the values as read.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +25,33 @@ from numpy.typing import NDArray
 
 from mftheory.errors import MFTheoryError
 
-__all__ = ["NORMALIZATIONS", "load_images"]
+__all__ = ["NORMALIZATIONS", "SAMPLES", "SAMPLE_PREFIX", "load_images", "sample_image"]
 
 NORMALIZATIONS = ("none", "standardize")
+
+#: ``--image sample:NAME``: the images shipped in ``mftheory/data`` (name -> file, description).
+SAMPLE_PREFIX = "sample:"
+SAMPLES: dict[str, tuple[str, str]] = {
+    "digit0": ("digit0.npy", "an 8x8 handwritten zero (scikit-learn's first digit, in [0, 1])"),
+}
+
+
+def sample_image(name: str) -> NDArray[np.float64]:
+    """The shipped sample image ``name`` (a key of :data:`SAMPLES`) as stored.
+
+    Raises
+    ------
+    MFTheoryError
+        ``name`` is not a shipped sample.
+    """
+    if name not in SAMPLES:
+        raise MFTheoryError(
+            f"--image {SAMPLE_PREFIX}{name}: no such sample image; the samples are"
+            f" {', '.join(SAMPLE_PREFIX + key for key in SAMPLES)}"
+        )
+    resource = importlib.resources.files("mftheory").joinpath("data", SAMPLES[name][0])
+    with resource.open("rb") as handle:
+        return np.asarray(np.load(handle, allow_pickle=False), dtype=np.float64)
 
 
 def _read_png(path: Path) -> tuple[NDArray[np.float64], list[str]]:
@@ -74,6 +103,14 @@ def _read_npy(path: Path, dim: int | None) -> NDArray[np.float64]:
     )
 
 
+def _sample(name: str, dim: int | None) -> NDArray[np.float64]:
+    """A shipped sample image, shaped as :func:`_read_npy` shapes a stored array."""
+    arr = sample_image(name)
+    if dim == 1:
+        raise MFTheoryError(f"--image {SAMPLE_PREFIX}{name} is a 2D image, but --dim is 1")
+    return arr[None] if arr.ndim == 2 else arr
+
+
 def load_images(
     paths: list[Path], *, dim: int | None = None, normalize: str = "none"
 ) -> tuple[NDArray[np.float64], list[str]]:
@@ -94,10 +131,11 @@ def load_images(
     images: list[NDArray[np.float64]] = []
     notes: list[str] = []
     for path in paths:
-        if not path.is_file():
+        if str(path).startswith(SAMPLE_PREFIX):
+            arr = _sample(str(path)[len(SAMPLE_PREFIX) :], dim)
+        elif not path.is_file():
             raise MFTheoryError(f"--image {str(path)!r} does not exist")
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
+        elif (suffix := path.suffix.lower()) == ".npy":
             arr = _read_npy(path, dim)
         elif suffix == ".png":
             if dim == 1:

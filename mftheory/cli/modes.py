@@ -6,14 +6,13 @@ columns per (layer, mode), the mode table and figures, and the Monte Carlo repor
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
-from mftheory.cli.params import Choice, Int
+from mftheory.cli.params import Choice, ChoiceEnum, Int
 
 if TYPE_CHECKING:
     from mftheory.cli.messages import Messages
@@ -48,14 +47,14 @@ __all__ = [
 ]
 
 
-class Normalization(str, enum.Enum):
+class Normalization(ChoiceEnum):
     """What ``--normalize`` does to the images (:data:`mftheory.cli.images.NORMALIZATIONS`)."""
 
     none = "none"
     standardize = "standardize"
 
 
-class BackendName(str, enum.Enum):
+class BackendName(ChoiceEnum):
     """Array libraries for the sampled networks."""
 
     numpy = "numpy"
@@ -70,8 +69,9 @@ ImageOption = Annotated[
     typer.Option(
         "--image",
         help="Image file, .png (2D, read as intensities in [0, 1]) or .npy (used as stored: "
-        "(n,) 1D, (h, w) 2D, (channels, h, w)). Repeat for several images: their "
-        "cross-covariances propagate too.",
+        "(n,) 1D, (h, w) 2D, (channels, h, w)), or sample:digit0, an 8x8 handwritten zero "
+        "shipped with mftheory. Repeat for several images: their cross-covariances propagate "
+        "too.",
         metavar="PATH",
         show_default=False,
     ),
@@ -254,7 +254,7 @@ def array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
     except ImportError:
         raise MFTheoryError(
             "--backend torch needs PyTorch, which is not installed:"
-            " pip install 'mftheory[torch]' or use --backend numpy"
+            ' pip install "mftheory[torch]" or use --backend numpy'
         ) from None
     return TorchBackend(device=device), None
 

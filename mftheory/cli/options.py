@@ -6,7 +6,6 @@ real ones, in the command signatures (``--help`` shows them); a scale with no fi
 (``--sigma-w`` where it is the critical value) says so in its help.
 """
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from typer.models import OptionInfo
 from mftheory.activations.registry import act_help
 from mftheory.cli.params import (
     Choice,
+    ChoiceEnum,
     FigureSize,
     FigureSizeText,
     Int,
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(ChoiceEnum):
     """What ``--format`` prints on stdout."""
 
     table = "table"

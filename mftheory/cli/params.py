@@ -24,6 +24,7 @@ from mftheory.errors import MFTheoryError
 __all__ = [
     "MAX_RANGE_COUNT",
     "Choice",
+    "ChoiceEnum",
     "FigureSize",
     "FigureSizeText",
     "Gain",
@@ -203,6 +204,19 @@ class Gain(_Parser):
 
     def parse(self, text: str) -> float:
         return parse_gain(text)
+
+
+class ChoiceEnum(str, enum.Enum):
+    """Base of the options' choice enums: ``str(member)`` is its value, as in Python 3.11's
+    ``enum.StrEnum``.
+
+    Typer before 0.29 passes a ``parser=``'s result through its own enum conversion, which
+    looks the member up by ``str(value)``; with a plain ``(str, Enum)`` that is ``"Cls.name"``,
+    found nowhere, and the option silently became ``None``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class Choice(_Parser, Generic[E]):

@@ -44,6 +44,7 @@ from mftheory.errors import MFTheoryError
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
 from mftheory.meanfield.critical import critical_point
 from mftheory.meanfield.fixed_points import (
+    CStarSolver,
     ExactMoments,
     FixedPoint,
     QMoments,
@@ -54,7 +55,14 @@ from mftheory.meanfield.fixed_points import (
 )
 from mftheory.meanfield.maps import check_variances
 
-__all__ = ["GRID_FROM", "INTERP_TOL", "fixed_point_on_grid", "grid_applies", "phase_grid"]
+__all__ = [
+    "GRID_FROM",
+    "INTERP_TOL",
+    "PROGRESS_STEPS",
+    "fixed_point_on_grid",
+    "grid_applies",
+    "phase_grid",
+]
 
 Array = NDArray[np.float64]
 INTERP_TOL = 1e-10  # accepted interpolation error of c* (absolute); chi_c: 10x, vs 1 - chi_c
@@ -64,6 +72,8 @@ _TENSOR_NODES = 33  # Chebyshev nodes per axis of the (x, sigma_b2) tensor inter
 _TENSOR_CHECKS = 64  # exact check points of the tensor interpolant
 _CHECKS = 6  # exact check points per row
 _POINTS_PER_CHUNK = 1_000_000
+#: :func:`phase_grid` reports progress at least this many times on a grid of as many rows.
+PROGRESS_STEPS = 20
 #: From this many points on, ``fixed_point(method="auto")`` takes the grid path.
 GRID_FROM = 10_000
 _GRID_FILL = 2  # the grid of distinct values may have at most this many times the points
@@ -99,10 +109,14 @@ def phase_grid(
     q0, critical_tol, settings
         As in :func:`mftheory.meanfield.fixed_point`.
     progress : callable, optional
-        Called as ``progress(rows_done, rows_total)`` after each chunk of rows.
+        Called as ``progress(rows_done, rows_total)``, increasing, the last call
+        ``(B, B)``: with the default ``chunk_rows`` at least :data:`PROGRESS_STEPS` times
+        (once per row when there are fewer rows), else after each chunk of rows.
     chunk_rows : int, optional
         Rows per chunk (default: about a million points per chunk), which bounds the memory
-        of the temporaries; the result itself is ``B x W`` per field.
+        of the temporaries; the result itself is ``B x W`` per field. By default the fixed
+        points ``q*`` are solved in steps of ``B // PROGRESS_STEPS`` rows (at least one) and ``c*``
+        once per chunk; the numbers do not depend on the steps.
 
     Returns
     -------
@@ -142,18 +156,25 @@ def phase_grid(
     out = {k: np.empty((B, W)) for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
     phase = np.empty((B, W), dtype="<U9")
     rows_per_chunk = chunk_rows or max(1, _POINTS_PER_CHUNK // W)
+    step = chunk_rows or min(rows_per_chunk, max(1, B // PROGRESS_STEPS))
     for r0 in range(0, B, rows_per_chunk):
         r1 = min(B, r0 + rows_per_chunk)
-        wg = np.broadcast_to(w_axis, (r1 - r0, W)).ravel()
-        bg = np.repeat(b_axis[r0:r1], W)
         if a.closed_form is None and not a.kinks:
-            solver = _RowSolver(w_axis, b_axis[r0:r1], w_crit[r0:r1], q0, mom)
-            fields = _assemble(a, wg, bg, q0, critical_tol, st, mom, solver)
+            solver: CStarSolver = _RowSolver(w_axis, b_axis[r0:r1], w_crit[r0:r1], q0, mom)
         else:
-            fields = _assemble(a, wg, bg, q0, critical_tol, st, mom, _solve_c_star)
-        for k, arr in out.items():
-            arr[r0:r1] = fields[k].reshape(r1 - r0, W)
-        phase[r0:r1] = fields["phase"].reshape(r1 - r0, W)
+            solver = _solve_c_star
+        deferred = _Deferred()
+        for s0 in range(r0, r1, step):  # q*, slopes, phase: a progress step at a time
+            s1 = min(r1, s0 + step)
+            wg = np.broadcast_to(w_axis, (s1 - s0, W)).ravel()
+            bg = np.repeat(b_axis[s0:s1], W)
+            fields = _assemble(a, wg, bg, q0, critical_tol, st, mom, deferred)
+            for k, arr in out.items():
+                arr[s0:s1] = fields[k].reshape(s1 - s0, W)
+            phase[s0:s1] = fields["phase"].reshape(s1 - s0, W)
+            if progress is not None and s1 < r1:
+                progress(r0 + -(-(s1 - r0) * 3 // 4), B)  # c* below takes about a quarter
+        deferred.solve(a, st, solver, phase[r0:r1], out["c_star"][r0:r1], out["chi_c"][r0:r1])
         if progress is not None:
             progress(r1, B)
     out["phase"] = phase
@@ -211,6 +232,45 @@ def fixed_point_on_grid(
     fields = {k: getattr(g, k)[ib, iw] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
     fields["phase"] = np.asarray(g.phase)[ib, iw]
     return _result(a, sigma_w2, sigma_b2, fields, settings, q0, critical_tol)
+
+
+class _Deferred:
+    """A c* solver for :func:`_assemble` that only records the chaotic points.
+
+    :func:`phase_grid` solves ``q*`` a few rows at a time (for its progress reports) and then
+    hands every chaotic point of a chunk to the real solver at once, so that the row and
+    tensor interpolants see the whole chunk, exactly as without the steps.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Array, Array, Array]] = []
+
+    def __call__(
+        self, a: Activation, w: Array, b: Array, q: Array, st: QuadratureSettings
+    ) -> tuple[Array, Array]:
+        self.parts.append((w, b, q))
+        return np.full(w.shape, np.nan), np.full(w.shape, np.nan)
+
+    def solve(
+        self,
+        a: Activation,
+        st: QuadratureSettings,
+        solver: CStarSolver,
+        phase: NDArray[np.str_],
+        c_star: Array,
+        chi_c: Array,
+    ) -> None:
+        """Solve the recorded points and write them into the chunk's ``c_star``, ``chi_c``.
+
+        The points were recorded in row-major order, the order of the chaotic points of the
+        chunk's ``phase``; ``c_star`` and ``chi_c`` are C-contiguous blocks of rows.
+        """
+        if not self.parts:
+            return
+        w, b, q = (np.concatenate(x) for x in zip(*self.parts, strict=True))
+        c, chi = solver(a, w, b, q, st)
+        at = np.flatnonzero(phase.reshape(-1) == "chaotic")
+        c_star.reshape(-1)[at], chi_c.reshape(-1)[at] = c, chi
 
 
 @dataclass(frozen=True)

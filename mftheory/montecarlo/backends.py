@@ -247,7 +247,7 @@ def resolve_backend(backend: str | ArrayBackend, device: str | None) -> ArrayBac
             raise MFTheoryError(
                 "backend='torch' needs PyTorch through mftheory.torch: pass"
                 " backend=mftheory.torch.TorchBackend(device=...) (pip install"
-                " 'mftheory[torch]' if torch is missing) or use backend='numpy'"
+                " \"mftheory[torch]\" if torch is missing) or use backend='numpy'"
             )
         if backend not in BACKENDS:
             raise MFTheoryError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -62,13 +62,17 @@ from mftheory.montecarlo.ensemble_inputs import (
 )
 from mftheory.montecarlo.sampler import auto_chunk, run_ensemble
 
-__all__ = ["BACKENDS", "METHODS", "EnsembleResult", "simulate_ensemble"]
+__all__ = ["BACKENDS", "METHODS", "PROGRESS_STEPS", "EnsembleResult", "simulate_ensemble"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 METHODS: tuple[str, ...] = ("gram", "weights")
 """Samplers of :func:`simulate_ensemble` (see the module docstring)."""
+
+PROGRESS_STEPS = 20
+"""With a ``progress`` callback and the default ``chunk``, :func:`simulate_ensemble` reports
+at least this many times (once per network when there are fewer networks)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,9 +239,13 @@ def simulate_ensemble(
         is much faster for wide layers (see Notes).
     chunk : int, optional
         Networks simulated together (vectorised). Default: as many as fit in ~128 MB of
-        working memory. Does not change the results.
+        working memory, and with a ``progress`` callback at most
+        ``networks // PROGRESS_STEPS``. Does not change the results.
     progress : callable, optional
-        Called as ``progress(done_networks, networks)`` after each chunk.
+        Called as ``progress(done_networks, networks)`` after each chunk: with the default
+        ``chunk`` at least :data:`PROGRESS_STEPS` times (every network when there are fewer),
+        increasing, the last call ``(networks, networks)``. The function itself prints
+        nothing.
 
     Returns
     -------
@@ -317,6 +325,8 @@ def simulate_ensemble(
     )
     if chunk is None:
         chunk_i = min(n_net, auto_chunk(plan, start.c_in))
+        if progress is not None:  # report often enough for a moving progress bar
+            chunk_i = min(chunk_i, max(1, n_net // PROGRESS_STEPS))
     else:
         chunk_i = int_at_least(chunk, "chunk", 1)
 

@@ -202,7 +202,7 @@ def jacobian_spectrum(
             normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=t_grid, log_density=rho, tail=0.0, checks={}, settings=st,
         )  # fmt: skip
-        grid_mass = float(np.trapezoid(rho, t_grid))
+        grid_mass = _trapezoid(rho, t_grid)
         tail = max(continuous - grid_mass, 0.0)
         spec = replace(spec, tail=tail, checks=_checks(spec, grid_mass, continuous))
         if abs(continuous - grid_mass) > _MASS_TOL:
@@ -337,12 +337,19 @@ def _substeps(
     return complex(z0), complex("nan"), False
 
 
+def _trapezoid(y: NDArray[np.float64], x: NDArray[np.float64]) -> float:
+    """The trapezoid rule of ``y`` over the points ``x``: ``np.trapezoid(y, x)``, term for term
+    (written out because numpy < 2 has no ``np.trapezoid`` and ``np.trapz`` is gone from
+    numpy 2)."""
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
+
+
 def _checks(spec: JacobianSpectrum, grid_mass: float, continuous: float) -> dict[str, float]:
     """The density's mass, mean and normalised variance (scaled to avoid overflow)."""
     t, rho = spec.log_x, spec.log_density
     ref = float(np.max(t))
-    w1 = float(np.trapezoid(rho * np.exp(t - ref), t))
-    w2 = float(np.trapezoid(rho * np.exp(2 * (t - ref)), t))
+    w1 = _trapezoid(rho * np.exp(t - ref), t)
+    w2 = _trapezoid(rho * np.exp(2 * (t - ref)), t)
     a1 = sum(m * x * math.exp(-ref) for x, m in spec.atoms if x > 0)
     a2 = sum(m * (x * math.exp(-ref)) ** 2 for x, m in spec.atoms if x > 0)
     m1 = w1 + a1

@@ -13,8 +13,10 @@ section 6 (orthogonal and Delta-Orthogonal kernels).
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +47,13 @@ from mftheory.torch.weights import (
 )
 
 __all__ = ["SCHEMES", "CriticalInitReport", "critical_init_", "looks_linear_", "mean_field_init_"]
+
+#: ``progress(layers_done, layers)``, called after each layer is filled.
+ProgressCallback = Callable[[int, int], None]
+
+logger = logging.getLogger("mftheory")
+
+_SLOW_SECONDS = 1.0  # a fill that took this long is summed up at INFO level
 
 SCHEMES: tuple[str, ...] = ("delta-orthogonal", "orthogonal", "gaussian")
 """Weight schemes of :func:`critical_init_`."""
@@ -133,6 +142,41 @@ def _check_layers(model: nn.Module, scheme: str, fname: str) -> list[tuple[str, 
     return layers
 
 
+def _fill_layer(
+    name: str,
+    m: nn.Module,
+    sw: float,
+    scheme: str,
+    v: str | ArrayLike,
+    generator: torch.Generator | None,
+    fname: str,
+) -> str | None:
+    """Fill one layer's weight with ``scheme`` at ``sigma_w = sw``; a note, or None."""
+    w = weight_of(m)
+    c_out, c_in, spatial = weight_shape(w, fname)
+    if scheme == "gaussian":
+        variance_vector_normal_(w, v, gain=sw, generator=generator)
+        return None
+    check_odd(spatial, scheme)
+    if scheme == "orthogonal" and len(set(spatial)) > 1:
+        raise MFTheoryError(f"kernel shape {spatial} is not cubic (Algorithm 1)")
+    s = sw * math.sqrt(c_out / min(c_in, c_out))
+    fill = fill_algorithm1 if scheme == "orthogonal" and spatial else fill_delta
+    fill(w, s, generator)
+    if c_in > c_out:
+        return (
+            f"layer {name!r}: c_in = {c_in} > c_out = {c_out}, orthonormal rows"
+            f" times sigma_w = {sw:.6g} (not an isometry)"
+        )
+    if c_in < c_out:
+        return (
+            f"layer {name!r}: c_in = {c_in} < c_out = {c_out}, singular value"
+            f" sigma_w sqrt(c_out / c_in) = {s:.6g} so that sum w^2 / c_out ="
+            " sigma_w2"
+        )
+    return None
+
+
 @torch.no_grad()
 def _init_layers(
     model: nn.Module,
@@ -143,8 +187,14 @@ def _init_layers(
     v: str | ArrayLike,
     generator: torch.Generator | None,
     fname: str,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
-    """Fill every layer at ``(sigma_w2, sigma_b2)`` with ``scheme``; the notes to report."""
+    """Fill every layer at ``(sigma_w2, sigma_b2)`` with ``scheme``; the notes to report.
+
+    Logs on ``logging.getLogger("mftheory")``: what it fills (INFO), each layer and its time
+    (DEBUG), and the total when it took long (INFO). ``progress(layers_done, layers)`` after
+    each layer.
+    """
     sw = math.sqrt(w2)
     notes: list[str] = []
     other = unread_modules(model)
@@ -152,36 +202,41 @@ def _init_layers(
         notes.append(f"modules left as they were (not Conv/Linear): {', '.join(other)}")
     if scheme != "gaussian" and not (isinstance(v, str) and v.strip().lower() == "uniform"):
         notes.append(f"v is ignored by the {scheme} scheme")
-    for name, m in layers:
-        w = weight_of(m)
-        c_out, c_in, spatial = weight_shape(w, fname)
+    n_weights = sum(weight_of(m).numel() for _, m in layers)
+    logger.info(
+        "%s: filling %d layers (%d weights) with the %s scheme",
+        fname,
+        len(layers),
+        n_weights,
+        scheme,
+    )
+    begin = time.perf_counter()
+    for done, (name, m) in enumerate(layers, start=1):
+        tic = time.perf_counter()
         try:
-            if scheme == "gaussian":
-                variance_vector_normal_(w, v, gain=sw, generator=generator)
-            else:
-                check_odd(spatial, scheme)
-                if scheme == "orthogonal" and len(set(spatial)) > 1:
-                    raise MFTheoryError(f"kernel shape {spatial} is not cubic (Algorithm 1)")
-                s = sw * math.sqrt(c_out / min(c_in, c_out))
-                fill = fill_algorithm1 if scheme == "orthogonal" and spatial else fill_delta
-                fill(w, s, generator)
-                if c_in > c_out:
-                    notes.append(
-                        f"layer {name!r}: c_in = {c_in} > c_out = {c_out}, orthonormal rows"
-                        f" times sigma_w = {sw:.6g} (not an isometry)"
-                    )
-                elif c_in < c_out:
-                    notes.append(
-                        f"layer {name!r}: c_in = {c_in} < c_out = {c_out}, singular value"
-                        f" sigma_w sqrt(c_out / c_in) = {s:.6g} so that sum w^2 / c_out ="
-                        " sigma_w2"
-                    )
+            note = _fill_layer(name, m, sw, scheme, v, generator, fname)
         except MFTheoryError as err:
             raise MFTheoryError(f"layer {name!r}: {err}") from None
+        if note is not None:
+            notes.append(note)
         bias = bias_of(m)
         if bias is not None:
             dev = draw_device(bias, generator)
             bias.copy_(randn(tuple(bias.shape), generator, dev) * math.sqrt(b2))
+        logger.debug(
+            "%s: layer %d/%d %r %s filled in %.3f s",
+            fname,
+            done,
+            len(layers),
+            name,
+            tuple(weight_of(m).shape),
+            time.perf_counter() - tic,
+        )
+        if progress is not None:
+            progress(done, len(layers))
+    elapsed = time.perf_counter() - begin
+    if elapsed >= _SLOW_SECONDS:
+        logger.info("%s: %d layers filled in %.1f s", fname, len(layers), elapsed)
     return notes
 
 
@@ -193,6 +248,7 @@ def critical_init_(
     scheme: str = "delta-orthogonal",
     v: str | ArrayLike = "uniform",
     generator: torch.Generator | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CriticalInitReport:
     """Initialise every Conv/Linear layer of a vanilla network on the critical line.
 
@@ -214,6 +270,10 @@ def critical_init_(
         Variance vector of the Gaussian scheme (a preset name, sized per layer, or one array
         that fits every Conv layer); ignored by the orthogonal schemes, with a note.
     generator : torch.Generator, optional
+    progress : callable, optional
+        Called as ``progress(layers_done, layers)`` after each layer is filled. The function
+        also logs on ``logging.getLogger("mftheory")``: what it fills (INFO), every layer with
+        its time (DEBUG) and the total time when it took a second or more (INFO).
 
     Returns
     -------
@@ -265,7 +325,7 @@ def critical_init_(
         )
     w2 = as_float(cp.sigma_w2)
     fp = fixed_point(a, sigma_w2=w2, sigma_b2=b2)
-    notes = _init_layers(model, layers, w2, b2, scheme, v, generator, "critical_init_")
+    notes = _init_layers(model, layers, w2, b2, scheme, v, generator, "critical_init_", progress)
     return CriticalInitReport(
         sigma_w2=w2,
         sigma_b2=b2,
@@ -289,6 +349,7 @@ def mean_field_init_(
     scheme: str = "gaussian",
     v: str | ArrayLike = "uniform",
     generator: torch.Generator | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Initialise every Conv/Linear layer at any ``(sigma_w2, sigma_b2)``, in place.
 
@@ -307,6 +368,8 @@ def mean_field_init_(
     v : str or array_like
         Variance vector of the Gaussian scheme (see :func:`critical_init_`).
     generator : torch.Generator, optional
+    progress : callable, optional
+        ``progress(layers_done, layers)`` after each layer; logging as :func:`critical_init_`.
 
     Returns
     -------
@@ -326,7 +389,7 @@ def mean_field_init_(
     w2 = nonnegative_float(sigma_w2, "sigma_w2")
     b2 = nonnegative_float(sigma_b2, "sigma_b2")
     layers = _check_layers(model, scheme, "mean_field_init_")
-    return _init_layers(model, layers, w2, b2, scheme, v, generator, "mean_field_init_")
+    return _init_layers(model, layers, w2, b2, scheme, v, generator, "mean_field_init_", progress)
 
 
 @torch.no_grad()

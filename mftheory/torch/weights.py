@@ -3,8 +3,8 @@
 The shared ground of :mod:`mftheory.torch.initializers`, :mod:`mftheory.torch.network_init`
 and :mod:`mftheory.torch.inspection`. Layouts (PyTorch): a convolution weight is
 ``(c_out, c_in, *spatial)``, a linear weight ``(out, in)``. Random draws are float64 on the
-generator's device (:func:`draw_device`); the numpy-built Algorithm 1 kernels get a seed
-drawn from the generator (:func:`numpy_seed`), so the same generator state gives the same
+generator's device (:func:`draw_device`); the Algorithm 1 kernels draw from a numpy generator
+seeded from the torch one (:func:`numpy_seed`), so the same generator state gives the same
 tensor.
 """
 
@@ -122,20 +122,26 @@ def fill_algorithm1(tensor: torch.Tensor, gain: float, generator: torch.Generato
 
     For ``c_in > c_out`` the kernel of ``orthogonal_kernel(size, c_out, c_in)`` is used with its
     channel axes read the other way round: its operator is the transpose of an isometry's
-    (per frequency ``L(w) = M(w)^T`` with ``M^H M = I``), so ``L L^H = I``.
+    (per frequency ``L(w) = M(w)^T`` with ``M^H M = I``), so ``L L^H = I``. The kernel is that
+    of :func:`mftheory.cnn.kernels.orthogonal_kernel` for the drawn seed (up to round-off),
+    built with torch on the tensor's device (:mod:`mftheory.torch.algorithm1`).
     """
-    from mftheory.cnn.kernels import orthogonal_kernel
+    from mftheory.torch.algorithm1 import algorithm1_kernel
 
     c_out, c_in, spatial = weight_shape(tensor, "conv_orthogonal_")
     d = len(spatial)
     seed = numpy_seed(generator)
     if c_in <= c_out:
-        k = orthogonal_kernel(spatial[0], c_in, c_out, dim=d, gain=gain, seed=seed)
-        w = np.transpose(k, (d + 1, d, *range(d)))  # (spatial, c_in, c_out) -> (c_out, c_in, .)
+        k = algorithm1_kernel(
+            spatial[0], c_in, c_out, dim=d, gain=gain, seed=seed, device=tensor.device
+        )
+        w = k.permute(d + 1, d, *range(d))  # (spatial, c_in, c_out) -> (c_out, c_in, .)
     else:
-        k = orthogonal_kernel(spatial[0], c_out, c_in, dim=d, gain=gain, seed=seed)
-        w = np.transpose(k, (d, d + 1, *range(d)))  # (spatial, c_out, c_in) -> (c_out, c_in, .)
-    tensor.copy_(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64)))
+        k = algorithm1_kernel(
+            spatial[0], c_out, c_in, dim=d, gain=gain, seed=seed, device=tensor.device
+        )
+        w = k.permute(d, d + 1, *range(d))  # (spatial, c_out, c_in) -> (c_out, c_in, .)
+    tensor.copy_(w)
 
 
 def refuse_wide(c_out: int, c_in: int, fname: str) -> None:

@@ -38,7 +38,7 @@ from mftheory.errors import MFTheoryError
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "cifar10")
-_INSTALL = "install the validation extra: pip install -e '.[validate]'"
+_INSTALL = 'install the validation extra: pip install "mftheory[validate]"'
 _MNIST_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",

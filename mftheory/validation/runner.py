@@ -156,7 +156,7 @@ def _dask(
         import distributed
     except ImportError:
         raise MFTheoryError(
-            "--scheduler needs dask.distributed: pip install -e '.[cluster]'"
+            '--scheduler needs dask.distributed: pip install "mftheory[cluster]"'
         ) from None
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Annotated, Any
 
@@ -21,12 +20,12 @@ from mftheory.cli.options import (
     SigmaW,
     SigmaW2,
 )
-from mftheory.cli.params import Choice, Gain, Int, ScaleText, ScaleValue
+from mftheory.cli.params import Choice, ChoiceEnum, Gain, Int, ScaleText, ScaleValue
 
 __all__ = ["InitScheme", "diagnose"]
 
 
-class InitScheme(str, enum.Enum):
+class InitScheme(ChoiceEnum):
     """The named schemes of ``--init`` (``mftheory.meanfield.diagnosis.INIT_SCHEMES``)."""
 
     he = "he"

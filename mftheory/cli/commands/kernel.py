@@ -3,7 +3,6 @@ or check one, by the singular values of the operator it defines on periodic imag
 
 from __future__ import annotations
 
-import enum
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ import numpy as np
 import typer
 
 from mftheory.cli.options import Format, Quiet, VOption
-from mftheory.cli.params import Choice, Gain, Int
+from mftheory.cli.params import Choice, ChoiceEnum, Gain, Int
 
 if TYPE_CHECKING:
     from mftheory.cli.messages import Messages
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["KernelInit", "kernel"]
 
 
-class KernelInit(str, enum.Enum):
+class KernelInit(ChoiceEnum):
     """Kernels ``--init`` draws."""
 
     orthogonal = "orthogonal"
@@ -109,11 +108,26 @@ def kernel(
         K, source, g = _read(check), f"checked {check}", None
     else:
         s = pick_alias(ctx, ("side", "--kernel", side), ("old_side", "--size", old_side))
-        K = _draw(init, s, dim, cin, cout, gain, v, seed, messages)
+        shape = "x".join(str(x) for x in (*(s,) * dim, cin, cout))
+        with messages.progress(f"drawing a {shape} kernel", points=s**dim * cin * cout):
+            K = _draw(init, s, dim, cin, cout, gain, v, seed, messages)
         source, g = f"{init.value}, seed {seed}", gain
     if output is not None:
         _save(output, K, messages)
-    emit(_report(K, source, g), fmt=fmt, output=None, messages=messages)
+    with messages.progress(
+        "checking the operator's singular values for every image side n", points=_check_cost(K)
+    ):
+        report = _report(K, source, g)
+    emit(report, fmt=fmt, output=None, messages=messages)
+
+
+def _check_cost(K: Any) -> int:
+    """About the entries of the FFT check's blocks (image sides from the kernel's to 64, or
+    8 in 3D, as :func:`mftheory.cnn.kernels.check_kernel` does by default)."""
+    d = K.ndim - 2
+    side = max(K.shape[:-2])
+    top = max(side, 8 if d == 3 else 64)
+    return int(K.shape[-2] * K.shape[-1] * sum(n**d for n in range(side, top + 1)))
 
 
 def _read(check: Path) -> Any:

@@ -1,6 +1,5 @@
 """``mftheory phase-diagram``: the (sigma_w^2, sigma_b^2) plane as a figure or a grid."""
 
-import enum
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,7 +19,7 @@ from mftheory.cli.options import (
     OutputFormat,
     Quiet,
 )
-from mftheory.cli.params import Choice, ScaleText, ScaleValue
+from mftheory.cli.params import Choice, ChoiceEnum, ScaleText, ScaleValue
 from mftheory.errors import MFTheoryError
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ MAX_TABLE_ROWS = 40
 MAX_FIGURE_POINTS = 1000
 
 
-class ColourQuantity(str, enum.Enum):
+class ColourQuantity(ChoiceEnum):
     """What the figure's colour shows."""
 
     xi_c = "xi_c"

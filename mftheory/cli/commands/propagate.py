@@ -84,6 +84,7 @@ def propagate(
     Example:
 
     \b
+        mftheory propagate --image sample:digit0 --depth 200 -o modes.png
         mftheory propagate --image digit.png --act tanh --v uniform --depth 200
         mftheory propagate --image a.npy --image b.npy --format json -o out.json
     """

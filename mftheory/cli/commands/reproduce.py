@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from mftheory.cli.options import (
     Format,
     Quiet,
 )
-from mftheory.cli.params import Choice, Number
+from mftheory.cli.params import Choice, ChoiceEnum, Number
 
 if TYPE_CHECKING:
     from mftheory.cli.output import Report
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Figure", "reproduce"]
 
 
-class Figure(str, enum.Enum):
+class Figure(ChoiceEnum):
     """Figures ``reproduce`` knows."""
 
     fig_s4 = "fig-s4"

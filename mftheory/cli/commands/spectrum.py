@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +22,7 @@ from mftheory.cli.options import (
     SigmaW,
     SigmaW2,
 )
-from mftheory.cli.params import Choice, FigureSize, Int
+from mftheory.cli.params import Choice, ChoiceEnum, FigureSize, Int
 from mftheory.cli.render import format_log10
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ SPECTRUM_FIGSIZE = FigureSize(6.4, 4.2)
 SPECTRUM_DPI = 100.0
 
 
-class WeightKind(str, enum.Enum):
+class WeightKind(ChoiceEnum):
     """Weight distributions (:data:`mftheory.spectrum.density.WEIGHTS`)."""
 
     orthogonal = "orthogonal"

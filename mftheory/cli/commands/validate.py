@@ -6,7 +6,6 @@ command line. Needs PyTorch (the ``[validate]`` extra).
 
 from __future__ import annotations
 
-import enum
 import shlex
 import sys
 import time
@@ -18,6 +17,7 @@ import typer
 from mftheory.cli.options import Dpi, FigSize, Format, Quiet
 from mftheory.cli.params import (
     Choice,
+    ChoiceEnum,
     FigureSize,
     Int,
     IntList,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DatasetName", "Experiment", "ExperimentScale", "OptimizerName", "validate"]
 
 
-class Experiment(str, enum.Enum):
+class Experiment(ChoiceEnum):
     """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
 
     trainability = "trainability"
@@ -43,7 +43,7 @@ class Experiment(str, enum.Enum):
     spatial_modes = "spatial-modes"
 
 
-class ExperimentScale(str, enum.Enum):
+class ExperimentScale(ChoiceEnum):
     """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
 
     tiny = "tiny"
@@ -51,7 +51,7 @@ class ExperimentScale(str, enum.Enum):
     paper = "paper"
 
 
-class DatasetName(str, enum.Enum):
+class DatasetName(ChoiceEnum):
     """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
 
     digits = "digits"
@@ -60,7 +60,7 @@ class DatasetName(str, enum.Enum):
     cifar10 = "cifar10"
 
 
-class OptimizerName(str, enum.Enum):
+class OptimizerName(ChoiceEnum):
     """Optimisers."""
 
     sgd = "sgd"
@@ -242,7 +242,7 @@ def validate(
         import torch  # noqa: F401
     except ImportError:
         raise MFTheoryError(
-            "mftheory validate needs PyTorch: pip install torch, then pip install -e '.[validate]'"
+            'mftheory validate needs PyTorch: pip install "mftheory[validate]"'
         ) from None
     from mftheory.validation.train import resolve_device
 
