@@ -17,8 +17,9 @@ A run passes when
   folder.
 
 Two profiles: a fast one (a few derandomised runs per command, ``validate`` left out since
-one training run takes seconds) in the default test run, and a long one (``slow``; ~40 runs per
-command, ``validate`` included, huge sizes included) in CI. ``-s`` prints what each tried.
+one training run takes seconds) with the quick tests (``-m "not slow"``), and a long one
+(``slow``; 40 runs per command, 15 for ``validate``, huge sizes included) in CI. ``-s``
+prints how many command lines each tried; ``MFTHEORY_FUZZ_SURVEY=FILE`` logs every run.
 """
 
 from __future__ import annotations
@@ -425,20 +426,32 @@ def test_fuzz_fast(data: Any, name: str, zygote: Zygote, files: dict[str, Path])
     _fuzz(data, name, zygote, files, long=False)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(COMMANDS))
-@settings(
+LONG = settings(
     max_examples=40,
     deadline=None,
     database=None,
     phases=[Phase.generate],  # no shrinking: a time-out costs 20 s per shrink step
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAST_COMMANDS)
+@LONG
 @given(data=st.data())
 def test_fuzz_long(data: Any, name: str, zygote: Zygote, files: dict[str, Path]) -> None:
-    """About 40 hostile command lines per command, huge sizes included (CI)."""
+    """40 hostile command lines per command, huge sizes included (CI)."""
     _fuzz(data, name, zygote, files, long=True)
     print(f"fuzz: {name}: {TRIED[name]} command lines tried")
+
+
+@pytest.mark.slow
+@settings(LONG, max_examples=15)
+@given(data=st.data())
+def test_fuzz_long_validate(data: Any, zygote: Zygote, files: dict[str, Path]) -> None:
+    """15 hostile validate command lines (each one that trains takes ~10 s)."""
+    _fuzz(data, "validate", zygote, files, long=True)
+    print(f"fuzz: validate: {TRIED['validate']} command lines tried")
 
 
 def test_every_command_is_fuzzed() -> None:
