@@ -13,7 +13,7 @@ import numpy as np
 
 from mftheory.errors import MFTheoryError
 
-__all__ = ["int_at_least", "nonnegative_float", "plain", "plain_fields"]
+__all__ = ["int_at_least", "moderate_float", "nonnegative_float", "plain", "plain_fields"]
 
 
 def int_at_least(value: Any, name: str, low: int, why: str = "") -> int:
@@ -58,6 +58,26 @@ def nonnegative_float(value: Any, name: str) -> float:
         raise MFTheoryError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(x) or x < 0:
         raise MFTheoryError(f"{name} must be finite and >= 0, got {value!r}")
+    return x
+
+
+def moderate_float(value: Any, name: str, *, limit: float = 1e100) -> float:
+    """``nonnegative_float(value, name)`` that is ``0`` or within ``[1 / limit, limit]``.
+
+    For scales that are squared and summed (a kernel's gain): outside this range the squares
+    overflow to ``inf`` or underflow to ``0`` in double precision, so it is refused up front.
+
+    Raises
+    ------
+    MFTheoryError
+        As :func:`nonnegative_float`, or ``"{name} must be 0 or between ..., got ..."``.
+    """
+    x = nonnegative_float(value, name)
+    if x != 0.0 and not 1.0 / limit <= x <= limit:
+        raise MFTheoryError(
+            f"{name} must be 0 or between {1.0 / limit:g} and {limit:g} (its square must be a"
+            f" normal double), got {x:g}"
+        )
     return x
 
 

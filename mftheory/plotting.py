@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURE_RC",
+    "PHASE_DIAGRAM_AXIS_MAX",
     "PHASE_DIAGRAM_QUANTITIES",
     "eigenvalue_figure",
     "log_depth_axis",
@@ -206,6 +207,10 @@ def _canvas(ax: Axes | None, figsize: tuple[float, float], dpi: float) -> tuple[
     return root, ax
 
 
+#: The largest sigma_w2 or sigma_b2 a phase diagram figure can draw (matplotlib overflows beyond).
+PHASE_DIAGRAM_AXIS_MAX = 1e307
+
+
 def _axes_values(result: FixedPoint) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The sigma_w2 values along columns and sigma_b2 values along rows of a 2D grid."""
     shape = np.shape(result.q_star)
@@ -218,6 +223,12 @@ def _axes_values(result: FixedPoint) -> tuple[NDArray[np.float64], NDArray[np.fl
     b = np.broadcast_to(np.asarray(result.sigma_b2, dtype=np.float64), shape)[:, 0]
     if np.any(np.diff(w) <= 0) or np.any(np.diff(b) <= 0):
         raise MFTheoryError("phase diagram axes must be strictly increasing in sigma_w2, sigma_b2")
+    top = max(w[-1], b[-1])
+    if top > PHASE_DIAGRAM_AXIS_MAX:  # the cells' edges and the ticks would overflow
+        raise MFTheoryError(
+            f"a phase diagram figure shows sigma_w2 and sigma_b2 up to {PHASE_DIAGRAM_AXIS_MAX:g},"
+            f" got {top:g}; save the grid as data (.npz, .json, .csv) instead"
+        )
     return w, b
 
 

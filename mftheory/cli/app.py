@@ -5,7 +5,8 @@ become exits.
 Exit codes (documented in ``mftheory --help``):
 
 * 0: success, including a computation that has no finite answer (reported as ``divergent``);
-* 1: the computation or writing the output failed;
+* 1: the computation or writing the output failed (also a Python warning that escaped the
+  computation: reported as one ``Error: internal warning: ...`` line, never as warning text);
 * 2: bad input (one line ``Error: ...`` on stderr naming the bad value, never a traceback);
 * 130: interrupted (Ctrl-C): one line ``interrupted`` on stderr, or ``interrupted: <what was
   kept>``; 143: stopped by SIGTERM (``terminated``, likewise). Files being written are left as
@@ -17,6 +18,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -97,6 +99,14 @@ def _error_line(message: str) -> None:
     typer.echo(f"Error: {text}", err=True)
 
 
+def _internal_warning(caught: warnings.WarningMessage) -> str:
+    """The one-line report of a Python warning that escaped the computation (a bug)."""
+    text = " ".join(str(caught.message).split())
+    text = text if len(text) <= 160 else text[:157] + "..."
+    where = f"{caught.filename.rsplit('/', 1)[-1]}:{caught.lineno}"
+    return f"internal warning: {caught.category.__name__}: {text} ({where}); please report it"
+
+
 class _OneLineErrorGroup(TyperGroup):
     """The top-level command group: turns every failure into one stderr line and an exit code.
 
@@ -122,7 +132,11 @@ class _OneLineErrorGroup(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         previous = _catch_sigterm()
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings(record=True) as caught:  # the filters stay as they are
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if caught:  # a warning the code did not handle: a failure, never warning text
+                _error_line(_internal_warning(caught[0]))
+                sys.exit(ExitCode.FAILED)
         except _Stopped as exc:
             typer.echo(exc.line, err=True)
             sys.exit(exc.code)

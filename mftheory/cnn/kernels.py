@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mftheory.checks import nonnegative_float
+from mftheory.checks import moderate_float, nonnegative_float
 from mftheory.cnn.modes import check_variance_vector, kernel_offsets, variance_vector
 from mftheory.errors import MFTheoryError
 from mftheory.serialize import finite_or_none
@@ -111,13 +111,16 @@ def _check_orthogonal_args(
     d = _check_dim(dim)
     ci = _check_int(c_in, "c_in (input channels)", 1)
     co = _check_int(c_out, "c_out (output channels)", 1)
-    g = nonnegative_float(gain, "gain")
+    g = moderate_float(gain, "gain")
     if ci > co:
         raise MFTheoryError(
             f"orthogonal kernels need c_in <= c_out, got c_in={ci} > c_out={co}:"
             " an operator from more channels to fewer cannot have orthonormal columns"
         )
     return s, ci, co, d, g
+
+
+_ENTRY_MAX = 1e100
 
 
 def _check_kernel(kernel: ArrayLike) -> FloatArray:
@@ -138,10 +141,11 @@ def _check_kernel(kernel: ArrayLike) -> FloatArray:
             f"kernel has shape {arr.shape}: spatial side {even[0]} is even; kernel sizes must be"
             " odd so that the kernel has a centre"
         )
-    bad = ~np.isfinite(arr)
+    bad = ~np.isfinite(arr) | (np.abs(arr) > _ENTRY_MAX)  # beyond it, K^2 sums overflow
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise MFTheoryError(f"kernel entry {float(arr[idx])!r} at index {idx} is not finite")
+        what = "is not finite" if not np.isfinite(arr[idx]) else f"exceeds {_ENTRY_MAX:g} in size"
+        raise MFTheoryError(f"kernel entry {float(arr[idx])!r} at index {idx} {what}")
     return arr
 
 
@@ -390,7 +394,7 @@ def gaussian_kernel(
         )
     ci = _check_int(c_in, "c_in (input channels)", 1)
     co = _check_int(c_out, "c_out (output channels)", 1)
-    g = nonnegative_float(gain, "gain")
+    g = moderate_float(gain, "gain")
     std = g * np.sqrt(arr / ci)
     noise = _rng(seed).standard_normal((*arr.shape, ci, co))
     return np.asarray(noise * std[..., None, None], dtype=np.float64)
@@ -578,7 +582,7 @@ def check_kernel(
     for the 2D default; for wide kernels (hundreds of channels) pass a few ``n_values``.
     """
     arr = _check_kernel(kernel)
-    g_given = None if gain is None else nonnegative_float(gain, "gain")
+    g_given = None if gain is None else moderate_float(gain, "gain")
     t = nonnegative_float(tol, "tol")
     ns = _default_n_values(arr) if n_values is None else _check_n_values(n_values)
     ci = arr.shape[-2]
@@ -598,8 +602,8 @@ def check_kernel(
     g = float(np.median(values)) if g_given is None else g_given
     s_min, s_max = float(values.min()), float(values.max())
     deviation = max(abs(s_max - g), abs(s_min - g))
-    if g > 0:
-        g2 = g * g
+    g2 = g * g
+    if g2 > 0:  # a gain whose square underflows has no usable Gram ratio either
         gram_dev = max(off_max / g2, abs(diag_max / g2 - 1.0), abs(diag_min / g2 - 1.0))
     else:
         gram_dev = math.nan

@@ -168,8 +168,10 @@ def node_moments(act: Activation, q: Array, st: QuadratureSettings) -> tuple[Arr
     he6 = ((z2 - 15.0) * z2 + 45.0) * z2 - 15.0
 
     def moment(vals: Array, he: Array | None, n: int) -> Array:
-        m = np.sum(w * vals, axis=-1) if he is None else np.sum(w * vals * he, axis=-1)
-        return np.asarray(m / (2 * q) ** n)
+        # inf * (he < 0) + inf is nan: an overflowing phi, refused later by the tail checks
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            m = np.sum(w * vals, axis=-1) if he is None else np.sum(w * vals * he, axis=-1)
+            return np.asarray(m / (2 * q) ** n)
 
     F, F1, F2, F3 = moment(f, None, 0), moment(f, he2, 1), moment(f, he4, 2), moment(f, he6, 3)
     G, G1, G2 = moment(g, None, 0), moment(g, he2, 1), moment(g, he4, 2)

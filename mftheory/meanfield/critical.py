@@ -210,9 +210,10 @@ def _scan_roots(
     then polished by one Newton step on the exact quadrature, so the result does not carry
     the table's interpolation error (about 1e-11).
     """
-    qs = np.minimum(
-        b[rest, None] + _SCAN * (1.0 + b[rest, None]), np.maximum(Q_SCAN_MAX, b[rest, None])
-    )
+    with np.errstate(over="ignore"):  # b near the largest double: the offset is inf, clipped
+        qs = np.minimum(
+            b[rest, None] + _SCAN * (1.0 + b[rest, None]), np.maximum(Q_SCAN_MAX, b[rest, None])
+        )
     h = _h(mom, qs, b[rest, None])
     sg = np.sign(np.nan_to_num(h, nan=0.0))
     change = (sg[:, :-1] * sg[:, 1:] < 0) | ((sg[:, 1:] == 0) & (sg[:, :-1] != 0))

@@ -20,6 +20,7 @@ from mftheory.cli.options import (
     Quiet,
 )
 from mftheory.cli.params import Choice, ChoiceEnum, ScaleText, ScaleValue
+from mftheory.errors import MFTheoryError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -299,6 +300,22 @@ def _report(fp: "FixedPoint", cp: "CriticalPoint", color: str, log: bool | None)
     )
 
 
+def _check_drawable(weight: Any, bias: Any) -> None:
+    """Refuse, before any work, a figure whose axes reach beyond what matplotlib can draw."""
+    import numpy as np
+
+    from mftheory.plotting import PHASE_DIAGRAM_AXIS_MAX as top
+
+    for scale, default in ((weight, "--sigma-w2"), (bias, "--sigma-b2")):
+        largest = float(np.max(scale.variance))
+        if largest > top:
+            raise MFTheoryError(
+                f"{scale.option or default} reaches a variance of {largest:g}: a phase diagram"
+                f" figure shows variances up to {top:g}; write the grid as data instead"
+                " (-o FILE.npz, .json or .csv)"
+            )
+
+
 def phase_diagram(
     ctx: typer.Context,
     act: Act = "tanh",
@@ -357,6 +374,8 @@ def phase_diagram(
     assert weight is not None and bias is not None
     w2, b2 = weight.variance, bias.variance
     _require_budget(b2.size, w2.size)
+    if output is not None and output.suffix.lower() in FIGURE_SUFFIXES:
+        _check_drawable(weight, bias)
     text = f"solving {b2.size} x {w2.size} fixed points for {activation.label}"
     with messages.progress(text, points=b2.size * w2.size) as progress:
         fp = solve_grid(activation, w2, b2, progress=progress)
