@@ -86,8 +86,8 @@ def _opt(name: str, metavar: str, help_text: str, parser: Any = None) -> Any:
     return typer.Option(name, metavar=metavar, help=help_text, parser=parser)
 
 
-def _int(name: str, help_text: str, low: int = 1) -> Any:
-    return _opt(name, "INT", help_text, Int(low))
+def _int(name: str, help_text: str, low: int = 1, high: int | None = None) -> Any:
+    return _opt(name, "INT", help_text, Int(low, high))
 
 
 def _positive(name: str, help_text: str) -> Any:
@@ -185,14 +185,16 @@ ThresholdOpt = Annotated[
 SeedOpt = Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)]
 DeviceOpt = Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")]
 JobsOpt = Annotated[
-    int | None, _int("--jobs", "Cells trained in parallel here (without it: the CPUs).")
+    int | None,
+    _int("--jobs", "Cells trained in parallel here, 1-1024 (without it: the CPUs).", 1, 1024),
 ]
 SchedulerOpt = Annotated[
     str | None,
     _opt("--scheduler", "ADDRESS", "Run the cells on a dask.distributed cluster."),
 ]
 ThreadsOpt = Annotated[
-    int | None, _int("--threads", "torch CPU threads per cell (without it: CPUs / jobs).")
+    int | None,
+    _int("--threads", "torch CPU threads per cell, 1-1024 (without it: CPUs / jobs).", 1, 1024),
 ]
 #: Size (inches) of the PNG figure in the -o folder.
 VALIDATE_FIGSIZE = FigureSize(6.4, 4.6)
