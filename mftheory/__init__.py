@@ -2,16 +2,16 @@
 
 The package reads as the theory does, from the bottom up:
 
-* :mod:`mftheory.activations`: phi, phi', kinks, closed forms; the safe expression parser
-* :mod:`mftheory.gaussian`: quadrature rules and Gaussian expectations
-* :mod:`mftheory.meanfield`: the q- and C-maps, fixed points, depth scales, phases, the
+* ``mftheory.activations``: phi, phi', kinks, closed forms; the safe expression parser
+* ``mftheory.gaussian``: quadrature rules and Gaussian expectations
+* ``mftheory.meanfield``: the q- and C-maps, fixed points, depth scales, phases, the
   critical line, grids and the diagnosis of an initialisation
-* :mod:`mftheory.cnn`: variance vectors and Fourier modes, the spatial covariance map,
+* ``mftheory.cnn``: variance vectors and Fourier modes, the spatial covariance map,
   propagation of images, orthogonal kernels
-* :mod:`mftheory.spectrum`: the Jacobian's singular-value spectrum and dynamical isometry
-* :mod:`mftheory.montecarlo`: finite random networks that check the predictions
-* :mod:`mftheory.reference`: a slow, independent adaptive-quadrature path for checking
-* :mod:`mftheory.torch` (optional), :mod:`mftheory.validation`, :mod:`mftheory.cli`: PyTorch
+* ``mftheory.spectrum``: the Jacobian's singular-value spectrum and dynamical isometry
+* ``mftheory.montecarlo``: finite random networks that check the predictions
+* ``mftheory.reference``: a slow, independent adaptive-quadrature path for checking
+* ``mftheory.torch`` (optional), ``mftheory.validation``, ``mftheory.cli``: PyTorch
   initialisers, training experiments and the command-line tool.
 
 ``import mftheory`` loads numpy and scipy only (no torch, matplotlib, typer or rich).

@@ -1,7 +1,7 @@
 """Input checks shared by every layer: one copy of each rule, one wording of each message.
 
 Each check returns the value converted to a plain Python type, or raises
-:class:`~mftheory.errors.MFTheoryError` with one line that names the parameter.
+``MFTheoryError`` with one line that names the parameter.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def moderate_float(value: Any, name: str, *, limit: float = 1e100) -> float:
     Raises
     ------
     MFTheoryError
-        As :func:`nonnegative_float`, or ``"{name} must be 0 or between ..., got ..."``.
+        As ``nonnegative_float``, or ``"{name} must be 0 or between ..., got ..."``.
     """
     x = nonnegative_float(value, name)
     if x != 0.0 and not 1.0 / limit <= x <= limit:
@@ -100,7 +100,7 @@ def plain(value: Any) -> Any:
 
 
 def plain_fields(obj: Any, names: tuple[str, ...]) -> None:
-    """Apply :func:`plain` to the attributes ``names`` of a (frozen) dataclass in place.
+    """Apply ``plain`` to the attributes ``names`` of a (frozen) dataclass in place.
 
     Called by the result dataclasses' ``__post_init__``: one rule for every result.
     """

@@ -1,17 +1,17 @@
 """Files that are either complete or untouched: atomic writes and a folder lock.
 
 Every file mftheory writes (the command line's data and figures, kernels, the validation
-runner's cells, summaries and reports) goes through :func:`atomic_write`: the content goes to a
+runner's cells, summaries and reports) goes through ``atomic_write``: the content goes to a
 temporary file beside the target, which is flushed to disk and renamed over the target only
 when it is complete. An interrupted or failed write (an exception, Ctrl-C) leaves the old file
 as it was and no temporary file behind; a reader sees either the old file or the new one, never
 a part.
 
-:func:`folder_lock` keeps two runs from working in the same results folder at once: the second
+``folder_lock`` keeps two runs from working in the same results folder at once: the second
 one is refused while the first is alive; a lock left by a process that died is taken over.
 
-The numerical core never writes files; only :mod:`mftheory.plotting`, :mod:`mftheory.validation`
-and :mod:`mftheory.cli` use this module.
+The numerical core never writes files; only ``mftheory.plotting``, ``mftheory.validation``
+and ``mftheory.cli`` use this module.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from mftheory.errors import MFTheoryError
 
 __all__ = ["LOCK_NAME", "TEMP_SUFFIX", "atomic_write", "folder_lock", "lock_holder"]
 
-#: Suffix of the temporary files :func:`atomic_write` makes (``.<name>.<random>.tmp``).
+#: Suffix of the temporary files ``atomic_write`` makes (``.<name>.<random>.tmp``).
 TEMP_SUFFIX = ".tmp"
-#: Name of the lock file :func:`folder_lock` keeps in the folder while a run holds it.
+#: Name of the lock file ``folder_lock`` keeps in the folder while a run holds it.
 LOCK_NAME = ".mftheory.lock"
 
 
@@ -82,7 +82,7 @@ def atomic_write(
     mode : str
         ``"w"`` (text) or ``"wb"`` (binary).
     encoding, newline : str, optional
-        As for :func:`open` (text mode only; default encoding UTF-8).
+        As for ``open`` (text mode only; default encoding UTF-8).
 
     Yields
     ------
@@ -98,7 +98,7 @@ def atomic_write(
 
     Notes
     -----
-    The file is flushed and ``fsync``-ed, then renamed over ``path`` with :func:`os.replace`
+    The file is flushed and ``fsync``-ed, then renamed over ``path`` with ``os.replace``
     (atomic on POSIX and Windows when both are in the same folder, as here). On any exception
     the temporary file is deleted and ``path`` is left as it was. A replaced file keeps its
     permission bits; a new one gets the usual ``0o666`` less the umask.
@@ -213,7 +213,7 @@ def _pidfile(folder: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
-    """Hold ``folder``'s lock (the file :data:`LOCK_NAME` with this process id) while a block runs.
+    """Hold ``folder``'s lock (the file ``LOCK_NAME`` with this process id) while a block runs.
 
     Parameters
     ----------

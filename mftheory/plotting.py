@@ -1,18 +1,18 @@
 """Figures: the (sigma_w^2, sigma_b^2) phase diagram, mode amplitudes against depth, and the
 sorted |lambda_f| of variance vectors (Fig. 4(b)).
 
-Uses matplotlib's object API only (:class:`matplotlib.figure.Figure`, no pyplot state), so
+Uses matplotlib's object API only (``matplotlib.figure.Figure``, no pyplot state), so
 it never opens a window and is safe in threads and servers; files are rendered by the Agg,
-SVG or PDF backend chosen from the suffix. :func:`save_figure` strips timestamps and tool
+SVG or PDF backend chosen from the suffix. ``save_figure`` strips timestamps and tool
 versions from the file metadata, so the same figure gives the same bytes, and embeds TrueType
 (Type 42) fonts in PDF and PostScript, as journals ask.
 
-Every figure function draws into a given :class:`matplotlib.axes.Axes` with ``ax=`` (a panel
+Every figure function draws into a given ``matplotlib.axes.Axes`` with ``ax=`` (a panel
 of the caller's own figure) or makes its own figure of ``figsize`` inches at ``dpi``; it
-returns the :class:`~matplotlib.figure.Figure` it drew in. Symbols in titles and legends are
-mathtext, as on the axes (:func:`mathtext_label` converts the plain-text notation the command
-line prints). Neighbouring modes differ in colour and marker (:func:`mode_styles`); depth axes
-on a log scale get plain tick labels (:func:`log_depth_axis`). No function changes the global
+returns the ``Figure`` it drew in. Symbols in titles and legends are
+mathtext, as on the axes (``mathtext_label`` converts the plain-text notation the command
+line prints). Neighbouring modes differ in colour and marker (``mode_styles``); depth axes
+on a log scale get plain tick labels (``log_depth_axis``). No function changes the global
 ``matplotlib.rcParams``.
 
 This module imports matplotlib; ``import mftheory`` does not import it.
@@ -62,7 +62,7 @@ __all__ = [
     "spectrum_figure",
 ]
 
-#: Quantities :func:`phase_diagram_figure` can colour by: colour-bar label, log scale default.
+#: Quantities ``phase_diagram_figure`` can colour by: colour-bar label, log scale default.
 PHASE_DIAGRAM_QUANTITIES: Mapping[str, tuple[str, bool]] = {
     "xi_c": (r"correlation depth scale $\xi_c = -1/\log\chi_c^*$ (layers)", True),
     "q_star": (r"fixed-point variance $q^*$", True),
@@ -78,7 +78,7 @@ _METADATA: Mapping[str, dict[str, Any]] = {
 }
 
 
-#: matplotlib settings :func:`save_figure` applies, locally, while it writes a file: TrueType
+#: matplotlib settings ``save_figure`` applies, locally, while it writes a file: TrueType
 #: (Type 42) fonts in PDF and PostScript instead of Type 3, a fixed salt for SVG ids, a fixed
 #: PDF compression level.
 FIGURE_RC: Mapping[str, Any] = {
@@ -88,7 +88,7 @@ FIGURE_RC: Mapping[str, Any] = {
     "pdf.compression": 6,
 }
 
-#: Markers cycled with the ``tab10`` colours by :func:`mode_styles` (7 markers against 10
+#: Markers cycled with the ``tab10`` colours by ``mode_styles`` (7 markers against 10
 #: colours: the first 70 modes all differ in the pair).
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -282,7 +282,7 @@ def phase_diagram_figure(
     Parameters
     ----------
     result : FixedPoint
-        :func:`mftheory.meanfield.fixed_point` on a grid: ``sigma_w2=W[None, :]`` and
+        ``mftheory.meanfield.fixed_point`` on a grid: ``sigma_w2=W[None, :]`` and
         ``sigma_b2=B[:, None]`` with increasing ``W`` and ``B`` (at least 2 of each).
     quantity : {"xi_c", "q_star", "c_star", "chi_1"}
         What the colour shows.
@@ -290,7 +290,7 @@ def phase_diagram_figure(
         Logarithmic colour scale; ``None`` picks it for ``xi_c`` and ``q_star``. Values that
         are not finite (or not positive on a log scale) are left blank.
     critical : CriticalPoint or None
-        The critical line to draw; computed with :func:`mftheory.meanfield.critical_point` at
+        The critical line to draw; computed with ``mftheory.meanfield.critical_point`` at
         the grid's ``sigma_b2`` values when not given. Points with a non-finite ``sigma_w2``
         or outside the plotted range are skipped.
     ax : matplotlib.axes.Axes, optional
@@ -303,7 +303,7 @@ def phase_diagram_figure(
     -------
     matplotlib.figure.Figure
         The figure drawn in (``ax``'s root figure when given). A new one is not attached to
-        pyplot; save it with :func:`save_figure` (TrueType fonts in PDF) or ``fig.savefig``.
+        pyplot; save it with ``save_figure`` (TrueType fonts in PDF) or ``fig.savefig``.
 
     Notes
     -----
@@ -420,7 +420,7 @@ def mode_amplitude_figure(
     anchor : array of int, shape ``(K,)``, optional
         Layer ``l0`` of each dashed line (default: the first layer).
     title, ylabel : str
-        Decoration (mathtext allowed; :func:`mathtext_label` converts plain notation).
+        Decoration (mathtext allowed; ``mathtext_label`` converts plain notation).
     ax : matplotlib.axes.Axes, optional
         Draw into this axes; ``figsize`` and ``dpi`` are then ignored.
     figsize, dpi
@@ -509,7 +509,7 @@ def eigenvalue_figure(
     ----------
     values : mapping
         Name -> ``|lambda_f|`` in descending order; neighbouring entries get different
-        colours and markers (:func:`mode_styles`).
+        colours and markers (``mode_styles``).
     title : str
         Title (mathtext allowed).
     ax : matplotlib.axes.Axes, optional
@@ -633,7 +633,7 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> N
 
     The same figure always gives the same bytes: the metadata that records the date and the
     software version is dropped, and SVG element ids use a fixed salt. Fonts are embedded
-    in PDF as TrueType (Type 42), not Type 3. These settings (:data:`FIGURE_RC`) hold only
+    in PDF as TrueType (Type 42), not Type 3. These settings (``FIGURE_RC``) hold only
     while the file is written: the global ``matplotlib.rcParams`` are left as they were.
 
     Parameters
@@ -650,7 +650,7 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> N
         A suffix other than png, svg or pdf.
     OSError
         The file cannot be written. The figure is written to a temporary file beside ``path``
-        and renamed into place when complete (:func:`mftheory.files.atomic_write`): a failed
+        and renamed into place when complete (``mftheory.files.atomic_write``): a failed
         or interrupted save leaves an existing file as it was.
     """
     path = Path(path)

@@ -1,6 +1,6 @@
 """A slow, independent reference implementation of the fixed-point theory, for tests only.
 
-Everything :mod:`mftheory` prints is checked against this module. It is deliberately simple
+Everything ``mftheory`` prints is checked against this module. It is deliberately simple
 and deliberately slow: every Gaussian expectation is one adaptive ``scipy.integrate.quad``
 (nested for the two-dimensional ones), every equation is solved by ``scipy.optimize.brentq``,
 every argument is a Python scalar, and nothing is shared with the fast core (the quadrature
@@ -18,12 +18,12 @@ every built-in activation grows at most linearly, so the neglected part of any i
 ``epsabs = 1e-14`` (scaled down with ``q`` where the integrand is ``O(q)``) and
 ``epsrel = 1e-12``. The result of a QUADPACK call that reports trouble
 (round-off, subdivision limit) is accepted only if its own error estimate is still below
-``1e-11 max(1, |value|)``; otherwise :class:`MFTheoryError` is raised rather than a doubtful
+``1e-11 max(1, |value|)``; otherwise ``MFTheoryError`` is raised rather than a doubtful
 number returned. Measured against the closed forms of docs/theory.md section 3 (erf, ReLU, leaky
 ReLU, linear, sin; q in [0.01, 10], rho in [-0.9, 1]) the expectations agree to 7e-16
 relative to their scale (2.5e-15 for sin); q*, c*, chi_1 and chi_c agree to 2e-15 and
 chi_q to 2e-13 (Stein's form below cancels a few digits); critical points to 2e-15, except
-at ``sigma_b2 = 0`` (see :func:`ref_critical_sigma_w2`). See ``tests/test_reference.py``.
+at ``sigma_b2 = 0`` (see ``ref_critical_sigma_w2``). See ``tests/test_reference.py``.
 
 The limit ``q -> 0+``. A variance ``q = 0`` is treated as the limit from above: ``sqrt(q)``
 is replaced by ``1e-150``, so ``E[f(sqrt(q) z)]`` becomes ``(f(0-) + f(0+)) / 2`` at a kink
@@ -358,7 +358,7 @@ def ref_chi_q(act: Activation, sigma_w2: float, q: float) -> float:
 
     Notes
     -----
-    docs/theory.md section 3; see :func:`ref_q_slope` for how the derivative is taken.
+    docs/theory.md section 3; see ``ref_q_slope`` for how the derivative is taken.
     """
     return float(sigma_w2) * ref_q_slope(act, q)
 
@@ -534,7 +534,7 @@ def ref_critical_sigma_w2(act: Activation, sigma_b2: float, *, q0: float = 1.0) 
     -----
     docs/theory.md section 3. A route different from the core's (which solves for ``q`` on the
     critical line): ``brentq`` over ``sigma_w2``, each trial solving for ``q*`` with
-    :func:`ref_q_star`. A divergent trial (``q* = inf``) counts as beyond the transition,
+    ``ref_q_star``. A divergent trial (``q* = inf``) counts as beyond the transition,
     so for ReLU and linear with ``sigma_b2 > 0`` the root is the divergence boundary.
     The bracket starts at ``[0.5, 1]`` and widens by factors of 2 (up to ``[1e-6, 1e6]``).
     The root is good to ~1e-13 wherever ``chi_1 - 1`` crosses zero linearly. At

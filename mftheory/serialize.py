@@ -45,7 +45,7 @@ def jsonable(value: Any) -> Any:
 
 
 def _array_jsonable(a: np.ndarray) -> Any:
-    """:func:`jsonable` of an array, in C where the dtype allows.
+    """``jsonable`` of an array, in C where the dtype allows.
 
     Float arrays become nested lists of floats with ``None`` for non-finite values (through an
     object array); booleans, integers and strings convert as they are; anything else (complex,

@@ -1,11 +1,11 @@
 """Activation functions: one registry of named families, closed forms, the expression parser.
 
-* :mod:`~mftheory.activations.base`: :class:`Activation` and :class:`ActivationRecord`,
-* :mod:`~mftheory.activations.closed_forms`: :class:`ClosedForm` and its families,
-* :mod:`~mftheory.activations.registry`: :func:`get_activation`, :data:`ACTIVATION_NAMES`,
-  :func:`register_activation` and friends,
-* :mod:`~mftheory.activations.builtins`: the built-in records (registered on import),
-* :mod:`~mftheory.activations.expression`: the safe parser of formulas in ``x``.
+* ``base``: ``Activation`` and ``ActivationRecord``,
+* ``closed_forms``: ``ClosedForm`` and its families,
+* ``registry``: ``get_activation``, ``ACTIVATION_NAMES``,
+  ``register_activation`` and friends,
+* ``builtins``: the built-in records (registered on import),
+* ``expression``: the safe parser of formulas in ``x``.
 """
 
 from mftheory.activations.base import Activation, ActivationRecord, BoundFunction

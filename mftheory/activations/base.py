@@ -1,12 +1,12 @@
-"""The :class:`Activation` dataclass and the :class:`ActivationRecord` of a registered family.
+"""The ``Activation`` dataclass and the ``ActivationRecord`` of a registered family.
 
 Identity. Two activations are equal (and hash equal) only if their name, kinks, closed form,
 parameters AND their ``phi`` and ``dphi`` are equal, the functions compared as objects
 (``==``: identity for plain functions). Caches keyed on activations (the q-table cache of
-:func:`mftheory.gaussian.qtable.q_table`) can therefore never mix two activations that share
+``mftheory.gaussian.qtable.q_table``) can therefore never mix two activations that share
 a name but not their functions. Built-ins stay equal across calls of ``get_activation``
 because a registry record hands out the same function objects every time (for a family with
-parameters, a :class:`BoundFunction` that compares by function and parameter values), and
+parameters, a ``BoundFunction`` that compares by function and parameter values), and
 expressions because the parser's functions compare by the parsed text.
 
 Notes
@@ -57,7 +57,7 @@ class Activation:
         which restores the exponential convergence that a kink would otherwise destroy.
     closed_form : ClosedForm or None
         Exact formulas for the Gaussian expectations
-        (:mod:`mftheory.activations.closed_forms`), or None to integrate numerically.
+        (``mftheory.activations.closed_forms``), or None to integrate numerically.
     params : tuple of (str, float)
         Parameters of the family (``negative_slope`` of leaky_relu, ``alpha`` of elu...).
     jumps : tuple of (float, float)
@@ -154,7 +154,7 @@ class ActivationRecord:
     kinks : tuple of float
         Where ``phi`` or ``phi'`` is not smooth.
     closed_form : callable or None
-        ``closed_form(**params)`` -> :class:`ClosedForm`, or None (numerical quadrature).
+        ``closed_form(**params)`` -> ``ClosedForm``, or None (numerical quadrature).
     params : tuple of (str, float)
         Parameter names with their defaults, in order.
     torch_phi : callable or None
@@ -182,7 +182,7 @@ class ActivationRecord:
         return self.closed_form is not None and self.closed_form(**dict(self.params)).homogeneous
 
     def build(self, **params: float) -> Activation:
-        """The :class:`Activation` at these parameter values (defaults for those not given).
+        """The ``Activation`` at these parameter values (defaults for those not given).
 
         Equal calls return equal activations: the functions are the record's own (bound to
         the parameter values for a family with parameters).

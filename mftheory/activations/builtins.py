@@ -1,4 +1,4 @@
-"""The built-in activations: one :class:`ActivationRecord` each, registered on import.
+"""The built-in activations: one ``ActivationRecord`` each, registered on import.
 
 Names mean what PyTorch means by them: ``gelu`` is the exact ``x * Phi(x)`` (``gelu_tanh`` is
 the tanh approximation), ``swish`` = ``silu`` = ``x * sigmoid(x)``, ``softplus`` =
@@ -6,8 +6,8 @@ the tanh approximation), ``swish`` = ``silu`` = ``x * sigmoid(x)``, ``softplus``
 ``leaky_relu`` has ``negative_slope`` (default 0.01), ``elu`` has ``alpha`` (default 1), and
 ``selu`` uses PyTorch's fixed constants.
 
-Adding a built-in means adding one record to :data:`BUILTIN_RECORDS` (with a
-:class:`~mftheory.activations.closed_forms.ClosedForm` if the Gaussian expectations have a
+Adding a built-in means adding one record to ``BUILTIN_RECORDS`` (with a
+``ClosedForm`` if the Gaussian expectations have a
 closed form); nothing else in the package lists activation names.
 
 Notes
@@ -194,7 +194,7 @@ def _R(name: str, phi: Any, dphi: Any, help: str, **kw: Any) -> ActivationRecord
     return ActivationRecord(name, phi, dphi, help, **kw)
 
 
-#: The built-in records, in the order of :data:`ACTIVATION_NAMES`.
+#: The built-in records, in the order of ``ACTIVATION_NAMES``.
 BUILTIN_RECORDS: tuple[ActivationRecord, ...] = (
     _R("tanh", np.tanh, _tanh_d, "tanh(x)",
        torch_phi=lambda t: t.tanh, torch_module=_module("Tanh")),

@@ -14,10 +14,10 @@ and two flags: ``kappa`` (not None for a positively homogeneous ``phi``, where
 ``F(q) = kappa q`` and ``G = F' = kappa``; the q-map is then linear and has no finite
 chaotic phase) and ``key``, the string printed in JSON (``"closed_form": "erf"``).
 
-Families: :class:`Erf` (``erf(s x)``), :class:`PositivelyHomogeneous` (relu, leaky_relu,
-linear: ``x`` for ``x > 0``, ``a x`` below) and :class:`Sin`. A user family subclasses
-:class:`ClosedForm` and is attached to an activation with
-:func:`mftheory.activations.register_activation`.
+Families: ``Erf`` (``erf(s x)``), ``PositivelyHomogeneous`` (relu, leaky_relu,
+linear: ``x`` for ``x > 0``, ``a x`` below) and ``Sin``. A user family subclasses
+``ClosedForm`` and is attached to an activation with
+``mftheory.activations.register_activation``.
 
 Notes
 -----
@@ -41,7 +41,7 @@ class ClosedForm:
     """Exact Gaussian expectations of one activation (see the module docstring).
 
     Subclasses are frozen dataclasses (equal and hashed by value: they take part in the
-    identity of an :class:`~mftheory.activations.Activation`) and override the four methods.
+    identity of an ``Activation``) and override the four methods.
     Arguments are float arrays that broadcast together; ``q >= 0`` and ``rho`` in [-1, 1] are
     checked by the callers.
     """

@@ -1,7 +1,7 @@
 """Activations written by the user as formulas in ``x``, parsed safely (never evaluated as Python).
 
-``mftheory critical --act "x*sigmoid(x)"`` hands the text to :func:`parse_activation`, which
-reads it with :func:`ast.parse` used purely as a parser, checks every node against a strict
+``mftheory critical --act "x*sigmoid(x)"`` hands the text to ``parse_activation``, which
+reads it with ``ast.parse`` used purely as a parser, checks every node against a strict
 whitelist, builds a small expression tree of its own, and from that tree makes a vectorised
 NumPy ``phi``, the symbolic derivative ``phi'`` and the list of kinks. No user text is ever
 passed to ``eval``, ``exec`` or ``compile``.
@@ -30,8 +30,8 @@ Functions
 ``sin cos tan``             trigonometric
 ``sinh cosh tanh``          hyperbolic
 ``arctan`` (``atan``)       inverse tangent
-``erf erfc``                error functions (:mod:`scipy.special`)
-``sigmoid``                 logistic ``1 / (1 + e^-x)`` (:func:`scipy.special.expit`)
+``erf erfc``                error functions (``scipy.special``)
+``sigmoid``                 logistic ``1 / (1 + e^-x)`` (``scipy.special.expit``)
 ``softplus``                ``log(1 + e^x)``, computed as ``logaddexp(0, x)``
 ``relu``                    ``max(x, 0)``
 ``step`` (``heaviside``)    1 for x > 0 else 0; its derivative is taken as 0
@@ -439,9 +439,9 @@ def _check_singular(phi: _TreeFunction, dphi: _TreeFunction, quoted: str) -> Non
 
 
 def parse_activation(text: str) -> Activation:
-    """Build an :class:`~mftheory.activations.Activation` from a formula in ``x``.
+    """Build an ``Activation`` from a formula in ``x``.
 
-    The text is parsed, never executed: :func:`ast.parse` reads it and every node is checked
+    The text is parsed, never executed: ``ast.parse`` reads it and every node is checked
     against a whitelist (see the module docstring for the grammar and the functions).
 
     Parameters

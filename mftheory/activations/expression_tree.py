@@ -1,8 +1,8 @@
-"""The expression tree behind :mod:`mftheory.activations.expression`: nodes, evaluation,
+"""The expression tree behind ``mftheory.activations.expression``: nodes, evaluation,
 symbolic differentiation and the whitelisted functions (each with its NumPy implementation,
 its derivative rule and, for non-smooth ones, the arguments whose roots are kinks).
 
-Nothing here reads text: :mod:`mftheory.activations.expression` parses and checks it, then
+Nothing here reads text: ``mftheory.activations.expression`` parses and checks it, then
 builds these nodes.
 """
 
@@ -146,7 +146,7 @@ class _TreeFunction:
     ``np.errstate(all="ignore")``; ``exp(x)`` at x = 1000 is ``inf`` with no warning.
 
     Equal (and hash equal) when the trees are equal node by node (``key``, from
-    :func:`_signature`): two parses of one formula are the same function, spacing aside.
+    ``_signature``): two parses of one formula are the same function, spacing aside.
     """
 
     tree: Node = field(compare=False)

@@ -1,12 +1,12 @@
 """The one registry of named activations: look-up, the list of names, and user registration.
 
 Every part of mftheory that needs to know about a named activation asks this module: the
-integrators (through ``Activation.closed_form``), ``--act`` of the CLI (:func:`act_help`),
+integrators (through ``Activation.closed_form``), ``--act`` of the CLI (``act_help``),
 the torch backend of the Monte Carlo ensembles (``ActivationRecord.torch_phi``) and
-:func:`mftheory.torch.diagnose` (``ActivationRecord.torch_module``). The built-ins are
-registered by :mod:`mftheory.activations.builtins`; a user adds a family with
-:func:`register_activation` (and removes it with :func:`unregister_activation`, or uses
-:func:`registered_activation` as a context manager).
+``mftheory.torch.diagnose`` (``ActivationRecord.torch_module``). The built-ins are
+registered by ``mftheory.activations.builtins``; a user adds a family with
+``register_activation`` (and removes it with ``unregister_activation``, or uses
+``registered_activation`` as a context manager).
 
 Examples
 --------
@@ -90,7 +90,7 @@ class _Names(Sequence[str]):
         return repr(tuple(_RECORDS))
 
 
-#: Names accepted by :func:`get_activation` (besides user expressions); follows the registry.
+#: Names accepted by ``get_activation`` (besides user expressions); follows the registry.
 ACTIVATION_NAMES: Sequence[str] = _Names()
 
 
@@ -143,18 +143,18 @@ def register_activation(
     help : str
         One line describing it (shown by ``--help``).
     aliases : sequence of str
-        Other names accepted by :func:`get_activation`.
+        Other names accepted by ``get_activation``.
     kinks : sequence of float
         Where ``phi`` or ``phi'`` is not smooth.
     closed_form : callable, optional
-        ``closed_form(**params)`` -> a :class:`~mftheory.activations.ClosedForm`.
+        ``closed_form(**params)`` -> a ``ClosedForm``.
     params : mapping of str to float, optional
         Parameter names and their defaults (passed to ``phi``, ``dphi``, ``closed_form``).
     torch_phi : callable, optional
         ``torch_phi(torch, **params)`` -> a function on tensors (native torch backend).
     torch_module : callable, optional
         ``torch_module(torch, module)`` -> parameters (``{}`` for none) if the ``torch.nn``
-        module is this activation, else None (:func:`mftheory.torch.diagnose`).
+        module is this activation, else None (``mftheory.torch.diagnose``).
 
     Returns
     -------
@@ -198,7 +198,7 @@ def register_activation(
 
 
 def _register_builtin(record: ActivationRecord) -> None:
-    """Used by :mod:`mftheory.activations.builtins` only: these cannot be unregistered."""
+    """Used by ``mftheory.activations.builtins`` only: these cannot be unregistered."""
     register_activation(
         record.name,
         record.phi,
@@ -215,7 +215,7 @@ def _register_builtin(record: ActivationRecord) -> None:
 
 
 def unregister_activation(name: str) -> None:
-    """Remove a family added by :func:`register_activation` (built-ins cannot be removed)."""
+    """Remove a family added by ``register_activation`` (built-ins cannot be removed)."""
     record = lookup_activation(name)
     if record is None:
         raise MFTheoryError(f"no registered activation {name!r}")
@@ -230,7 +230,7 @@ def unregister_activation(name: str) -> None:
 def registered_activation(
     name: str, phi: Callable[..., Array], dphi: Callable[..., Array], **kwargs: Any
 ) -> Iterator[ActivationRecord]:
-    """:func:`register_activation` for the duration of a ``with`` block (same arguments)."""
+    """``register_activation`` for the duration of a ``with`` block (same arguments)."""
     record = register_activation(name, phi, dphi, **kwargs)
     try:
         yield record
@@ -250,16 +250,16 @@ def get_activation(
     Parameters
     ----------
     spec : str or Activation
-        A name from :data:`ACTIVATION_NAMES` or an alias (case-insensitive; ``-`` and ``_``
+        A name from ``ACTIVATION_NAMES`` or an alias (case-insensitive; ``-`` and ``_``
         alike), an expression such as ``"x*sigmoid(x)"`` (parsed by
-        :mod:`mftheory.activations.expression`, never evaluated as Python), or an
-        :class:`Activation`, returned unchanged.
+        ``mftheory.activations.expression``, never evaluated as Python), or an
+        ``Activation``, returned unchanged.
     negative_slope : float, optional
         Slope of ``leaky_relu`` for x < 0 (default: PyTorch's 0.01).
     alpha : float, optional
         ``alpha`` of ``elu`` (default: PyTorch's 1).
     **params : float
-        Parameters of a family added with :func:`register_activation`.
+        Parameters of a family added with ``register_activation``.
 
     Raises
     ------

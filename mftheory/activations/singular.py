@@ -1,17 +1,17 @@
 """Singular points and jumps of an expression activation, found from its expression tree.
 
-:func:`find_singularity` looks at every sub-expression that can make ``phi`` (or ``phi'``)
+``find_singularity`` looks at every sub-expression that can make ``phi`` (or ``phi'``)
 infinite or undefined at a real ``x``: a denominator that vanishes, ``tan`` of an argument
 whose cosine vanishes, ``log`` of an argument that reaches zero or below, ``sqrt`` or a
 fractional power of an argument that goes negative, a negative power of an argument that
 vanishes, a power with an ``x``-dependent exponent of a base that is not positive. Each such
-argument ``g`` is sampled on :data:`SEARCH_GRID` (every 2^-10 on ``|x| <= 64``, then 4000
+argument ``g`` is sampled on ``SEARCH_GRID`` (every 2^-10 on ``|x| <= 64``, then 4000
 geometrically spaced points out to ``|x| = 1e8``); sign changes are refined by bisection, and
 local minima of ``|g|`` (or of ``g``, for a domain ``g >= 0``) by golden-section search, so
 that double roots (``1/(x-0.5)**2``) and narrow dips between samples are found too.
 Singular points beyond ``|x| = 1e8`` are not looked for.
 
-:func:`find_jumps` finds the discontinuities of ``phi`` (from ``step`` and ``sign``, and from
+``find_jumps`` finds the discontinuities of ``phi`` (from ``step`` and ``sign``, and from
 non-smooth calls inside a denominator): the roots of their arguments where the left and
 right limits of ``phi`` differ.
 

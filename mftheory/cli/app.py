@@ -10,7 +10,7 @@ Exit codes (documented in ``mftheory --help``):
 * 2: bad input (one line ``Error: ...`` on stderr naming the bad value, never a traceback);
 * 130: interrupted (Ctrl-C): one line ``interrupted`` on stderr, or ``interrupted: <what was
   kept>``; 143: stopped by SIGTERM (``terminated``, likewise). Files being written are left as
-  they were (:mod:`mftheory.files`), worker processes are stopped.
+  they were (``mftheory.files``), worker processes are stopped.
 """
 
 import enum

@@ -3,7 +3,7 @@
 Every size-bearing option (grid counts, image sizes, ``--n``, depths, channels, networks, kernel
 sizes, spectrum points, empirical widths, validation depths and channels) is turned by its command
 into an estimate of the bytes the request allocates, before any work starts; a request whose
-estimate exceeds :func:`memory_limit` is refused with exit code 2 and one line that gives the
+estimate exceeds ``memory_limit`` is refused with exit code 2 and one line that gives the
 estimate, the limit and the way to raise it.
 
 The limit, first that applies:

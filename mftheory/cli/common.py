@@ -1,9 +1,9 @@
 """The prologue every command shares, and helpers more than one command uses.
 
-* :func:`start`: messages, the activation (with notes on parameters that do not apply to it)
+* ``start``: messages, the activation (with notes on parameters that do not apply to it)
   and the check of the ``-o`` suffix, before any computation;
-* :func:`resolve_scale`: one ``--sigma-X`` / ``--sigma-X2`` pair as variances;
-* :func:`given`, :func:`pick_alias`: whether the user typed an option, and hidden old names;
+* ``resolve_scale``: one ``--sigma-X`` / ``--sigma-X2`` pair as variances;
+* ``given``, ``pick_alias``: whether the user typed an option, and hidden old names;
 * variance vectors (``--v``, ``--kernel``, ``--dim``), the critical weight variance used
   when none is given, and the fields every JSON object shares.
 """

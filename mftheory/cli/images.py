@@ -7,7 +7,7 @@
   intensities on a 0..2^bits - 1 scale; they are read as intensities in [0, 1]
   (value / 255 for 8-bit files), the format's own meaning, with no other change.
 
-* ``sample:NAME``: an image shipped inside the package (:data:`SAMPLES`), so that the examples
+* ``sample:NAME``: an image shipped inside the package (``SAMPLES``), so that the examples
   run without any file: ``sample:digit0`` is an 8x8 handwritten zero (the first of
   scikit-learn's digits, intensities / 16 in [0, 1]).
 
@@ -51,7 +51,7 @@ SAMPLES: dict[str, tuple[str, str]] = {
 
 
 def sample_image(name: str) -> NDArray[np.float64]:
-    """The shipped sample image ``name`` (a key of :data:`SAMPLES`) as stored.
+    """The shipped sample image ``name`` (a key of ``SAMPLES``) as stored.
 
     Raises
     ------
@@ -238,7 +238,7 @@ def _read_npy(path: Path, dim: int | None) -> NDArray[np.float64]:
 
 
 def _sample(name: str, dim: int | None) -> NDArray[np.float64]:
-    """A shipped sample image, shaped as :func:`_read_npy` shapes a stored array."""
+    """A shipped sample image, shaped as ``_read_npy`` shapes a stored array."""
     arr = sample_image(name)
     if dim == 1:
         raise MFTheoryError(f"--image {SAMPLE_PREFIX}{name} is a 2D image, but --dim is 1")

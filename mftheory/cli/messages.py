@@ -47,7 +47,7 @@ class Messages:
 
         The bar (with a spinner and the elapsed time) shows only on an interactive stderr and
         without ``--quiet``, and disappears when the block ends. Otherwise the callback does
-        nothing; a computation of more than :data:`PROGRESS_NOTE_POINTS` points then notes on
+        nothing; a computation of more than ``PROGRESS_NOTE_POINTS`` points then notes on
         stderr when it starts and when it ends (unless ``--quiet``), so that a log shows what
         the wait was for.
         """

@@ -50,7 +50,7 @@ __all__ = [
 
 
 class Normalization(ChoiceEnum):
-    """What ``--normalize`` does to the images (:data:`mftheory.cli.images.NORMALIZATIONS`)."""
+    """What ``--normalize`` does to the images (``mftheory.cli.images.NORMALIZATIONS``)."""
 
     none = "none"
     standardize = "standardize"
@@ -99,7 +99,7 @@ Normalize = Annotated[
     ),
 ]
 #: Deepest --depth of propagate, simulate and reproduce (and the memory limit, see
-#: :func:`require_cnn_budget`).
+#: ``require_cnn_budget``).
 MAX_DEPTH = 100_000
 Depth = Annotated[
     int,
@@ -272,7 +272,7 @@ def array_backend(backend: str, device: str | None) -> tuple[Any, str | None]:
 MAP_COPIES, MAP_SECONDS = 10, 1e-6
 #: Multiply-adds per second of the sampled networks (``c P^2 + P^3`` per network and layer).
 SAMPLE_RATE = 2e8
-#: One chunk of sampled networks (:func:`mftheory.montecarlo.sampler.auto_chunk`'s target).
+#: One chunk of sampled networks (``mftheory.montecarlo.sampler.auto_chunk``'s target).
 CHUNK_BYTES = 128 * 1024**2
 
 
@@ -303,8 +303,8 @@ def require_cnn_budget(
 
 
 def run_ensemble(messages: Messages, networks: int, **kwargs: Any) -> ModeComparison:
-    """:func:`~mftheory.montecarlo.mode_check.compare_modes` with a progress bar, after
-    :func:`require_cnn_budget`."""
+    """``compare_modes`` with a progress bar, after
+    ``require_cnn_budget``."""
     import math
 
     from mftheory.montecarlo.mode_check import compare_modes

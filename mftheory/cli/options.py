@@ -1,6 +1,6 @@
 """Option types shared by every command (``Annotated`` aliases for typer).
 
-Values are parsed by the ``parser=`` types of :mod:`mftheory.cli.params`, so that a number, a
+Values are parsed by the ``parser=`` types of ``mftheory.cli.params``, so that a number, a
 range ``START:STOP:COUNT`` and every bad value get the same one-line error. Defaults are the
 real ones, in the command signatures (``--help`` shows them); a scale with no fixed default
 (``--sigma-w`` where it is the critical value) says so in its help.

@@ -1,17 +1,17 @@
-"""The one place that writes results: a :class:`Report` to stdout or to the ``-o`` file.
+"""The one place that writes results: a ``Report`` to stdout or to the ``-o`` file.
 
-A command builds a :class:`Report` (the JSON object, the records its table and CSV show, and
-optionally arrays for ``.npz`` and a figure maker) and hands it to :func:`emit`. Data goes to
+A command builds a ``Report`` (the JSON object, the records its table and CSV show, and
+optionally arrays for ``.npz`` and a figure maker) and hands it to ``emit``. Data goes to
 stdout or to the ``-o`` file (format by suffix); messages go to stderr through
-:class:`~mftheory.cli.messages.Messages`. A figure is drawn at the ``--figsize`` and ``--dpi``
-of a :class:`FigureStyle`.
+``Messages``. A figure is drawn at the ``--figsize`` and ``--dpi``
+of a ``FigureStyle``.
 
 CSV writes an infinite value as ``inf`` / ``-inf`` (a critical point's ``xi_c`` is infinite,
 not missing) and a NaN (a quantity that is undefined there, such as a depth scale of a
 divergent point) or a missing value as an empty field; JSON, which has no infinity, writes
 ``null`` for both.
 
-Every file is written atomically (:func:`mftheory.files.atomic_write`): to a temporary file
+Every file is written atomically (``mftheory.files.atomic_write``): to a temporary file
 beside the target, renamed into place when complete, so that a failed or interrupted run
 (Ctrl-C) leaves an existing file as it was and no temporary file behind.
 """
@@ -71,7 +71,7 @@ class FigureStyle:
     Raises
     ------
     MFTheoryError
-        More than :data:`MAX_FIGURE_PIXELS` pixels: checked when the command starts, before
+        More than ``MAX_FIGURE_PIXELS`` pixels: checked when the command starts, before
         any computation.
     """
 
@@ -104,7 +104,7 @@ class Report:
         The command's name, recorded in the JSON object.
     payload : dict
         The fields of the JSON object after ``version``, ``command`` and ``settings`` (see
-        :meth:`document`). May hold numpy values and non-finite floats; they are converted on
+        ``document``). May hold numpy values and non-finite floats; they are converted on
         output.
     settings : mapping
         The numerical settings used (quadrature, solver options).

@@ -1,7 +1,7 @@
 """Parsing and validation of command-line values: the ``parser=`` types of the options.
 
 Each parser turns the text a user typed into a checked value or raises
-:class:`typer.BadParameter` with a one-line message that quotes the bad text; click adds the
+``typer.BadParameter`` with a one-line message that quotes the bad text; click adds the
 option's name (``Error: Invalid value for '--sigma-b': must be >= 0, got '-1'``) and the
 app exits with code 2. Parsers accept their own output unchanged, so that a real default
 (a float, an enum member) passes through them too.
@@ -124,7 +124,7 @@ def parse_gain(text: str) -> float:
 
 
 class _Parser:
-    """A typer ``parser=``: text to value, :class:`typer.BadParameter` on bad text."""
+    """A typer ``parser=``: text to value, ``typer.BadParameter`` on bad text."""
 
     __name__ = "value"  # typer names its parameter type after the parser
 
@@ -264,7 +264,7 @@ class ScaleValue:
     """A scale option's value: one number (shape ``()``) or a range (shape ``(count,)``).
 
     ``values`` are as the user gave them (standard deviations for ``--sigma-w``, variances
-    for ``--sigma-w2``); :func:`mftheory.cli.common.resolve_scale` squares the former.
+    for ``--sigma-w2``); ``mftheory.cli.common.resolve_scale`` squares the former.
     """
 
     values: FloatArray

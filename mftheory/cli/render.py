@@ -27,7 +27,7 @@ __all__ = [
     "write_json",
 ]
 
-#: Points per block when CSV is written from :class:`ColumnArrays` (bounds the memory the
+#: Points per block when CSV is written from ``ColumnArrays`` (bounds the memory the
 #: text of one block takes).
 _CSV_BLOCK_POINTS = 1 << 16
 #: Characters that make csv.writer quote a field.
@@ -50,7 +50,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Records:
-    """Rows (dicts keyed by :attr:`Column.key`) with their columns, for tables and CSV."""
+    """Rows (dicts keyed by ``Column.key``) with their columns, for tables and CSV."""
 
     columns: Sequence[Column]
     rows: Sequence[Mapping[str, Any]]
@@ -88,7 +88,7 @@ def write_json(fh: TextIO, payload: Mapping[str, Any], indent: int | None = 2) -
 
     With ``indent=None`` (one line, used for big grids) the object is converted and written
     one top-level field at a time, so that only one field's Python objects exist at once; the
-    text is the same as :func:`to_json`'s.
+    text is the same as ``to_json``'s.
     """
     if indent is not None:
         fh.write(to_json(payload, indent))
@@ -206,7 +206,7 @@ def write_csv(fh: TextIO, records: Records | ColumnArrays) -> None:
     Numbers are written in full precision (``repr``), infinities as ``inf`` and ``-inf`` (a
     depth scale on the critical line is infinite, not missing: numpy, pandas and Python's
     ``float`` read these back), NaN and missing values as empty fields (pandas reads them as
-    NaN). JSON has no infinity and writes ``null`` for both. :class:`ColumnArrays` are
+    NaN). JSON has no infinity and writes ``null`` for both. ``ColumnArrays`` are
     written in blocks of rows, each column converted to text as a whole.
     """
     writer = csv.writer(fh, lineterminator="\n")
@@ -233,7 +233,7 @@ def write_csv(fh: TextIO, records: Records | ColumnArrays) -> None:
 
 
 def _csv_strings(a: np.ndarray) -> list[str]:
-    """The CSV fields of array ``a`` in C order, as :func:`_csv_cell` writes them.
+    """The CSV fields of array ``a`` in C order, as ``_csv_cell`` writes them.
 
     Axes along which ``a`` is a broadcast view (stride 0) are formatted once and repeated.
     """

@@ -1,9 +1,9 @@
 """Fast ``C(Sigma)`` for whole covariance matrices, layer after layer.
 
-:func:`mftheory.cnn.spatial.c_transform` integrates every distinct entry of ``C(Sigma)`` from
+``mftheory.cnn.spatial.c_transform`` integrates every distinct entry of ``C(Sigma)`` from
 scratch. Iterating the spatial map of a real image for hundreds of layers needs millions of
 pair expectations ``E[phi(u_a) phi(u_b)]`` (``u_a ~ N(0, q_a)``, correlation ``rho_ab``), so
-:class:`CTransformEngine` uses what the map preserves instead:
+``CTransformEngine`` uses what the map preserves instead:
 
 * **Symmetry**: only the upper triangle is evaluated.
 * **The diagonal is the q-map**: ``C_aa = sigma_w2 F(q_a) + sigma_b2`` (1D quadrature).
@@ -22,7 +22,7 @@ pair expectations ``E[phi(u_a) phi(u_b)]`` (``u_a ~ N(0, q_a)``, correlation ``r
 
 Every call returns a bound (or, for the Taylor order in ``tau``, a conservative estimate
 checked against exact coefficients) on the error of the off-diagonal entries; entries whose
-series cannot meet the tolerance fall back to :func:`mftheory.gaussian.pair_expectation`
+series cannot meet the tolerance fall back to ``mftheory.gaussian.pair_expectation``
 (nested quadrature), so the engine is slow for kinked activations, never wrong.
 
 Notes
@@ -66,7 +66,7 @@ _EXTRA_ORDERS = 6  # terms of the tau-series beyond the order used, for its rema
 
 @dataclass(frozen=True)
 class CTransformStats:
-    """How one :meth:`CTransformEngine.__call__` computed ``C(Sigma)``.
+    """How one ``CTransformEngine.__call__`` computed ``C(Sigma)``.
 
     Attributes
     ----------
@@ -133,7 +133,7 @@ def _cell_bound(b: FloatArray, cells: int, degree: int) -> float:
 
 def _closed_values(act: Activation, q1: FloatArray, q2: FloatArray, rho: FloatArray) -> FloatArray:
     """``E[phi(u1) phi(u2)]`` from the activation's closed form (overflow-free for large q:
-    see :class:`mftheory.activations.closed_forms.Sin`)."""
+    see ``mftheory.activations.closed_forms.Sin``)."""
     return closed_pair(act, q1, q2, rho, False)
 
 
@@ -284,7 +284,7 @@ class CTransformEngine:
     -----
     docs/theory.md sections 2 and 3; the methods are described in the module docstring. The
     caller validates ``Sigma`` (square, symmetric, finite, non-negative diagonal), as
-    :func:`mftheory.cnn.spatial.c_transform` does.
+    ``mftheory.cnn.spatial.c_transform`` does.
     """
 
     def __init__(

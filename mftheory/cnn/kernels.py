@@ -7,7 +7,7 @@ channels), as in the paper and TensorFlow. A kernel ``K`` defines on periodic im
     (K * x)_j(a) = sum_i sum_b K(b)[i, j] x_i(a + b),
 
 with centred offsets ``b`` (a side of ``2k + 1`` positions has offsets ``-k..k``, as in
-:func:`mftheory.cnn.modes.kernel_offsets`). The discrete Fourier transform block-diagonalises it:
+``mftheory.cnn.modes.kernel_offsets``). The discrete Fourier transform block-diagonalises it:
 at frequency ``w in {0..n-1}^dim`` the operator acts on the channels through the transpose of
 
     K^(w) = sum_b K(b) exp(-2 pi i <w, b> / n)          (a c_in x c_out matrix),
@@ -19,8 +19,8 @@ isometry scaled by ``gain`` (``W^T W = gain^2 I``) iff every ``c_out x c_in`` bl
 Notes
 -----
 docs/theory.md section 6 (orthogonal kernels, the paper's Algorithm 1, Delta-Orthogonal), section 1
-(``w_ij(b) ~ N(0, sigma_w^2 v_b / c)``: :func:`gaussian_kernel`, :func:`kernel_sigma_w2`) and
-section 4 (the variance vector ``v`` behind the Fourier modes: :func:`kernel_variance_share`
+(``w_ij(b) ~ N(0, sigma_w^2 v_b / c)``: ``gaussian_kernel``, ``kernel_sigma_w2``) and
+section 4 (the variance vector ``v`` behind the Fourier modes: ``kernel_variance_share``
 gives the ``v`` an initialiser implies).
 """
 
@@ -291,7 +291,7 @@ def orthogonal_kernel(
     - the polynomial's exponents ``0..size-1`` become the centred offsets ``-k..k``.
 
     Each factor is paraunitary, so the operator stays orthogonal. Expected per-position share
-    of the squared weights (:func:`kernel_variance_share`): the product over axes of the
+    of the squared weights (``kernel_variance_share``): the product over axes of the
     binomial ``C(size-1, t) / 2^(size-1)`` (``(1/4, 1/2, 1/4)`` for size 3), because only
     ``E[m] / c_out = 1/2`` enters it; a rank rule with ``E[m] / c_out = p`` would give
     ``Binomial(size - 1, 1 - p)`` instead. Cost ``O(size^dim c_in c_out^2)`` flops plus
@@ -315,7 +315,7 @@ def delta_orthogonal_kernel(
     Parameters
     ----------
     size, c_in, c_out, dim, gain, seed
-        As for :func:`orthogonal_kernel` (``1 <= c_in <= c_out``).
+        As for ``orthogonal_kernel`` (``1 <= c_in <= c_out``).
 
     Returns
     -------
@@ -327,7 +327,7 @@ def delta_orthogonal_kernel(
     Raises
     ------
     MFTheoryError
-        As :func:`orthogonal_kernel`.
+        As ``orthogonal_kernel``.
 
     Notes
     -----
@@ -356,7 +356,7 @@ def gaussian_kernel(
     ----------
     v : array_like or str
         Variance vector over kernel positions summing to 1 (odd sides, 1 to 3 dimensions), or
-        a preset name / numeric text understood by :func:`mftheory.cnn.modes.variance_vector`.
+        a preset name / numeric text understood by ``mftheory.cnn.modes.variance_vector``.
     c_in, c_out : int
         Channels, ``>= 1`` (any order).
     gain : float
@@ -380,7 +380,7 @@ def gaussian_kernel(
     Notes
     -----
     docs/theory.md section 1: ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` with ``c = c_in`` (fan-in), so
-    ``E sum_{b, i, j} K^2 = gain^2 c_out`` and :func:`kernel_sigma_w2` estimates ``gain^2``.
+    ``E sum_{b, i, j} K^2 = gain^2 c_out`` and ``kernel_sigma_w2`` estimates ``gain^2``.
     """
     if isinstance(v, str):
         arr = variance_vector(v, kernel=size, dim=dim)
@@ -649,8 +649,8 @@ def kernel_variance_share(kernel: ArrayLike) -> FloatArray:
     Notes
     -----
     docs/theory.md sections 1 and 4: for ``w_ij(b) ~ N(0, sigma_w^2 v_b / c)`` this estimates
-    ``v``. For :func:`orthogonal_kernel` its expectation is the binomial share (see there);
-    for :func:`delta_orthogonal_kernel` it is exactly the Delta vector.
+    ``v``. For ``orthogonal_kernel`` its expectation is the binomial share (see there);
+    for ``delta_orthogonal_kernel`` it is exactly the Delta vector.
     """
     arr = _check_kernel(kernel)
     per_position = np.sum(arr * arr, axis=(-2, -1))

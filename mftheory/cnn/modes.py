@@ -1,7 +1,7 @@
 """Variance vectors over kernel positions, their Fourier eigenvalues, and per-mode depth scales.
 
 A CNN's weights at kernel position ``b`` have variance ``sigma_w2 * v_b / c``. The operator
-``A_v`` of the covariance map (:mod:`mftheory.cnn.spatial`) acts on every cyclic diagonal of the
+``A_v`` of the covariance map (``mftheory.cnn.spatial``) acts on every cyclic diagonal of the
 pixel covariance as a circular cross-correlation with ``v``, so the discrete Fourier transform
 diagonalises it, with eigenvalues
 
@@ -51,7 +51,7 @@ ComplexArray = NDArray[np.complex128]
 IntArray = NDArray[np.int64]
 
 VARIANCE_VECTOR_PRESETS: tuple[str, ...] = ("delta", "uniform", "gs0", "gs1", "gs2", "gs3", "gs4")
-"""Names accepted by :func:`variance_vector`."""
+"""Names accepted by ``variance_vector``."""
 
 _MAX_DIM = 3
 _SUM_TOL = 1e-10  # how far sum(v) may be from 1 where a normalised v is required
@@ -149,7 +149,7 @@ def check_variance_vector(v: ArrayLike | str, *, name: str = "variance vector") 
     v : array_like or str
         Non-negative, finite entries over kernel positions; 1 to 3 dimensions, every side of
         odd length, not all zero. Numeric text (``"1,2,1"``, ``"0,1,0;1,4,1;0,1,0"``) is
-        parsed; preset names need :func:`variance_vector`.
+        parsed; preset names need ``variance_vector``.
     name : str
         How the value is called in error messages.
 
@@ -230,7 +230,7 @@ def variance_vector(spec: str | ArrayLike, *, kernel: int = 3, dim: int = 1) -> 
     ndarray of float64
         Shape ``(kernel,) * dim`` for a preset, the given shape otherwise. Presets sum to 1;
         explicit values are validated but *not* rescaled: use
-        :func:`normalize_variance_vector` (and tell the user) when they do not sum to 1.
+        ``normalize_variance_vector`` (and tell the user) when they do not sum to 1.
 
     Raises
     ------
@@ -273,7 +273,7 @@ def normalize_variance_vector(v: ArrayLike) -> tuple[FloatArray, float]:
     Parameters
     ----------
     v : array_like
-        A valid variance vector (see :func:`check_variance_vector`).
+        A valid variance vector (see ``check_variance_vector``).
 
     Returns
     -------
@@ -323,7 +323,7 @@ def wrap_kernel(v: FloatArray, n: int | Sequence[int]) -> FloatArray:
     """Fold ``v`` onto a periodic grid: ``P[m] = sum_{b = m mod n} v_b``.
 
     ``n`` is the side of a ``n^d`` image, or one side per dimension. Offsets are centred (see
-    :func:`kernel_offsets`), so a kernel wider than the image wraps around it as it does on a
+    ``kernel_offsets``), so a kernel wider than the image wraps around it as it does on a
     circular image.
     """
     d = v.ndim
@@ -504,7 +504,7 @@ class ModeTable:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary: ``n``, ``dim``, ``v`` (nested list), ``chi_c``, ``chi_q`` and
-        ``modes`` (see :meth:`as_rows`)."""
+        ``modes`` (see ``as_rows``)."""
         return {
             "n": self.n,
             "dim": self.dim,
@@ -533,7 +533,7 @@ def mode_table(v: ArrayLike, n: int, *, chi_c: float, chi_q: float) -> ModeTable
     Parameters
     ----------
     v : array_like
-        Variance vector summing to 1 (use :func:`normalize_variance_vector` first otherwise).
+        Variance vector summing to 1 (use ``normalize_variance_vector`` first otherwise).
     n : int
         Pixels per image side.
     chi_c : float

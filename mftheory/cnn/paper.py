@@ -1,9 +1,9 @@
 """The settings of the paper's figures that this project reproduces (Xiao et al. 2018).
 
 * Fig. S4 (appendix F): multiple depth scales, erf, 1D images of 10 pixels, a perturbation
-  of the first cyclic diagonal of the fixed-point covariance: :func:`figure_s4_setup`.
+  of the first cyclic diagonal of the fixed-point covariance: ``figure_s4_setup``.
 * Fig. 4(b): the 8x8 values ``|lambda_f|`` of the variance vectors GS0..GS4, sorted:
-  :func:`figure_4b_eigenvalues`.
+  ``figure_4b_eigenvalues``.
 
 Notes
 -----

@@ -1,12 +1,12 @@
 """Signal propagation of real images through the CNN covariance map, mode by mode.
 
-:func:`propagate` starts from images (or any input covariance), iterates
-``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of :mod:`mftheory.cnn.ctransform`, and
+``propagate`` starts from images (or any input covariance), iterates
+``Sigma^{l+1} = A_v * C(Sigma^l)`` with the fast engine of ``mftheory.cnn.ctransform``, and
 decomposes ``eps^l = Sigma* - Sigma^l`` into the Fourier modes of docs/theory.md section 4: along
 every cyclic diagonal ``eps_{a, a+t}`` (and every pair of images) the Fourier coefficient of
 frequency ``f`` shrinks by ``chi_c* lambda_f`` per layer near the fixed point (``chi_q*
-lambda_f`` on the main diagonal). :func:`mode_amplitudes` measures those coefficients,
-:func:`fit_decay_rate` the per-layer factor they actually shrink by.
+lambda_f`` on the main diagonal). ``mode_amplitudes`` measures those coefficients,
+``fit_decay_rate`` the per-layer factor they actually shrink by.
 
 Notes
 -----
@@ -182,7 +182,7 @@ class DiagonalGather:
     ----------
     shape : tuple of int
         Pixels per side (already validated, e.g. by
-        :func:`mftheory.cnn.spatial.check_image_shape`).
+        ``mftheory.cnn.spatial.check_image_shape``).
     batch : int
         Images ``B``: the matrices read are ``(B*N, B*N)``, ``N = prod(shape)``.
     """
@@ -220,7 +220,7 @@ def mode_amplitudes(
     -------
     off_diagonal : ndarray, shape ``(N,)``
         For every frequency ``f`` (row-major over ``{0..n-1}^d``, as
-        :func:`mftheory.cnn.modes.mode_eigenvalues`), the root mean square over every off-diagonal
+        ``mftheory.cnn.modes.mode_eigenvalues``), the root mean square over every off-diagonal
         cyclic diagonal (offset ``t`` and image pair ``(i, j)``, except ``t = 0, i = j``) of
         ``D_f = (1/N) sum_a eps[(i, a), (j, a + t)] exp(-2 pi i <f, a> / n)``.
     diagonal : ndarray, shape ``(N,)``
@@ -247,7 +247,7 @@ def mode_amplitudes(
 def gathered_mode_amplitudes(
     gather: DiagonalGather, eps: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`mode_amplitudes` of a validated ``(B*N, B*N)`` matrix, with a prepared gather.
+    """``mode_amplitudes`` of a validated ``(B*N, B*N)`` matrix, with a prepared gather.
 
     Parameters
     ----------
@@ -258,7 +258,7 @@ def gathered_mode_amplitudes(
     Returns
     -------
     off_diagonal, diagonal : ndarray, shape ``(N,)``
-        As :func:`mode_amplitudes`.
+        As ``mode_amplitudes``.
     """
     B, N, shape = gather.batch, gather.N, gather.shape
     d = len(shape)
@@ -374,7 +374,7 @@ class Propagation:
     lam : ndarray of complex, shape ``(N,)``
         ``lambda_f`` of ``A_v`` on this image size.
     amplitude, amplitude_diagonal : ndarray, shape ``(L, N)``
-        :func:`mode_amplitudes` of ``Sigma* - Sigma^l`` per layer.
+        ``mode_amplitudes`` of ``Sigma* - Sigma^l`` per layer.
     error_floor : ndarray, shape ``(L,)``
         Accumulated bound on the numerical error of the entries of ``Sigma^l`` (sum of the
         per-layer bounds of the C-transform plus rounding): amplitudes below it are noise.
@@ -386,7 +386,7 @@ class Propagation:
         ``predicted_rate`` that term outlives the linear one, and the measured rate tends to
         it (or to higher orders) instead.
     measured_rate, measured_rate_diagonal : ndarray, shape ``(N,)``
-        :func:`fit_decay_rate` of each amplitude series (NaN where unresolved).
+        ``fit_decay_rate`` of each amplitude series (NaN where unresolved).
     fit_window : ndarray of int, shape ``(N, 2)``
         First and last layer of each off-diagonal fit (-1 where none).
     methods : dict
@@ -471,7 +471,7 @@ def _initial_covariance(
 ) -> tuple[FloatArray, tuple[int, ...], FloatArray, int]:
     """The first recorded covariance, the image shape, the checked ``v`` and the first layer.
 
-    From images: ``Sigma^1`` of :func:`input_covariance` (first layer 1); from ``Sigma0``: the
+    From images: ``Sigma^1`` of ``input_covariance`` (first layer 1); from ``Sigma0``: the
     checked matrix itself (first layer 0).
     """
     if (images is None) == (Sigma0 is None):
@@ -537,7 +537,7 @@ def propagate(
         Number of layers ``L >= 1``; ``Sigma^L`` is reported.
     images : array_like, shape ``(B, channels, *pixels)``, optional
         Raw images (used as given). The first layer is affine:
-        ``Sigma^1 = sigma_w2 A_v * (X X^T / channels) + sigma_b2`` (:func:`input_covariance`),
+        ``Sigma^1 = sigma_w2 A_v * (X X^T / channels) + sigma_b2`` (``input_covariance``),
         then ``Sigma^{l+1} = A_v * C(Sigma^l)``; records are layers ``1..L``.
     Sigma0 : array_like, optional
         Instead of images: the layer-0 pre-activation covariance (with ``image_shape``);
@@ -546,7 +546,7 @@ def propagate(
         Pixels per side, with ``Sigma0``.
     settings : QuadratureSettings, optional
     tol : float, optional
-        Tolerance of each pair expectation (see :class:`mftheory.cnn.ctransform.CTransformEngine`).
+        Tolerance of each pair expectation (see ``mftheory.cnn.ctransform.CTransformEngine``).
     record : bool
         Keep every layer's covariance in ``history``.
     progress : callable, optional

@@ -153,7 +153,7 @@ def apply_A(
     offsets that coincide modulo the image side are merged first, so the cost is
     ``O(min(K, N) * (B N)^2)`` for ``K`` kernel positions. On each cyclic diagonal
     ``M_{a, a+t}`` this is a circular cross-correlation with ``v``, so Fourier mode ``f`` of the
-    diagonal is multiplied by ``lambda_f`` (:func:`mftheory.cnn.modes.mode_eigenvalues`).
+    diagonal is multiplied by ``lambda_f`` (``mftheory.cnn.modes.mode_eigenvalues``).
     """
     shape = check_image_shape(image_shape)
     varr = _check_v_for_image(v, shape)
@@ -210,7 +210,7 @@ def c_transform(
     Parameters
     ----------
     act : Activation or str
-        The nonlinearity ``phi`` (a name is looked up with :func:`get_activation`).
+        The nonlinearity ``phi`` (a name is looked up with ``get_activation``).
     Sigma : array_like, shape ``(M, M)``
         Symmetric covariance of the pre-activations with a non-negative diagonal (any
         ordering of pixels and images: ``C`` acts on each 2x2 marginal separately).
@@ -322,10 +322,10 @@ def covariance_map(
     Raises
     ------
     MFTheoryError
-        As :func:`apply_A` and :func:`c_transform`, and when ``v`` does not sum to 1: the bias
+        As ``apply_A`` and ``c_transform``, and when ``v`` does not sum to 1: the bias
         term ``sigma_b^2`` passes through ``A_v`` as ``sum(v) * sigma_b^2``, so only a
         normalised ``v`` describes the network (rescale with
-        :func:`mftheory.cnn.modes.normalize_variance_vector`; ``sigma_w2`` absorbs the factor).
+        ``mftheory.cnn.modes.normalize_variance_vector``; ``sigma_w2`` absorbs the factor).
 
     Notes
     -----
@@ -382,12 +382,12 @@ def iterate_covariance_map(
     settings: QuadratureSettings | None = None,
     record: bool = False,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
-    """Apply :func:`covariance_map` ``depth`` times.
+    """Apply ``covariance_map`` ``depth`` times.
 
     Parameters
     ----------
     act, Sigma0, v, image_shape, sigma_w2, sigma_b2, settings
-        As :func:`covariance_map`; ``Sigma0`` is the input-layer covariance.
+        As ``covariance_map``; ``Sigma0`` is the input-layer covariance.
     depth : int
         Number of layers, ``>= 0``.
     record : bool
@@ -403,7 +403,7 @@ def iterate_covariance_map(
     Raises
     ------
     MFTheoryError
-        Invalid input (see :func:`covariance_map`), ``depth < 0``, or a covariance that stops
+        Invalid input (see ``covariance_map``), ``depth < 0``, or a covariance that stops
         being finite (an unbounded activation above its divergence line).
 
     Notes

@@ -2,16 +2,16 @@
 
 One-dimensional (``u = sqrt(q) z``, ``z ~ N(0, 1)``):
 
-* :func:`second_moment` ``F(q) = E[phi(u)^2]`` (the q-map is ``sigma_w2 F(q) + sigma_b2``),
-* :func:`derivative_second_moment` ``G(q) = E[phi'(u)^2]`` (``chi_1 = sigma_w2 G(q*)``),
-* :func:`second_moment_slope` ``F'(q) = E[phi(u) phi'(u) z] / sqrt(q)``
+* ``second_moment`` ``F(q) = E[phi(u)^2]`` (the q-map is ``sigma_w2 F(q) + sigma_b2``),
+* ``derivative_second_moment`` ``G(q) = E[phi'(u)^2]`` (``chi_1 = sigma_w2 G(q*)``),
+* ``second_moment_slope`` ``F'(q) = E[phi(u) phi'(u) z] / sqrt(q)``
   (``chi_q = sigma_w2 F'(q*)``).
 
-Two-dimensional: :func:`pair_expectation` ``E[phi(u1) phi(u2)]`` (or with ``phi'``) for a
+Two-dimensional: ``pair_expectation`` ``E[phi(u1) phi(u2)]`` (or with ``phi'``) for a
 Gaussian pair with variances ``q1, q2`` and correlation ``rho``.
 
 Methods, in order of preference: the closed form of the activation
-(``act.closed_form``, :mod:`mftheory.activations.closed_forms`); composite
+(``act.closed_form``, ``mftheory.activations.closed_forms``); composite
 Gauss-Legendre in z split at the kinks (1D); the Hermite series
 ``E[phi(u1) phi(u2)] = sum_k a_k(q1) a_k(q2) rho^k`` whose truncation error is bounded
 exactly because ``sum_k a_k(q)^2 = F(q)`` is known (2D, fast); a nested kink-aware 2D
@@ -95,7 +95,7 @@ def kink_breaks(act: Activation, s: Array) -> Array | None:
     Returns
     -------
     ndarray of shape ``(..., B)`` or None
-        Edges in ``z = h / s`` for :func:`mftheory.gaussian.quadrature.normal_rule`
+        Edges in ``z = h / s`` for ``mftheory.gaussian.quadrature.normal_rule``
         (``inf`` where ``s = 0``), None when there are none.
     """
     pts = _kinks(act)
@@ -596,7 +596,7 @@ def nested_pair_expectation(
 ) -> Array:
     """``E[phi(u1) phi(u2)]`` (or of ``phi'``) by the nested 2D rule alone, flat arrays.
 
-    The kink-aware nested composite Gauss-Legendre rule that :func:`pair_expectation` falls
+    The kink-aware nested composite Gauss-Legendre rule that ``pair_expectation`` falls
     back to, without trying closed forms or the Hermite series first: for solvers that need
     it where the series is not accurate enough (``u1 = sqrt(q1) z1``, ``u2 = sqrt(q2) z2``,
     ``corr(z1, z2) = rho``).

@@ -11,7 +11,7 @@ A jump ``J`` of ``phi`` at ``x0`` (``sign``: ``J = 2`` at 0) puts ``J delta(x - 
   ``sum_j J_j p1(x_j) E[g(u2) | u1 = x_j]`` (and the same with 1 and 2 swapped) plus
   ``sum_jk J_j J_k p12(x_j, x_k)``, ``p12`` the bivariate normal density.
 
-:func:`check_tails` guards the 1D rule on ``[-z_max, z_max]`` against integrands whose mass
+``check_tails`` guards the 1D rule on ``[-z_max, z_max]`` against integrands whose mass
 lies (partly) beyond it, such as ``exp(100 x)^2``.
 
 Notes

@@ -3,7 +3,7 @@
 Everything on the q axis of the mean-field maps goes through three functions of q alone,
 ``F = E[phi(u)^2]``, ``F' = dF/dq`` and ``G = E[phi'(u)^2]`` (``u = sqrt(q) z``): the q-map
 is ``sigma_w2 F + sigma_b2``, ``chi_q = sigma_w2 F'``, ``chi_1 = sigma_w2 G``. A
-:class:`QTable` computes them once at ``N`` points uniform in ``t = log q`` on
+``QTable`` computes them once at ``N`` points uniform in ``t = log q`` on
 ``[q_min, q_max]``, together with their q-derivatives, and interpolates with cubic Hermite
 polynomials in t (error about ``dt^4 / 384`` times the fourth t-derivative: 1e-12 relative
 for the default 2048 points on [1e-6, 1e6]). Outside the range it falls back to the exact
@@ -190,7 +190,7 @@ def q_table(
     q_max: float = 1e6,
     nodes: int = 2048,
 ) -> QTable:
-    """Build (and cache) the :class:`QTable` of an activation.
+    """Build (and cache) the ``QTable`` of an activation.
 
     Parameters
     ----------

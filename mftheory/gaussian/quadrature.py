@@ -2,11 +2,11 @@
 
 Two rules, both built from scipy's Gauss-Legendre roots:
 
-* :func:`normal_rule`: composite Gauss-Legendre on ``[-z_max, z_max]`` with the Gaussian
+* ``normal_rule``: composite Gauss-Legendre on ``[-z_max, z_max]`` with the Gaussian
   density folded into the weights, and extra panel edges at caller-given break points (the
   kinks of the activation, mapped into z). Splitting at kinks restores the exponential
   convergence that a kink inside a panel would destroy.
-* :func:`hermite_functions`: the normalised Hermite functions on a fixed composite rule, used
+* ``hermite_functions``: the normalised Hermite functions on a fixed composite rule, used
   to compute the Hermite ("dual activation") coefficients of an activation.
 
 Why not Gauss-Hermite: ``tanh(sqrt(q) z)`` has poles at distance ``pi / (2 sqrt(q))`` from the
@@ -171,7 +171,7 @@ def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
 
     Returns nodes ``z`` (M,), weights ``w`` (M,) and ``H`` of shape (terms + 1, M) such that
     ``a_k = sum_i H[k, i] * w[i] * f(z_i)`` approximates ``E_z[f(z) He_k(z)] / sqrt(k!)``.
-    ``terms`` must be a non-negative integer (else :class:`MFTheoryError`).
+    ``terms`` must be a non-negative integer (else ``MFTheoryError``).
 
     Notes
     -----
@@ -189,7 +189,7 @@ def hermite_functions(terms: int) -> tuple[Array, Array, Array]:
 
 @lru_cache(maxsize=8)
 def _hermite_functions(terms: int) -> tuple[Array, Array, Array]:
-    """:func:`hermite_functions`, cached (``terms`` already checked)."""
+    """``hermite_functions``, cached (``terms`` already checked)."""
     z_max = 13.0
     x, wl = _legendre(16)
     edges = np.linspace(-z_max, z_max, hermite_panels(terms) + 1)

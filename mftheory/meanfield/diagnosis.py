@@ -1,7 +1,7 @@
 """Where a common initialisation sits in the mean-field phase diagram.
 
-Most users start from a framework default, not from the theory. :func:`init_scale` turns the
-usual schemes into the mean-field weight and bias variances, and :func:`diagnose_init` reports
+Most users start from a framework default, not from the theory. ``init_scale`` turns the
+usual schemes into the mean-field weight and bias variances, and ``diagnose_init`` reports
 the fixed point, the phase, the correlation depth scale, the depth beyond which training is
 predicted to fail (about ``6 xi_c``, Schoenholz et al. 2017), and the critical weight variance
 at the same bias.
@@ -39,7 +39,7 @@ __all__ = [
     "init_scale",
 ]
 
-#: The schemes :func:`init_scale` knows, with what they set.
+#: The schemes ``init_scale`` knows, with what they set.
 INIT_SCHEMES: dict[str, str] = {
     "he": "kaiming_normal_ (fan_in, ReLU gain sqrt 2): Var w = 2 / fan_in, sigma_w^2 = 2",
     "xavier": "xavier_normal_ with fan_in = fan_out: Var w = 1 / fan_in, sigma_w^2 = gain^2",
@@ -60,7 +60,7 @@ def init_scale(
     Parameters
     ----------
     scheme : str
-        One of :data:`INIT_SCHEMES`.
+        One of ``INIT_SCHEMES``.
     gain : float, optional
         The ``gain`` argument of ``xavier`` (default 1); refused for the others, whose gain
         the scheme fixes.
@@ -109,7 +109,7 @@ class InitDiagnosis:
     nearest_critical_sigma_w2 : float
         The critical weight variance (``chi_1 = 1``) at the same bias (NaN if there is none).
     critical_status : str
-        Status of that critical point (see :class:`mftheory.meanfield.critical.CriticalPoint`).
+        Status of that critical point (see ``mftheory.meanfield.critical.CriticalPoint``).
     """
 
     fixed: FixedPoint
@@ -138,7 +138,7 @@ class InitDiagnosis:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields of :meth:`FixedPoint.as_dict` plus ``max_trainable_depth``,
+        """The fields of ``FixedPoint.as_dict`` plus ``max_trainable_depth``,
         ``nearest_critical_sigma_w2`` (and its ``sigma_w``), ``critical_status`` and
         ``verdict``; non-finite numbers as None."""
         out: dict[str, Any] = dict(self.fixed.as_dict())

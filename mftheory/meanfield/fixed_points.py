@@ -112,7 +112,7 @@ def trainable_depth(xi_c: ArrayLike) -> Array | float:
     Parameters
     ----------
     xi_c : array_like
-        Correlation depth scales (:attr:`FixedPoint.xi_c`).
+        Correlation depth scales (``FixedPoint.xi_c``).
 
     Returns
     -------
@@ -240,7 +240,7 @@ class QMoments(Protocol):
 
 
 class ExactMoments:
-    """:class:`QMoments` by direct quadrature (see :mod:`mftheory.gaussian.expectations`)."""
+    """``QMoments`` by direct quadrature (see ``mftheory.gaussian.expectations``)."""
 
     def __init__(self, act: Activation, settings: QuadratureSettings) -> None:
         self.act, self.settings = act, settings
@@ -271,7 +271,7 @@ def solve_q_star(
 
     Parameters are flat arrays of equal size. See the module notes for the definition.
     ``moments`` supplies ``F(q)`` and ``F'(q)`` (default: exact quadrature; a
-    :class:`mftheory.gaussian.qtable.QTable` for grids).
+    ``mftheory.gaussian.qtable.QTable`` for grids).
 
     Raises
     ------
@@ -388,7 +388,7 @@ def _solve_c_star(
     """c* in [0, 1) and chi_c there, for chaotic points (flat arrays).
 
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
-    Raises :class:`MFTheoryError` naming the first point where no stage converged.
+    Raises ``MFTheoryError`` naming the first point where no stage converged.
     """
     if act.closed_form is not None and not act.homogeneous:  # erf, sin: smooth in c
 
@@ -535,8 +535,8 @@ def _assemble(
 ) -> dict[str, NDArray[Any]]:
     """q*, slopes, phase and (through ``c_solver`` on the chaotic points) c* and chi_c.
 
-    Flat arrays in, flat arrays out; shared by :func:`fixed_point` (exact quadrature) and
-    :func:`mftheory.meanfield.grid.phase_grid` (tables and interpolation along rows).
+    Flat arrays in, flat arrays out; shared by ``fixed_point`` (exact quadrature) and
+    ``mftheory.meanfield.grid.phase_grid`` (tables and interpolation along rows).
     """
     q = solve_q_star(a, w, b, q0=q0, settings=st, moments=mom)
     finite = np.isfinite(q)
@@ -582,7 +582,7 @@ def fixed_point(
     Parameters
     ----------
     act : str or Activation
-        Activation name or expression (see :func:`mftheory.activations.get_activation`).
+        Activation name or expression (see ``mftheory.activations.get_activation``).
     sigma_w2, sigma_b2 : array_like
         Weight and bias variances; broadcast against each other.
     q0 : float
@@ -592,11 +592,11 @@ def fixed_point(
     settings : QuadratureSettings, optional
     method : {"auto", "pointwise", "grid"}
         ``"pointwise"`` solves every point exactly. ``"grid"`` takes the fast path of
-        :func:`mftheory.meanfield.grid.phase_grid` on the distinct values of the two
+        ``mftheory.meanfield.grid.phase_grid`` on the distinct values of the two
         variances, with its accuracy (about 1e-11 relative for q*, chi_1, chi_q; ``INTERP_TOL``
-        for c*), where it applies (see :func:`mftheory.meanfield.grid.grid_applies`), else
+        for c*), where it applies (see ``mftheory.meanfield.grid.grid_applies``), else
         the pointwise path. ``"auto"`` (default) is ``"grid"`` from
-        :data:`mftheory.meanfield.grid.GRID_FROM` points on, else ``"pointwise"``.
+        ``mftheory.meanfield.grid.GRID_FROM`` points on, else ``"pointwise"``.
 
     Returns
     -------
@@ -656,7 +656,7 @@ def _result(
     q0: float,
     critical_tol: float,
 ) -> FixedPoint:
-    """A :class:`FixedPoint` from the solved fields, adding the depth scales."""
+    """A ``FixedPoint`` from the solved fields, adding the depth scales."""
     return FixedPoint(
         activation=a,
         sigma_w2=sigma_w2,

@@ -1,16 +1,16 @@
 """Phase diagrams at grid scale: every mean-field quantity on a (sigma_b2 x sigma_w2) grid.
 
-:func:`phase_grid` returns the same :class:`~mftheory.meanfield.fixed_points.FixedPoint` as
+``phase_grid`` returns the same ``FixedPoint`` as
 ``fixed_point(act, sigma_w2=w[None, :], sigma_b2=b[:, None])``, but exploits the structure
 of the maps so that a million points take about a second:
 
 1. ``q*``, ``chi_1`` and ``chi_q`` only need the functions of q alone ``F``, ``F'``, ``G``:
-   they come from a :class:`~mftheory.gaussian.qtable.QTable` (cubic Hermite interpolation in log q,
+   they come from a ``QTable`` (cubic Hermite interpolation in log q,
    about 1e-11 relative), so each point costs a few interpolations.
 2. ``c*`` and ``chi_c`` need the 2D C-map. Along one row of the grid (fixed sigma_b2) the
    chaotic fixed point is an analytic function of sigma_w2 on the chaotic segment, which
    starts at the critical point (c* = 1, chi_c = 1, a transcritical bifurcation). It is
-   solved exactly (Hermite series, see :mod:`mftheory.meanfield.fixed_points`) at Chebyshev
+   solved exactly (Hermite series, see ``mftheory.meanfield.fixed_points``) at Chebyshev
    nodes and interpolated (barycentric formula). First for all rows at once: in the coordinates
    ``x = (w - w_c(b)) / (w_max - w_c(b))`` and ``u = sqrt(sigma_b2)`` the segments of all
    rows fill a rectangle on which c* is smooth, so a 33 x 33 tensor interpolant serves a
@@ -72,7 +72,7 @@ _TENSOR_NODES = 33  # Chebyshev nodes per axis of the (x, sigma_b2) tensor inter
 _TENSOR_CHECKS = 64  # exact check points of the tensor interpolant
 _CHECKS = 6  # exact check points per row
 _POINTS_PER_CHUNK = 1_000_000
-#: :func:`phase_grid` reports progress at least this many times on a grid of as many rows.
+#: ``phase_grid`` reports progress at least this many times on a grid of as many rows.
 PROGRESS_STEPS = 20
 #: From this many points on, ``fixed_point(method="auto")`` takes the grid path.
 GRID_FROM = 10_000
@@ -107,10 +107,10 @@ def phase_grid(
     sigma_b2 : array_like, shape (B,)
         Bias variances (the rows).
     q0, critical_tol, settings
-        As in :func:`mftheory.meanfield.fixed_point`.
+        As in ``mftheory.meanfield.fixed_point``.
     progress : callable, optional
         Called as ``progress(rows_done, rows_total)``, increasing, the last call
-        ``(B, B)``: with the default ``chunk_rows`` at least :data:`PROGRESS_STEPS` times
+        ``(B, B)``: with the default ``chunk_rows`` at least ``PROGRESS_STEPS`` times
         (once per row when there are fewer rows), else after each chunk of rows.
     chunk_rows : int, optional
         Rows per chunk (default: about a million points per chunk), which bounds the memory
@@ -126,7 +126,7 @@ def phase_grid(
     Notes
     -----
     docs/theory.md section 3; the method is in the module docstring. Accuracy against
-    :func:`~mftheory.meanfield.fixed_point`: about 1e-11 relative for q*, chi_1, chi_q
+    ``fixed_point``: about 1e-11 relative for q*, chi_1, chi_q
     (table interpolation), ``INTERP_TOL`` for c* and for chi_c relative to ``1 - chi_c``
     (checked per row).
 
@@ -215,10 +215,10 @@ def fixed_point_on_grid(
     critical_tol: float,
     settings: QuadratureSettings,
 ) -> FixedPoint | None:
-    """:func:`~mftheory.meanfield.fixed_point` of broadcast variances by way of
-    :func:`phase_grid` on their distinct values; None where :func:`grid_applies` says no.
+    """``fixed_point`` of broadcast variances by way of
+    ``phase_grid`` on their distinct values; None where ``grid_applies`` says no.
 
-    The result has the shape of the inputs and the accuracy of :func:`phase_grid`.
+    The result has the shape of the inputs and the accuracy of ``phase_grid``.
     """
     axes = grid_applies(a, sigma_w2, sigma_b2, settings)
     if axes is None:
@@ -235,9 +235,9 @@ def fixed_point_on_grid(
 
 
 class _Deferred:
-    """A c* solver for :func:`_assemble` that only records the chaotic points.
+    """A c* solver for ``_assemble`` that only records the chaotic points.
 
-    :func:`phase_grid` solves ``q*`` a few rows at a time (for its progress reports) and then
+    ``phase_grid`` solves ``q*`` a few rows at a time (for its progress reports) and then
     hands every chaotic point of a chunk to the real solver at once, so that the row and
     tensor interpolants see the whole chunk, exactly as without the steps.
     """

@@ -3,24 +3,24 @@
 Every solver works on many independent problems at once: it takes a function
 ``fun(x, idx)`` evaluated at the current iterates ``x`` of the problems ``idx`` (integer
 indices into the full set), iterates only the problems not yet converged, and returns a
-:class:`Roots`: the last iterates and a boolean ``converged`` array. A problem that is still
+``Roots``: the last iterates and a boolean ``converged`` array. A problem that is still
 active after ``maxiter`` iterations is **not** converged; callers check (see
-:func:`require_converged`), so no unconverged number is returned silently.
+``require_converged``), so no unconverged number is returned silently.
 
-* :func:`bracketed_newton`: Newton safeguarded by bisection on a sign-changing bracket
+* ``bracketed_newton``: Newton safeguarded by bisection on a sign-changing bracket
   (the stable length ``q*``).
-* :func:`illinois`: the Illinois (modified regula falsi) method on a bracket, derivative
+* ``illinois``: the Illinois (modified regula falsi) method on a bracket, derivative
   free (the critical line).
-* :func:`newton_from_one`: Newton for an increasing convex function on ``[0, 1]`` started
+* ``newton_from_one``: Newton for an increasing convex function on ``[0, 1]`` started
   at 1 (monotone from the right; the chaotic ``c*`` from the Hermite series).
-* :func:`newton_fixed_point`: Newton on ``g(c) = C(c) - c`` for a convex map ``C`` on
+* ``newton_fixed_point``: Newton on ``g(c) = C(c) - c`` for a convex map ``C`` on
   ``[0, 1]`` started left of the root (monotone from the left; ``c*`` by quadrature).
 
 Notes
 -----
 docs/theory.md section 3: the q-map is increasing in q, the C-map on ``[0, 1]`` is a power series
 in c with non-negative coefficients (increasing and convex), which is what makes the
-monotone Newton iterations of :func:`newton_from_one` and :func:`newton_fixed_point` safe.
+monotone Newton iterations of ``newton_from_one`` and ``newton_fixed_point`` safe.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Roots:
 
 
 def require_converged(roots: Roots, what: str, **params: ArrayLike) -> Array:
-    """``roots.x``, or an :class:`MFTheoryError` naming the first unconverged problem.
+    """``roots.x``, or an ``MFTheoryError`` naming the first unconverged problem.
 
     Parameters
     ----------
@@ -236,7 +236,7 @@ def newton_from_one(fun: ValueAndSlope, n: int, *, maxiter: int = MAXITER) -> Ro
     """Newton for ``n`` increasing convex functions f on [0, 1] from c = 1.
 
     The iteration is monotone from the right; it stops at the root (see
-    :func:`step_converged`) or at ``c = 0`` when the root is at 0.
+    ``step_converged``) or at ``c = 0`` when the root is at 0.
 
     Parameters
     ----------
@@ -293,7 +293,7 @@ def newton_fixed_point(
     fun : callable
         ``fun(c, idx)`` returns ``(C(c), C'(c))``.
     c0 : ndarray
-        Starting points in [0, 1], left of the roots (see :func:`probe_start`).
+        Starting points in [0, 1], left of the roots (see ``probe_start``).
     maxiter : int
 
     Returns

@@ -1,17 +1,17 @@
-"""Array back ends of :func:`mftheory.montecarlo.simulate_ensemble`: the protocol and numpy.
+"""Array back ends of ``mftheory.montecarlo.simulate_ensemble``: the protocol and numpy.
 
 The ensemble sampler needs a handful of array operations (Gaussian draws per network,
 batched matrix products, rolls, symmetric eigendecompositions, ``phi``). It does not import an
 array library for them: it *receives* a back end, an object with a ``name`` and a
-:meth:`ArrayBackend.bind` method that returns the operations (:class:`ArrayOps`) for one run,
+``ArrayBackend.bind`` method that returns the operations (``ArrayOps``) for one run,
 bound to the activation, the seed and the number of networks.
 
-* :class:`NumpyBackend` (here) is the default, used for ``backend="numpy"``;
+* ``NumpyBackend`` (here) is the default, used for ``backend="numpy"``;
 * ``mftheory.torch.TorchBackend(device=...)`` (the optional torch layer, which sits above
   this package) runs the same algorithm with torch, on a GPU when there is one.
 
-Any other object with the same two members works too (duck typing, :class:`ArrayBackend` is a
-:class:`typing.Protocol`).
+Any other object with the same two members works too (duck typing, ``ArrayBackend`` is a
+``typing.Protocol``).
 
 Randomness: each network draws from its own child of
 ``numpy.random.SeedSequence(seed).spawn(networks)``, so results do not depend on how the
@@ -43,7 +43,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 BACKENDS: tuple[str, ...] = ("numpy", "torch")
-"""Array libraries :func:`mftheory.montecarlo.simulate_ensemble` can run on."""
+"""Array libraries ``mftheory.montecarlo.simulate_ensemble`` can run on."""
 
 
 @runtime_checkable
@@ -85,7 +85,7 @@ class ArrayOps(Protocol):
         ...
 
     def roll(self, a: Any, shifts: tuple[int, ...], axes: tuple[int, ...]) -> Any:
-        """Circular shift, as :func:`numpy.roll` with tuples of shifts and axes."""
+        """Circular shift, as ``numpy.roll`` with tuples of shifts and axes."""
         ...
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
@@ -93,7 +93,7 @@ class ArrayOps(Protocol):
         ...
 
     def sqrt_clip(self, w: Any) -> Any:
-        """Square roots of eigenvalues, round-off-level ones set to 0 (:func:`drop_roundoff`)."""
+        """Square roots of eigenvalues, round-off-level ones set to 0 (``drop_roundoff``)."""
         ...
 
     def phi(self, a: Any) -> Any:
@@ -107,9 +107,9 @@ class ArrayOps(Protocol):
 
 @runtime_checkable
 class ArrayBackend(Protocol):
-    """What :func:`mftheory.montecarlo.simulate_ensemble` receives as ``backend``.
+    """What ``mftheory.montecarlo.simulate_ensemble`` receives as ``backend``.
 
-    ``name`` is recorded as :attr:`mftheory.montecarlo.EnsembleResult.backend`.
+    ``name`` is recorded as ``mftheory.montecarlo.EnsembleResult.backend``.
     """
 
     @property
@@ -120,7 +120,7 @@ class ArrayBackend(Protocol):
     def bind(self, act: Activation, seed: int, networks: int) -> ArrayOps:
         """The operations of one run: ``networks`` random streams from ``seed``.
 
-        Raises :class:`mftheory.errors.MFTheoryError` when the back end cannot run (a missing
+        Raises ``mftheory.errors.MFTheoryError`` when the back end cannot run (a missing
         library, an unusable device).
         """
         ...
@@ -149,13 +149,13 @@ def drop_roundoff(w: Any, xp: Any) -> Any:
 
 
 class NumpyOps:
-    """:class:`ArrayOps` on numpy, on the cpu (see :class:`NumpyBackend`).
+    """``ArrayOps`` on numpy, on the cpu (see ``NumpyBackend``).
 
     Parameters
     ----------
     act : Activation
     seed : int
-        Seed of :class:`numpy.random.SeedSequence`; network ``k`` uses its ``k``-th child.
+        Seed of ``numpy.random.SeedSequence``; network ``k`` uses its ``k``-th child.
     networks : int
     """
 
@@ -180,24 +180,24 @@ class NumpyOps:
         return np.asarray(a, dtype=np.float64)
 
     def stack(self, arrays: list[Any]) -> Any:
-        """:func:`numpy.stack`."""
+        """``numpy.stack``."""
         return np.stack(arrays)
 
     def concat(self, arrays: list[Any], axis: int) -> Any:
-        """:func:`numpy.concatenate`."""
+        """``numpy.concatenate``."""
         return np.concatenate(arrays, axis=axis)
 
     def roll(self, a: Any, shifts: tuple[int, ...], axes: tuple[int, ...]) -> Any:
-        """:func:`numpy.roll`."""
+        """``numpy.roll``."""
         return np.roll(a, shifts, axis=axes)
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
-        """:func:`numpy.linalg.eigh`."""
+        """``numpy.linalg.eigh``."""
         w, vec = np.linalg.eigh(a)
         return w, vec
 
     def sqrt_clip(self, w: Any) -> Any:
-        """Square roots after :func:`drop_roundoff`."""
+        """Square roots after ``drop_roundoff``."""
         return np.sqrt(drop_roundoff(w, np))
 
     def phi(self, a: Any) -> Any:
@@ -212,12 +212,12 @@ class NumpyOps:
 
 @dataclass(frozen=True)
 class NumpyBackend:
-    """The numpy back end (the default of :func:`mftheory.montecarlo.simulate_ensemble`)."""
+    """The numpy back end (the default of ``mftheory.montecarlo.simulate_ensemble``)."""
 
     name: ClassVar[str] = "numpy"
 
     def bind(self, act: Activation, seed: int, networks: int) -> NumpyOps:
-        """:class:`NumpyOps` for one run."""
+        """``NumpyOps`` for one run."""
         return NumpyOps(act, seed, networks)
 
 

@@ -1,9 +1,9 @@
-"""Inputs of :func:`mftheory.montecarlo.simulate_ensemble`: validated, turned into a plan.
+"""Inputs of ``mftheory.montecarlo.simulate_ensemble``: validated, turned into a plan.
 
 The starting input (a Gaussian ``Sigma0`` or raw ``images``), the control's covariance
-``Sigma*`` and the variance vector are checked here, and :func:`make_plan` gathers them, with
+``Sigma*`` and the variance vector are checked here, and ``make_plan`` gathers them, with
 the principal square roots the sampler draws from, into an
-:class:`mftheory.montecarlo.sampler.EnsemblePlan`.
+``mftheory.montecarlo.sampler.EnsemblePlan``.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def make_plan(
 ) -> EnsemblePlan:
     """The plan of a run: sizes checked, principal roots of the input covariances computed.
 
-    Raises :class:`MFTheoryError` when the records would exceed ~2 GB or a covariance is not
+    Raises ``MFTheoryError`` when the records would exceed ~2 GB or a covariance is not
     positive semi-definite.
     """
     M = start.M

@@ -1,14 +1,14 @@
 """Monte Carlo ensembles of finite random CNNs: the empirical covariance per layer.
 
 A finite network of ``c`` channels is the judge of the mean-field covariance map
-(:mod:`mftheory.cnn.spatial`): the ensemble mean of its empirical pre-activation covariance,
+(``mftheory.cnn.spatial``): the ensemble mean of its empirical pre-activation covariance,
 
     Sigma_hat^l = (1/c) sum_j h^l_j h^l_j^T      (over (image, pixel) pairs, no mean removed)
 
 equals the mean-field ``Sigma^l`` up to ``O(1/c)``, exactly so one layer after a Gaussian or
-fixed input. :func:`simulate_ensemble` samples ``networks`` such networks, every one applying
+fixed input. ``simulate_ensemble`` samples ``networks`` such networks, every one applying
 its own weights to a whole batch of images, and returns the mean and standard error of
-``Sigma_hat^l`` per layer in an :class:`EnsembleResult`.
+``Sigma_hat^l`` per layer in an ``EnsembleResult``.
 
 Variance reduction: a *control* input at the spatially uniform fixed point ``Sigma*`` goes
 through the same weights (and, for a Gaussian input, starts from the same random numbers).
@@ -29,7 +29,7 @@ Two samplers give the same ensemble (the same joint law of every layer of every 
   matrix products. The slow, obvious reference for the first.
 
 The array work goes through a back end the caller passes in
-(:mod:`mftheory.montecarlo.backends`): numpy by default, or
+(``mftheory.montecarlo.backends``): numpy by default, or
 ``mftheory.torch.TorchBackend(device=...)``, which runs the same algorithm with torch (on
 CUDA when it is available). This package never imports torch.
 
@@ -68,10 +68,10 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 METHODS: tuple[str, ...] = ("gram", "weights")
-"""Samplers of :func:`simulate_ensemble` (see the module docstring)."""
+"""Samplers of ``simulate_ensemble`` (see the module docstring)."""
 
 PROGRESS_STEPS = 20
-"""With a ``progress`` callback and the default ``chunk``, :func:`simulate_ensemble` reports
+"""With a ``progress`` callback and the default ``chunk``, ``simulate_ensemble`` reports
 at least this many times (once per network when there are fewer networks)."""
 
 
@@ -102,7 +102,7 @@ class EnsembleResult:
     difference_sem : ndarray of float64, shape ``(L, M, M)``, or None
         Standard error of ``difference_mean``.
     channels, networks, seed : int
-        Width ``c``, ensemble size, seed of :func:`numpy.random.SeedSequence`.
+        Width ``c``, ensemble size, seed of ``numpy.random.SeedSequence``.
     backend : str
         Name of the back end it ran on (``"numpy"``, ``"torch"``...).
     image_shape : tuple of int
@@ -144,7 +144,7 @@ class EnsembleResult:
         return self.difference_mean is not None
 
     def index(self, layer: int) -> int:
-        """Position of ``layer`` in :attr:`layers` (``MFTheoryError`` if it was not recorded)."""
+        """Position of ``layer`` in ``layers`` (``MFTheoryError`` if it was not recorded)."""
         hits = np.flatnonzero(self.layers == int(layer))
         if hits.size == 0:
             raise MFTheoryError(
@@ -192,12 +192,12 @@ def simulate_ensemble(
     Parameters
     ----------
     act : Activation or str
-        The nonlinearity ``phi`` (a name is looked up with :func:`get_activation`).
+        The nonlinearity ``phi`` (a name is looked up with ``get_activation``).
     sigma_w2, sigma_b2 : float
         Weight and bias *variances* (``sigma_w**2``, ``sigma_b**2``).
     v : array_like
         Variance vector over kernel positions: as many dimensions as the image, odd sides,
-        centred offsets (:func:`mftheory.cnn.modes.kernel_offsets`), summing to 1 (within 1e-10).
+        centred offsets (``mftheory.cnn.modes.kernel_offsets``), summing to 1 (within 1e-10).
         Positions with ``v_b = 0`` have no weights.
     image_shape : int or tuple of int
         Pixels per side (1 to 3 dimensions, circular boundaries); an int is a 1D image.
@@ -217,17 +217,17 @@ def simulate_ensemble(
     Sigma_star : array_like, shape ``(M, M)``, optional
         Covariance of the control input at the starting layer, normally the uniform fixed
         point ``q* [(1 - c*) I + c* 11^T]``. Alternatively give ``q_star`` and ``c_star``
-        (from :func:`mftheory.meanfield.fixed_point`). Without either, no control.
+        (from ``mftheory.meanfield.fixed_point``). Without either, no control.
     q_star, c_star : float, optional
-        Build ``Sigma_star`` with :func:`mftheory.cnn.spatial.uniform_fixed_covariance`.
+        Build ``Sigma_star`` with ``mftheory.cnn.spatial.uniform_fixed_covariance``.
     seed : int
-        Seed (``>= 0``) of :class:`numpy.random.SeedSequence`; each network draws from its own
+        Seed (``>= 0``) of ``numpy.random.SeedSequence``; each network draws from its own
         spawned child, so results do not depend on ``chunk``. The torch back end seeds one
         ``torch.Generator`` per network from the same children: reproducible, but not the
         numbers numpy draws.
     backend : "numpy" or ArrayBackend
         ``"numpy"`` (default), or a back-end object
-        (:class:`mftheory.montecarlo.backends.ArrayBackend`) such as
+        (``mftheory.montecarlo.backends.ArrayBackend``) such as
         ``mftheory.torch.TorchBackend(device=...)``, which runs in float64 on its device
         (default ``"cuda"`` when available, else ``"cpu"``). The string ``"torch"`` is refused
         with a message naming ``TorchBackend``: this numpy core never imports torch.
@@ -243,7 +243,7 @@ def simulate_ensemble(
         ``networks // PROGRESS_STEPS``. Does not change the results.
     progress : callable, optional
         Called as ``progress(done_networks, networks)`` after each chunk: with the default
-        ``chunk`` at least :data:`PROGRESS_STEPS` times (every network when there are fewer),
+        ``chunk`` at least ``PROGRESS_STEPS`` times (every network when there are fewer),
         increasing, the last call ``(networks, networks)``. The function itself prints
         nothing.
 

@@ -5,12 +5,12 @@ input-output Jacobian ``J = dh^L / dh^0`` (an ``N x N`` matrix) computed exactly
 derivative masks of the drawn network, and the squared singular values of ``J`` (the
 eigenvalues of ``J J^T``), per independent draw of the network:
 
-* :func:`sample_jacobian_spectrum`: a fully connected network with i.i.d. Gaussian or
+* ``sample_jacobian_spectrum``: a fully connected network with i.i.d. Gaussian or
   Haar-orthogonal weights, ``J = W^L D^L ... W^1 D^1`` with ``D^l = diag(phi'(h^{l-1}))``;
-* :func:`sample_looks_linear_spectrum`: Burkholz & Dubatovka's looks-linear ReLU network,
+* ``sample_looks_linear_spectrum``: Burkholz & Dubatovka's looks-linear ReLU network,
   computed literally with ``2N`` ReLU units per hidden layer (never short-cut to the linear
   product it is supposed to equal);
-* :func:`sample_delta_orthogonal_spectrum`: a 1D circular CNN with Delta-Orthogonal kernels,
+* ``sample_delta_orthogonal_spectrum``: a 1D circular CNN with Delta-Orthogonal kernels,
   every layer applied as a real convolution over all kernel taps.
 
 Why. docs/theory.md section 5: criticality fixes the mean squared singular value of ``J``
@@ -22,9 +22,9 @@ Resolution floor (a known limitation). ``J`` is accumulated in float64 as
 ``J <- W^l (D^l J)``, and its singular values come from LAPACK's SVD; both are backward
 stable, so a singular value carries an absolute error of order ``eps * s_max`` (``eps`` the
 float64 machine epsilon, ``s_max`` the largest singular value of ``J``), not a relative one.
-:attr:`SampledSpectrum.floor` is the conservative bound ``(N * eps * s_max)^2`` (largest over
+``SampledSpectrum.floor`` is the conservative bound ``(N * eps * s_max)^2`` (largest over
 the draws): squared values at or below it are round-off, not spectrum, and
-:attr:`SampledSpectrum.unresolved_share` counts them. Exact zeros (the rank deficiency of a
+``SampledSpectrum.unresolved_share`` counts them. Exact zeros (the rank deficiency of a
 ReLU network's masks) land there too. (Against a 50-digit computation of a 24-wide, 16-deep
 Gaussian product, the values above the floor were right to ``1e-5`` relative; some just below
 it may still be accurate, the smallest was off by a factor 38.) The squared singular values of
@@ -78,7 +78,7 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 NETWORKS: tuple[str, ...] = ("fc", "looks-linear", "delta-orthogonal-cnn")
-"""Values of :attr:`SampledSpectrum.network`."""
+"""Values of ``SampledSpectrum.network``."""
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -204,7 +204,7 @@ def sample_jacobian_spectrum(
     ----------
     act : str or Activation
         The nonlinearity ``phi`` (a name or expression for
-        :func:`mftheory.activations.get_activation`).
+        ``mftheory.activations.get_activation``).
     sigma_w2, sigma_b2 : float
         Weight and bias *variances*.
     depth : int
@@ -216,14 +216,14 @@ def sample_jacobian_spectrum(
         ``N(0, sigma_w2 / N)``.
     q0 : float, optional
         Variance of the input pre-activations ``h^0`` (i.i.d. Gaussian). Default: the fixed
-        point ``q*`` of :func:`mftheory.meanfield.fixed_point`, so that every layer is at
+        point ``q*`` of ``mftheory.meanfield.fixed_point``, so that every layer is at
         the fixed point in the mean-field limit. For a positively homogeneous ``phi`` (relu,
         leaky_relu, linear: the law of ``phi'(h)`` is the same for every ``q > 0``) it is 1
         where ``q*`` is infinite or 0 (at ``q = 0`` every unit would sit on the kink).
     draws : int
         Independent networks, ``>= 1``.
     seed : int
-        Seed (``>= 0``) of the one :func:`numpy.random.default_rng` stream: per draw ``h^0``,
+        Seed (``>= 0``) of the one ``numpy.random.default_rng`` stream: per draw ``h^0``,
         then per layer ``W^l`` and ``b^l``.
 
     Returns
@@ -308,7 +308,7 @@ def sample_looks_linear_spectrum(
     draws : int
         Independent networks, ``>= 1``.
     seed : int
-        Seed (``>= 0``) of the :func:`numpy.random.default_rng` stream: per draw the input
+        Seed (``>= 0``) of the ``numpy.random.default_rng`` stream: per draw the input
         ``x`` (i.i.d. ``N(0, 1)``), then ``W_1 .. W_L``.
 
     Returns
@@ -325,7 +325,7 @@ def sample_looks_linear_spectrum(
 
     Notes
     -----
-    docs/theory.md section 5 (and :func:`mftheory.torch.looks_linear_`). With ``W_l`` ``gain``
+    docs/theory.md section 5 (and ``mftheory.torch.looks_linear_``). With ``W_l`` ``gain``
     times Haar-orthogonal ``N x N`` matrices the weight matrices are
 
         first:  [W_1; -W_1]     middle:  [[W_l, -W_l], [-W_l, W_l]]     last:  [W_L, -W_L]
@@ -438,11 +438,11 @@ def sample_delta_orthogonal_spectrum(
         Kernel width, odd, ``>= 1``.
     q0 : float, optional
         Variance of the input pre-activations (i.i.d. per channel and position); default
-        ``q*`` as in :func:`sample_jacobian_spectrum`.
+        ``q*`` as in ``sample_jacobian_spectrum``.
     draws : int
         Independent networks, ``>= 1``.
     seed : int
-        Seed (``>= 0``) of the :func:`numpy.random.default_rng` stream: per draw ``h^0``,
+        Seed (``>= 0``) of the ``numpy.random.default_rng`` stream: per draw ``h^0``,
         then per layer the orthogonal centre tap and the biases.
 
     Returns
@@ -454,7 +454,7 @@ def sample_delta_orthogonal_spectrum(
     Raises
     ------
     MFTheoryError
-        As :func:`sample_jacobian_spectrum`, and ``kernel`` even or below 1.
+        As ``sample_jacobian_spectrum``, and ``kernel`` even or below 1.
 
     Notes
     -----

@@ -1,7 +1,7 @@
 """Mean-field mode decay against finite random CNNs: the check behind ``mftheory simulate``.
 
-:func:`compare_modes` runs the mean-field map (:func:`mftheory.cnn.propagation.propagate`) and an
-ensemble of finite networks (:func:`mftheory.montecarlo.simulate_ensemble`) on the same input,
+``compare_modes`` runs the mean-field map (``mftheory.cnn.propagation.propagate``) and an
+ensemble of finite networks (``mftheory.montecarlo.simulate_ensemble``) on the same input,
 measures the Fourier-mode amplitudes of ``eps^l = Sigma* - Sigma^l`` in both, and fits each
 mode's per-layer decay rate where the Monte Carlo signal stands above its noise, next to the
 prediction ``chi_c* |lambda_f|``.
@@ -60,7 +60,7 @@ class ModeComparison:
         Recorded layers (the same in both).
     amplitude : ndarray, shape ``(L, N)``
         Mode amplitudes of the ensemble's ``Sigma*`` estimate minus its ``Sigma^l``
-        (``difference_mean``), per frequency as in :func:`mftheory.cnn.propagation.mode_amplitudes`.
+        (``difference_mean``), per frequency as in ``mftheory.cnn.propagation.mode_amplitudes``.
     noise : ndarray, shape ``(L,)``
         Standard error of those amplitudes: ``sqrt(mean(sem^2) / N)`` over the off-diagonal
         entries of ``difference_sem`` (the error of one Fourier coefficient of a cyclic
@@ -159,9 +159,9 @@ def compare_modes(
     Parameters
     ----------
     act, v, sigma_w2, sigma_b2, depth, images, Sigma0, image_shape
-        As :func:`mftheory.cnn.propagation.propagate` (the same input for both runs).
+        As ``mftheory.cnn.propagation.propagate`` (the same input for both runs).
     channels, networks, seed, backend, device
-        As :func:`mftheory.montecarlo.simulate_ensemble`.
+        As ``mftheory.montecarlo.simulate_ensemble``.
     margin : float
         Amplitudes enter the fit while above ``margin`` standard errors.
     progress : callable, optional

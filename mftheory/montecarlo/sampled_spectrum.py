@@ -1,7 +1,7 @@
-"""The result of a sampled Jacobian spectrum: :class:`SampledSpectrum` and its statistics.
+"""The result of a sampled Jacobian spectrum: ``SampledSpectrum`` and its statistics.
 
 The squared singular values of every draw, with their mean, variance and normalised variance
-and jackknife standard errors over draws (:mod:`mftheory.montecarlo.jacobians` samples them).
+and jackknife standard errors over draws (``mftheory.montecarlo.jacobians`` samples them).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SampledSpectrum:
     network : str
         ``"fc"``, ``"looks-linear"`` or ``"delta-orthogonal-cnn"``.
     activation : str
-        Label of ``phi`` (:attr:`mftheory.activations.Activation.label`); ``"relu"`` for the
+        Label of ``phi`` (``mftheory.activations.Activation.label``); ``"relu"`` for the
         looks-linear network.
     weights : str
         ``"gaussian"`` or ``"orthogonal"``.
@@ -47,7 +47,7 @@ class SampledSpectrum:
     q0 : float
         Variance of the i.i.d. Gaussian input pre-activations ``h^0``.
     seed : int
-        Seed of the one :func:`numpy.random.default_rng` stream all draws come from.
+        Seed of the one ``numpy.random.default_rng`` stream all draws come from.
     values : ndarray of float64, shape ``(draws, width)``
         Squared singular values of ``J`` per draw, in descending order.
     floor : float
@@ -106,7 +106,7 @@ class SampledSpectrum:
 
     @property
     def mean_se(self) -> float:
-        """Standard error of :attr:`mean` from the spread of the per-draw means (NaN if 1 draw)."""
+        """Standard error of ``mean`` from the spread of the per-draw means (NaN if 1 draw)."""
         if self.draws < 2:
             return math.nan
         per_draw = np.mean(self.values, axis=1)
@@ -114,12 +114,12 @@ class SampledSpectrum:
 
     @property
     def variance_se(self) -> float:
-        """Jackknife (delete one draw) standard error of :attr:`variance` (NaN if 1 draw)."""
+        """Jackknife (delete one draw) standard error of ``variance`` (NaN if 1 draw)."""
         return _jackknife_se(self._leave_one_out()[1])
 
     @property
     def normalized_variance_se(self) -> float:
-        """Jackknife standard error of :attr:`normalized_variance` (NaN if 1 draw)."""
+        """Jackknife standard error of ``normalized_variance`` (NaN if 1 draw)."""
         means, variances = self._leave_one_out()
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = variances / (means * means)
@@ -127,7 +127,7 @@ class SampledSpectrum:
 
     @property
     def unresolved_share(self) -> float:
-        """Share of the values at or below :attr:`floor` (round-off, or exact zeros)."""
+        """Share of the values at or below ``floor`` (round-off, or exact zeros)."""
         return float(np.mean(self.values <= self.floor))
 
     def quantile(self, p: float) -> float:

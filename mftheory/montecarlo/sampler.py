@@ -1,11 +1,11 @@
 """The ensemble sampler: layers of random CNNs, chunk by chunk, on any array back end.
 
-:func:`run_ensemble` carries out what :func:`mftheory.montecarlo.simulate_ensemble` has
-validated (an :class:`EnsemblePlan`): it draws the first recorded layer, then each next
+``run_ensemble`` carries out what ``mftheory.montecarlo.simulate_ensemble`` has
+validated (an ``EnsemblePlan``): it draws the first recorded layer, then each next
 layer with ``method="gram"`` (the exact conditional Gaussian law given the previous layer) or
 ``method="weights"`` (drawn weights, literal circular convolution), and accumulates the
 empirical covariance of every layer with Welford's running mean and variance over networks in
-their global order. All array work goes through an :class:`mftheory.montecarlo.backends.ArrayOps`.
+their global order. All array work goes through an ``mftheory.montecarlo.backends.ArrayOps``.
 
 Notes
 -----
@@ -35,7 +35,7 @@ _CHUNK_BYTES = 128 * 1024**2  # working memory aimed at per chunk of networks
 
 @dataclass(frozen=True)
 class EnsemblePlan:
-    """Everything one chunk of networks needs, validated (built by :func:`simulate_ensemble`).
+    """Everything one chunk of networks needs, validated (built by ``simulate_ensemble``).
 
     ``images_total`` counts the images of one network including the control copy, ``M`` the
     main (image, pixel) pairs and ``P`` all of them; the roots are principal square roots of
@@ -207,7 +207,7 @@ def run_ensemble(
 
     Returns the running statistics of ``Sigma_hat_main^l`` and of the control difference
     ``D^l`` (None without a control), and the number of recorded layers. Raises
-    :class:`MFTheoryError` when a network's pre-activations stop being finite.
+    ``MFTheoryError`` when a network's pre-activations stop being finite.
     """
     records = plan.depth + 1 if plan.root0 is not None else plan.depth
     first_layer = 0 if plan.root0 is not None else 1

@@ -18,7 +18,7 @@ point of ``D^2``), ``m = M_{JJ^T}(z)`` solves
 together with ``m = M_{D^2}(z_D) = E[d / (z_D - d)]``. We solve for the one complex unknown
 ``z_D`` by Newton's method on the logarithm of the first equation (so depth 1,000 neither
 overflows nor needs an L-th root's branch), the expectation over ``d`` on the composite
-Gauss-Legendre rule of :mod:`mftheory.gaussian.quadrature` (split at the activation's kinks).
+Gauss-Legendre rule of ``mftheory.gaussian.quadrature`` (split at the activation's kinks).
 
 Working in ``t = ln x`` keeps everything finite however deep the network: at
 ``z = e^(t + i delta)`` the density of ``ln x`` is ``-Im m / pi`` (no division by x), so the
@@ -36,7 +36,7 @@ underflow (a deep Gaussian network puts most of its mass below 1e-300).
 Moments need none of this: free probability gives ``mean = (sigma_w2 mu_1)^L = chi_1^L`` and
 ``variance / mean^2 = L (mu_2 / mu_1^2 - 1 - s_1)``, ``mu_k = E[phi'(h)^(2k)]``, ``s_1 = -1``
 (Gaussian) or ``0`` (orthogonal), exactly and at any ``sigma_w2``; the density's own mean and
-variance are compared with them in :attr:`JacobianSpectrum.checks`.
+variance are compared with them in ``JacobianSpectrum.checks``.
 
 Atoms: an atom of ``D^2`` at 0 (``phi' = 0`` with positive probability, as for ReLU) is an
 atom of ``J J^T`` at 0 of the same mass. With orthogonal weights an atom of ``D^2`` at
@@ -224,7 +224,7 @@ def _atoms(
     An atom of ``D^2`` at 0 is an atom of ``J J^T`` at 0 of the same mass; with orthogonal
     weights an atom at ``a`` of mass ``p`` gives one at ``(sigma_w2 a)^L`` of mass
     ``L p - (L - 1)`` when that is positive (module docstring). Laws this solver does not
-    handle raise :class:`MFTheoryError`.
+    handle raise ``MFTheoryError``.
     """
     atoms: list[tuple[float, float]] = []
     if law.zero_mass > 0:

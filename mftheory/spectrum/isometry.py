@@ -1,7 +1,7 @@
 """Which initialisations reach dynamical isometry: one table at a given depth.
 
 Each row is an initialisation at criticality (mean squared singular value 1) and the
-predicted spectrum of its input-output Jacobian (:mod:`mftheory.spectrum.density`):
+predicted spectrum of its input-output Jacobian (``mftheory.spectrum.density``):
 
 * ``gaussian``: the activation (tanh by default) at its critical ``sigma_w2``, i.i.d.
   Gaussian weights;
@@ -52,7 +52,7 @@ class IsometryRow:
     Attributes
     ----------
     name : str
-        Key from :data:`INITIALISATIONS`.
+        Key from ``INITIALISATIONS``.
     network : str
         What the network is, for a table.
     spectrum : JacobianSpectrum
@@ -101,7 +101,7 @@ def isometry_table(
     max_spread: float = 10.0,
     settings: SpectrumSettings | None = None,
 ) -> tuple[IsometryRow, ...]:
-    """The five initialisations of :data:`INITIALISATIONS` at one depth.
+    """The five initialisations of ``INITIALISATIONS`` at one depth.
 
     Parameters
     ----------

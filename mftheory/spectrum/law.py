@@ -2,10 +2,10 @@
 
 Free probability needs two things of each layer's derivative factor: its moments
 ``mu_k = E[phi'(h)^(2k)]``, ``h ~ N(0, q*)`` (they give the spectrum's mean and variance
-exactly, :func:`spectrum_moments`), and, for the density (:mod:`mftheory.spectrum.density`),
-its whole law on the composite Gauss-Legendre rule of :mod:`mftheory.gaussian.quadrature`,
+exactly, ``spectrum_moments``), and, for the density (``mftheory.spectrum.density``),
+its whole law on the composite Gauss-Legendre rule of ``mftheory.gaussian.quadrature``,
 split at the activation's kinks: atoms (at 0 for ReLU's rank loss, elsewhere for piecewise
-linear ``phi``) and the other nodes widened into bins (:class:`DerivativeLaw`).
+linear ``phi``) and the other nodes widened into bins (``DerivativeLaw``).
 
 Notes
 -----
@@ -90,7 +90,7 @@ def derivative_moments(
     Notes
     -----
     docs/theory.md section 5: ``mu_1 = chi_1 / sigma_w2`` and ``mu_2`` set the spread of the
-    Jacobian's spectrum. Same composite rule as :mod:`mftheory.gaussian.expectations`.
+    Jacobian's spectrum. Same composite rule as ``mftheory.gaussian.expectations``.
     """
     a = get_activation(act)
     q_arr = np.asarray(q, dtype=np.float64)
@@ -104,14 +104,14 @@ def derivative_moments(
 
 
 def check_depth(depth: Any) -> int:
-    """``depth`` as an int ``>= 1`` (:class:`MFTheoryError` otherwise)."""
+    """``depth`` as an int ``>= 1`` (``MFTheoryError`` otherwise)."""
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise MFTheoryError(f"depth must be an integer >= 1, got {depth!r}")
     return int(depth)
 
 
 def check_weights(weights: str) -> str:
-    """``weights`` if it is one of :data:`WEIGHTS` (:class:`MFTheoryError` otherwise)."""
+    """``weights`` if it is one of ``WEIGHTS`` (``MFTheoryError`` otherwise)."""
     if weights not in WEIGHTS:
         raise MFTheoryError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     return weights
@@ -138,7 +138,7 @@ def spectrum_moments(
         Number of layers ``L``.
     weights : {"gaussian", "orthogonal"}
     q_star : array_like, optional
-        The fixed point; computed with :func:`mftheory.meanfield.fixed_point` if omitted.
+        The fixed point; computed with ``mftheory.meanfield.fixed_point`` if omitted.
     settings : QuadratureSettings, optional
 
     Returns

@@ -1,4 +1,4 @@
-"""The predicted spectrum as a result: :class:`JacobianSpectrum`, its quantiles and JSON."""
+"""The predicted spectrum as a result: ``JacobianSpectrum``, its quantiles and JSON."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class JacobianSpectrum:
 
     @property
     def density(self) -> Array:
-        """Density ``p(x)`` of ``x`` on :attr:`x` (inf where ``x`` underflows)."""
+        """Density ``p(x)`` of ``x`` on ``x`` (inf where ``x`` underflows)."""
         with np.errstate(under="ignore", over="ignore", divide="ignore"):
             return self.log_density * np.exp(-self.log_x)
 

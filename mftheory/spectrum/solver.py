@@ -6,9 +6,9 @@ With ``m = M_{JJ^T}(z)`` and the subordination point ``z_D`` of ``D^2``
 * orthogonal: ``z = ((1 + m) / m)^(1 - L) (sigma_w2 z_D)^L``
 * Gaussian:   ``z = ((1 + m) / m) (sigma_w2 m z_D)^L``
 
-solved on its logarithm (no overflow, no branch of an L-th root). :class:`SubordinationSolver`
-starts above the spectrum and walks down in ``t = ln x``; :mod:`mftheory.spectrum.density`
-turns the walk into the reported density. :class:`SpectrumSettings` holds the numerical
+solved on its logarithm (no overflow, no branch of an L-th root). ``SubordinationSolver``
+starts above the spectrum and walks down in ``t = ln x``; ``mftheory.spectrum.density``
+turns the walk into the reported density. ``SpectrumSettings`` holds the numerical
 settings of both.
 """
 

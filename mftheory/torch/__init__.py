@@ -2,11 +2,11 @@
 
 ``import mftheory`` never imports this package; import ``mftheory.torch`` explicitly.
 
-Modules: :mod:`~mftheory.torch.initializers` (one weight tensor),
-:mod:`~mftheory.torch.network_init` (a whole network), :mod:`~mftheory.torch.inspection`
-(reading a model: :func:`diagnose`, :func:`jacobian_singular_values`),
-:mod:`~mftheory.torch.backend` (:class:`TorchBackend`, the torch array back end of
-:func:`mftheory.montecarlo.simulate_ensemble`) and :mod:`~mftheory.torch.weights` (their
+Modules: ``initializers`` (one weight tensor),
+``network_init`` (a whole network), ``inspection``
+(reading a model: ``diagnose``, ``jacobian_singular_values``),
+``backend`` (``TorchBackend``, the torch array back end of
+``mftheory.montecarlo.simulate_ensemble``) and ``weights`` (their
 shared tensor helpers).
 """
 

@@ -1,6 +1,6 @@
 """The paper's Algorithm 1 (orthogonal convolution kernels) with torch linear algebra.
 
-:func:`mftheory.cnn.kernels.orthogonal_kernel` builds the kernel with numpy; this module runs
+``mftheory.cnn.kernels.orthogonal_kernel`` builds the kernel with numpy; this module runs
 the same construction with ``torch.linalg.qr`` and torch matrix products on the weight's
 device, drawing the *same* random numbers from the same ``numpy.random.Generator`` in the same
 order (the rank of each projection, then its Gaussian frame). For a given seed both return the
@@ -15,7 +15,7 @@ Notes
 -----
 docs/theory.md section 6 (Algorithm 1, Kautsky & Turcajova's paraunitary factors
 ``P + (I - P) z``; the construction is described in
-:func:`mftheory.cnn.kernels.orthogonal_kernel`).
+``mftheory.cnn.kernels.orthogonal_kernel``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 __all__ = ["KEEP_PROBABILITY", "algorithm1_kernel"]
 
 #: Each column of a projection frame is kept with this probability (the rank of ``P`` is
-#: ``Binomial(c_out, 1/2)``), as in :func:`mftheory.cnn.kernels.orthogonal_kernel`.
+#: ``Binomial(c_out, 1/2)``), as in ``mftheory.cnn.kernels.orthogonal_kernel``.
 KEEP_PROBABILITY = 0.5
 
 
@@ -50,7 +50,7 @@ def _grow(kernel: torch.Tensor, axis: int, rng: np.random.Generator, keep: float
     """``K(z) -> K(z) (P + (I - P) z_axis)``: one position longer along ``axis``.
 
     ``K'[t] = K[t] P + K[t - 1] (I - P)`` with ``P = U U^T`` a random projection of rank
-    ``Binomial(c_out, keep)`` (see :func:`mftheory.cnn.kernels.orthogonal_kernel`).
+    ``Binomial(c_out, keep)`` (see ``mftheory.cnn.kernels.orthogonal_kernel``).
     """
     c = kernel.shape[-1]
     m = int(rng.binomial(c, keep))
@@ -91,7 +91,7 @@ def algorithm1_kernel(
     gain : float
         Common singular value of the operator (``sigma_w``), ``>= 0``.
     seed : int
-        Seed of :func:`numpy.random.default_rng`, the source of every random number.
+        Seed of ``numpy.random.default_rng``, the source of every random number.
     device : torch.device or str
         Where the linear algebra runs and the kernel lives.
 

@@ -1,14 +1,14 @@
-"""The torch array back end of :func:`mftheory.montecarlo.simulate_ensemble`.
+"""The torch array back end of ``mftheory.montecarlo.simulate_ensemble``.
 
 ``simulate_ensemble(..., backend=TorchBackend(device="cuda"))`` runs the numpy core's ensemble
 sampler with torch, in float64, on the given device (default: CUDA when available, else the
-cpu). The sampler itself (:mod:`mftheory.montecarlo.sampler`) never imports torch: it calls
-the :class:`mftheory.montecarlo.backends.ArrayOps` this back end binds for each run.
+cpu). The sampler itself (``mftheory.montecarlo.sampler``) never imports torch: it calls
+the ``mftheory.montecarlo.backends.ArrayOps`` this back end binds for each run.
 
 Randomness: one ``torch.Generator`` per network, seeded from the same
 ``numpy.random.SeedSequence(seed).spawn(networks)`` children as the numpy back end, so a run
 is reproducible and independent of the chunk size (but does not draw numpy's numbers).
-Activations with a native torch version (:func:`_torch_phi`) run on the device; a user
+Activations with a native torch version (``_torch_phi``) run on the device; a user
 expression is evaluated with numpy and copied back.
 """
 
@@ -118,7 +118,7 @@ class _TorchOps:
 
 @dataclass(frozen=True)
 class TorchBackend:
-    """The torch back end of :func:`mftheory.montecarlo.simulate_ensemble`.
+    """The torch back end of ``mftheory.montecarlo.simulate_ensemble``.
 
     Parameters
     ----------

@@ -1,13 +1,13 @@
-"""PyTorch initialisers of one weight tensor, and the conventions of :mod:`mftheory.torch`.
+"""PyTorch initialisers of one weight tensor, and the conventions of ``mftheory.torch``.
 
 Everything here is a thin layer over the numpy core: the critical point and fixed point come
-from :mod:`mftheory.meanfield.critical` and :mod:`mftheory.meanfield.fixed_points`, the
-Algorithm 1 kernels from :mod:`mftheory.cnn.kernels`, the variance vectors and Fourier
-eigenvalues from :mod:`mftheory.cnn.modes`. This package imports torch at its
+from ``mftheory.meanfield.critical`` and ``mftheory.meanfield.fixed_points``, the
+Algorithm 1 kernels from ``mftheory.cnn.kernels``, the variance vectors and Fourier
+eigenvalues from ``mftheory.cnn.modes``. This package imports torch at its
 top; ``import mftheory`` never imports it (import ``mftheory.torch`` explicitly).
 
 Layouts. PyTorch stores a convolution weight as ``(c_out, c_in, *spatial)`` and a linear
-weight as ``(out, in)``; :mod:`mftheory.cnn.kernels` uses ``(*spatial, c_in, c_out)``. The
+weight as ``(out, in)``; ``mftheory.cnn.kernels`` uses ``(*spatial, c_in, c_out)``. The
 conversion is ``w[o, i, b] = K[b, i, o]``. PyTorch's convolution is a cross-correlation: with
 ``padding=k`` and ``padding_mode="circular"`` a ``(2k+1)``-wide layer computes
 
@@ -26,11 +26,11 @@ kernels get a seed drawn from it, so the same generator state gives the same ten
 
 Fan-in scaled weight variance. For ``w_ij(b) ~ N(0, sigma_w2 v_b / c_in)`` the identity
 ``sum_{i,j,b} E[w_ij(b)^2] = c_out sigma_w2`` holds for every ``v``, so this module measures
-and sets ``sigma_w2 = sum w^2 / c_out`` (:func:`diagnose`, :func:`critical_init_`). An
+and sets ``sigma_w2 = sum w^2 / c_out`` (``diagnose``, ``critical_init_``). An
 orthogonal operator with singular value ``s`` on ``min(c_in, c_out)`` channels has
 ``sum w^2 = s^2 min(c_in, c_out)`` (Parseval for Algorithm 1 kernels), hence
 ``sigma_w2 = s^2 min(c_in, c_out) / c_out``: ``s^2`` for a square or wide layer, less for a
-channel-expanding one, which :func:`critical_init_` corrects.
+channel-expanding one, which ``critical_init_`` corrects.
 
 Notes
 -----
@@ -123,7 +123,7 @@ def conv_orthogonal_(
     gain : float
         ``sigma_w``, the common singular value of the operator (a standard deviation).
     generator : torch.Generator, optional
-        A seed for :func:`mftheory.cnn.kernels.orthogonal_kernel` is drawn from it.
+        A seed for ``mftheory.cnn.kernels.orthogonal_kernel`` is drawn from it.
 
     Returns
     -------
@@ -139,7 +139,7 @@ def conv_orthogonal_(
     Notes
     -----
     docs/theory.md section 6 (Algorithm 1, Kautsky & Turcajova's block convolutions): the kernel
-    ``K`` of :func:`mftheory.cnn.kernels.orthogonal_kernel` in layout ``(*kernel, c_in, c_out)``
+    ``K`` of ``mftheory.cnn.kernels.orthogonal_kernel`` in layout ``(*kernel, c_in, c_out)``
     is written as ``w[o, i, b] = K[b, i, o]``. Every ``K^(w) = sum_b K(b) exp(-i <w, b>)`` has
     orthonormal columns, so ``nn.ConvNd(..., padding=k, padding_mode="circular")`` with this
     weight is ``gain`` times an isometry on periodic images of every size. Its variance share
@@ -210,7 +210,7 @@ def variance_vector_normal_(
     v : str or array_like
         Variance vector of the kernel's spatial shape, summing to 1, or a preset name
         (``"delta"``, ``"uniform"``, ``"gs0"`` .. ``"gs4"``; cubic kernels) built by
-        :func:`mftheory.cnn.modes.variance_vector`. A Linear weight takes any preset (its only
+        ``mftheory.cnn.modes.variance_vector``. A Linear weight takes any preset (its only
         position has ``v = 1``).
     gain : float
         ``sigma_w`` (a standard deviation).

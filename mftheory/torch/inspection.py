@@ -1,11 +1,11 @@
 """Reading an existing torch model as a mean-field network, and its Jacobian's spectrum.
 
-:func:`diagnose` (the torch counterpart of :func:`mftheory.meanfield.diagnose_init`, which
+``diagnose`` (the torch counterpart of ``mftheory.meanfield.diagnose_init``, which
 works from an initialisation rule instead of a model) measures every Conv/Linear layer's
 ``sigma_w2``, ``sigma_b2`` and variance share, detects the activation from the model's
-modules, and places the network on the mean-field phase diagram (:class:`DiagnoseReport`).
-:func:`jacobian_singular_values` computes the singular values of one model's input-output
-Jacobian, to set beside :func:`mftheory.spectrum.jacobian_spectrum`.
+modules, and places the network on the mean-field phase diagram (``DiagnoseReport``).
+``jacobian_singular_values`` computes the singular values of one model's input-output
+Jacobian, to set beside ``mftheory.spectrum.jacobian_spectrum``.
 
 Notes
 -----
@@ -139,7 +139,7 @@ def _lambda_range(share: FloatArray, n: tuple[int, ...]) -> tuple[float, float]:
 def _layer_row(
     name: str, m: nn.Module, input_shape: tuple[int, ...] | None, notes: list[str]
 ) -> dict[str, Any]:
-    """One layer's row of :attr:`DiagnoseReport.layers`; what it cannot measure goes to notes."""
+    """One layer's row of ``DiagnoseReport.layers``; what it cannot measure goes to notes."""
     w = weight_of(m).detach().to(torch.float64).cpu()
     c_out, c_fan, spatial = weight_shape(w, "diagnose")
     d = len(spatial)
@@ -178,7 +178,7 @@ def _layer_row(
 
 @dataclass(frozen=True)
 class DiagnoseReport:
-    """Mean-field reading of a model's current weights (:func:`diagnose`).
+    """Mean-field reading of a model's current weights (``diagnose``).
 
     Attributes
     ----------
@@ -196,7 +196,7 @@ class DiagnoseReport:
     sigma_w2, sigma_b2 : float
         Mean over those layers.
     q_star, c_star, chi_1, chi_c, xi_c : float
-        :func:`mftheory.meanfield.fixed_point` at the mean variances.
+        ``mftheory.meanfield.fixed_point`` at the mean variances.
     phase : str
         ``"ordered"``, ``"critical"``, ``"chaotic"`` or ``"divergent"``.
     max_trainable_depth : float
@@ -287,9 +287,9 @@ def diagnose(
     ``sigma_w2 = sum w^2 / c_out`` (exact for orthogonal kernels, relative standard error
     ``sqrt(2 sum_b v_b^2 / (c_in c_out))`` for Gaussian ones), and the variance share is
     ``v_b = sum_{i,j} w_ij(b)^2 / sum w^2``. Its Fourier eigenvalues ``lambda_f`` on the
-    layer's input size are those of :func:`mftheory.cnn.modes.mode_eigenvalues` (section 4).
+    layer's input size are those of ``mftheory.cnn.modes.mode_eigenvalues`` (section 4).
     Network (section 3): the mean ``sigma_w2``, ``sigma_b2`` over the hidden layers go to
-    :func:`mftheory.meanfield.fixed_point`; ``max_trainable_depth = 6 xi_c`` (section 5).
+    ``mftheory.meanfield.fixed_point``; ``max_trainable_depth = 6 xi_c`` (section 5).
     """
     layers = layers_of(model)
     if not layers:

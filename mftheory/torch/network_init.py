@@ -1,8 +1,8 @@
 """Initialisation of a whole network: on the critical line, anywhere, or looks-linear.
 
-:func:`critical_init_` and :func:`mean_field_init_` fill every Conv/Linear layer of a vanilla
+``critical_init_`` and ``mean_field_init_`` fill every Conv/Linear layer of a vanilla
 network with the fan-in scaled variance ``sum w^2 / c_out = sigma_w2`` the mean-field maps
-assume (conventions in :mod:`mftheory.torch.initializers`); :func:`looks_linear_` is Burkholz
+assume (conventions in ``mftheory.torch.initializers``); ``looks_linear_`` is Burkholz
 & Dubatovka's parameter sharing for ReLU networks.
 
 Notes
@@ -56,12 +56,12 @@ logger = logging.getLogger("mftheory")
 _SLOW_SECONDS = 1.0  # a fill that took this long is summed up at INFO level
 
 SCHEMES: tuple[str, ...] = ("delta-orthogonal", "orthogonal", "gaussian")
-"""Weight schemes of :func:`critical_init_`."""
+"""Weight schemes of ``critical_init_``."""
 
 
 @dataclass(frozen=True)
 class CriticalInitReport:
-    """What :func:`critical_init_` did, and the mean-field point it put the network at.
+    """What ``critical_init_`` did, and the mean-field point it put the network at.
 
     Attributes
     ----------
@@ -70,7 +70,7 @@ class CriticalInitReport:
         variance.
     q_star, c_star, chi_1, chi_c, xi_c, xi_q : float
         Fixed point and slopes at ``(sigma_w2, sigma_b2)``
-        (:func:`mftheory.meanfield.fixed_point`); ``xi_c`` is infinite on the critical line.
+        (``mftheory.meanfield.fixed_point``); ``xi_c`` is infinite on the critical line.
     scheme : str
         ``"delta-orthogonal"``, ``"orthogonal"`` or ``"gaussian"``.
     layers : int
@@ -258,14 +258,14 @@ def critical_init_(
         A network of ``nn.Conv1d/2d/3d`` and ``nn.Linear`` layers (``groups=1``) with one
         activation. Other modules are left as they are.
     act : str or Activation
-        The network's activation (a name of :data:`mftheory.ACTIVATION_NAMES` or an
+        The network's activation (a name of ``mftheory.ACTIVATION_NAMES`` or an
         expression).
     sigma_b2 : float
         Bias *variance* (0.05 is Schoenholz et al.'s choice for tanh).
     scheme : str
-        ``"delta-orthogonal"`` (:func:`delta_orthogonal_`), ``"orthogonal"``
-        (:func:`conv_orthogonal_`, Algorithm 1) or ``"gaussian"``
-        (:func:`variance_vector_normal_` with ``v``).
+        ``"delta-orthogonal"`` (``delta_orthogonal_``), ``"orthogonal"``
+        (``conv_orthogonal_``, Algorithm 1) or ``"gaussian"``
+        (``variance_vector_normal_`` with ``v``).
     v : str or array_like
         Variance vector of the Gaussian scheme (a preset name, sized per layer, or one array
         that fits every Conv layer); ignored by the orthogonal schemes, with a note.
@@ -284,14 +284,14 @@ def critical_init_(
     MFTheoryError
         No Conv/Linear layer, a grouped convolution, unknown scheme, no finite critical point
         for ``(act, sigma_b2)`` (status other than ``"ok"``: ReLU has none at
-        ``sigma_b2 > 0``, see :func:`looks_linear_`), or a layer the scheme cannot fill (the
+        ``sigma_b2 > 0``, see ``looks_linear_``), or a layer the scheme cannot fill (the
         message names it).
 
     Notes
     -----
     docs/theory.md section 3: ``sigma_w2`` is the critical weight variance of
-    :func:`mftheory.meanfield.critical_point` (``chi_1 = 1``), the report's fields are those of
-    :func:`mftheory.meanfield.fixed_point` there. Biases are ``N(0, sigma_b2)``.
+    ``mftheory.meanfield.critical_point`` (``chi_1 = 1``), the report's fields are those of
+    ``mftheory.meanfield.fixed_point`` there. Biases are ``N(0, sigma_b2)``.
 
     Every layer is given the fan-in scaled variance ``sum w^2 / c_out = sigma_w2`` that the
     q-map assumes (module docstring). The Gaussian scheme does so in expectation. The
@@ -353,7 +353,7 @@ def mean_field_init_(
 ) -> list[str]:
     """Initialise every Conv/Linear layer at any ``(sigma_w2, sigma_b2)``, in place.
 
-    :func:`critical_init_` without the critical point: the same schemes and the same
+    ``critical_init_`` without the critical point: the same schemes and the same
     fan-in scaled variance ``sum w^2 / c_out = sigma_w2`` per layer, for a point anywhere in
     the phase diagram (ordered, critical or chaotic), as the validation experiments need.
 
@@ -366,21 +366,21 @@ def mean_field_init_(
     scheme : str
         ``"gaussian"`` (with ``v``), ``"orthogonal"`` or ``"delta-orthogonal"``.
     v : str or array_like
-        Variance vector of the Gaussian scheme (see :func:`critical_init_`).
+        Variance vector of the Gaussian scheme (see ``critical_init_``).
     generator : torch.Generator, optional
     progress : callable, optional
-        ``progress(layers_done, layers)`` after each layer; logging as :func:`critical_init_`.
+        ``progress(layers_done, layers)`` after each layer; logging as ``critical_init_``.
 
     Returns
     -------
     list of str
         Notes on layers that could not be filled exactly as asked (see
-        :func:`critical_init_`).
+        ``critical_init_``).
 
     Raises
     ------
     MFTheoryError
-        As :func:`critical_init_`, and for a negative or non-finite ``sigma_w2``.
+        As ``critical_init_``, and for a negative or non-finite ``sigma_w2``.
 
     Notes
     -----

@@ -1,10 +1,10 @@
 """Conv/Linear weight tensors: shape checks, random building blocks and fills.
 
-The shared ground of :mod:`mftheory.torch.initializers`, :mod:`mftheory.torch.network_init`
-and :mod:`mftheory.torch.inspection`. Layouts (PyTorch): a convolution weight is
+The shared ground of ``mftheory.torch.initializers``, ``mftheory.torch.network_init``
+and ``mftheory.torch.inspection``. Layouts (PyTorch): a convolution weight is
 ``(c_out, c_in, *spatial)``, a linear weight ``(out, in)``. Random draws are float64 on the
-generator's device (:func:`draw_device`); the Algorithm 1 kernels draw from a numpy generator
-seeded from the torch one (:func:`numpy_seed`), so the same generator state gives the same
+generator's device (``draw_device``); the Algorithm 1 kernels draw from a numpy generator
+seeded from the torch one (``numpy_seed``), so the same generator state gives the same
 tensor.
 """
 
@@ -123,8 +123,8 @@ def fill_algorithm1(tensor: torch.Tensor, gain: float, generator: torch.Generato
     For ``c_in > c_out`` the kernel of ``orthogonal_kernel(size, c_out, c_in)`` is used with its
     channel axes read the other way round: its operator is the transpose of an isometry's
     (per frequency ``L(w) = M(w)^T`` with ``M^H M = I``), so ``L L^H = I``. The kernel is that
-    of :func:`mftheory.cnn.kernels.orthogonal_kernel` for the drawn seed (up to round-off),
-    built with torch on the tensor's device (:mod:`mftheory.torch.algorithm1`).
+    of ``mftheory.cnn.kernels.orthogonal_kernel`` for the drawn seed (up to round-off),
+    built with torch on the tensor's device (``mftheory.torch.algorithm1``).
     """
     from mftheory.torch.algorithm1 import algorithm1_kernel
 

@@ -1,6 +1,6 @@
 """Datasets of the validation experiments, as standardised numpy arrays (nothing is downloaded).
 
-:func:`load_dataset` returns a :class:`Dataset`: float32 inputs laid out for convolutional
+``load_dataset`` returns a ``Dataset``: float32 inputs laid out for convolutional
 networks, ``(N, C, H, W)`` for images and ``(N, C, L)`` for 1D signals, and int64 labels.
 
 - ``digits``: scikit-learn's 1797 8x8 digit images (shipped with scikit-learn), split into
@@ -15,7 +15,7 @@ networks, ``(N, C, H, W)`` for images and ``(N, C, L)`` for 1D signals, and int6
 Every input is scaled to floats and standardised per channel with the mean and standard
 deviation of the training set (after ``max_train``), so the training inputs have mean 0 and
 variance 1 in every channel; the test set uses the training statistics. Any problem raises
-:class:`~mftheory.errors.MFTheoryError` with one line naming it and the fix. This module
+``MFTheoryError`` with one line naming it and the fix. This module
 imports only numpy; scikit-learn and mnist1d (the ``[validate]`` extra) are imported on use.
 """
 
@@ -56,7 +56,7 @@ class Dataset:
     Attributes
     ----------
     name : str
-        One of :data:`DATASETS`.
+        One of ``DATASETS``.
     x_train, x_test : numpy.ndarray
         float32 inputs, ``(N, C, H, W)`` for images or ``(N, C, L)`` for 1D signals,
         standardised per channel with the training set's statistics.
@@ -107,7 +107,7 @@ def load_dataset(
     max_train: int | None = None,
     max_test: int | None = None,
 ) -> Dataset:
-    """Load one of :data:`DATASETS` as a standardised :class:`Dataset`.
+    """Load one of ``DATASETS`` as a standardised ``Dataset``.
 
     Parameters
     ----------

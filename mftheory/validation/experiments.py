@@ -1,7 +1,7 @@
 """The four validation experiments: their grids of cells, and what their results say.
 
 Each experiment is a sweep of independent training runs (cells, run by
-:mod:`mftheory.validation.runner` with :func:`mftheory.validation.train.train_cell`), at one
+``mftheory.validation.runner`` with ``mftheory.validation.train.train_cell``), at one
 of three scales:
 
 - ``tiny``: a few seconds on a CPU, for the test suite;
@@ -13,7 +13,7 @@ The experiments (docs/theory.md sections 5 and 7):
 1. ``trainability`` (Fig. 2): Gaussian tanh CNNs over ``sigma_w2 x depth`` at fixed
    ``sigma_b2``; a cell is *trainable* when its training accuracy reaches the threshold
    (halfway from chance to 1 unless given), *predicted trainable* when
-   ``depth < 6 xi_c(sigma_w2, sigma_b2)`` (the core's :func:`~mftheory.meanfield.fixed_point`);
+   ``depth < 6 xi_c(sigma_w2, sigma_b2)`` (the core's ``fixed_point``);
    the summary reports the share of cells where the two agree.
 2. ``learning-speed`` (Fig. 5): one deep critical network, Gaussian against orthogonal
    (Algorithm 1) and Delta-Orthogonal kernels: accuracy against steps.
@@ -206,9 +206,9 @@ def plan_experiment(
     Parameters
     ----------
     experiment : str
-        One of :data:`EXPERIMENTS`.
+        One of ``EXPERIMENTS``.
     scale : str
-        One of :data:`SCALES`.
+        One of ``SCALES``.
     overrides : mapping, optional
         Settings to replace, None values ignored: ``dataset``, ``data_dir``, ``max_train``,
         ``max_test``, ``channels``, ``depths``, ``sigma_w2`` (the trainability axis),
@@ -391,7 +391,7 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
     ----------
     plan : Plan
     results : sequence of dict
-        :func:`~mftheory.validation.runner.run_cells`' results for ``plan.cells``, in order
+        ``run_cells``' results for ``plan.cells``, in order
         (failed cells are left out of the tables and counted).
 
     Returns

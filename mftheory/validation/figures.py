@@ -1,12 +1,12 @@
 """Figures of the validation experiments, from a summary and the cells' results.
 
-matplotlib's object API only (no pyplot state), saved by :func:`mftheory.plotting.save_figure`.
+matplotlib's object API only (no pyplot state), saved by ``mftheory.plotting.save_figure``.
 
-- :func:`trainability_figure`: the paper's Fig. 2: final training accuracy over
+- ``trainability_figure``: the paper's Fig. 2: final training accuracy over
   ``(sigma_w2, depth)`` with the predicted boundary ``6 xi_c`` and the critical ``sigma_w2``
   drawn on top; cells where measurement and prediction disagree are crossed.
-- :func:`curves_figure`: accuracy against steps or epochs, one colour per run (Fig. 1, 5).
-- :func:`depth_figure`: test accuracy against depth, one line per variance vector (Fig. 3/4).
+- ``curves_figure``: accuracy against steps or epochs, one colour per run (Fig. 1, 5).
+- ``depth_figure``: test accuracy against depth, one line per variance vector (Fig. 3/4).
 
 Notes
 -----

@@ -8,7 +8,7 @@ input down to at most 8 pixels a side (1, 2, 2 for MNIST's 28x28 -> 7x7 and CIFA
 normalisation, no residual connections. 1D inputs (MNIST-1D) get the same with 1D
 convolutions.
 
-Every layer, stem and readout included, is filled by :func:`mftheory.torch.mean_field_init_`
+Every layer, stem and readout included, is filled by ``mftheory.torch.mean_field_init_``
 at the cell's ``(sigma_w2, sigma_b2)`` with its weight scheme.
 """
 
@@ -111,12 +111,12 @@ def build_network(
     v: str | ArrayLike = "uniform",
     generator: torch.Generator | None = None,
 ) -> tuple[VanillaCNN, list[str]]:
-    """Build a :class:`VanillaCNN` for inputs ``(C, H, W)`` or ``(C, L)`` and initialise it.
+    """Build a ``VanillaCNN`` for inputs ``(C, H, W)`` or ``(C, L)`` and initialise it.
 
     Returns
     -------
     (VanillaCNN, list of str)
-        The network and :func:`mftheory.torch.mean_field_init_`'s notes.
+        The network and ``mftheory.torch.mean_field_init_``'s notes.
 
     Notes
     -----

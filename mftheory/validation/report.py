@@ -7,7 +7,7 @@ Folder layout (``out``)::
     <experiment>.png     the figure
     report.md            a short markdown report that embeds the figure
 
-Every file is written atomically (:func:`mftheory.files.atomic_write`): an interrupted run
+Every file is written atomically (``mftheory.files.atomic_write``): an interrupted run
 leaves the previous one as it was.
 """
 

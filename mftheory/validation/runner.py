@@ -1,12 +1,12 @@
 """Resumable sweeps: independent cells run inline, in a process pool or on a dask cluster.
 
-A sweep is a list of :class:`Cell` (a unique key and a JSON-able config). :func:`run_cells`
+A sweep is a list of ``Cell`` (a unique key and a JSON-able config). ``run_cells``
 passes each config to a top-level (picklable) worker function and writes the finished cell as
 ``results_dir/<key>.json``; a rerun skips every cell whose file is complete and was made from the
 same config, so an interrupted sweep resumes where it stopped. A cell whose worker raises is
 returned as ``"status": "failed"`` and not written, so the next run retries it.
 
-Files are written atomically (:func:`mftheory.files.atomic_write`). Pool processes ignore
+Files are written atomically (``mftheory.files.atomic_write``). Pool processes ignore
 SIGINT and die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a thread that watches the
 parent); on Ctrl-C (or any exception) in the parent the pool is shut down at once: queued cells
 are cancelled and running ones killed, and ``KeyboardInterrupt`` reaches the caller within about
@@ -253,7 +253,7 @@ def run_cells(
     Parameters
     ----------
     cells : sequence of Cell
-        The sweep; keys must stay unique once made file-safe (:func:`cell_path`).
+        The sweep; keys must stay unique once made file-safe (``cell_path``).
     worker : callable
         Top-level (picklable) function ``config -> dict`` of JSON-able results (numpy scalars,
         arrays, NaN and inf are converted: non-finite -> null). It must not use the keys

@@ -1,6 +1,6 @@
-"""Train one network of a sweep: the worker that :mod:`mftheory.validation.runner` runs per cell.
+"""Train one network of a sweep: the worker that ``mftheory.validation.runner`` runs per cell.
 
-A cell's config is a JSON-able dict (built by :mod:`mftheory.validation.experiments`); the
+A cell's config is a JSON-able dict (built by ``mftheory.validation.experiments``); the
 result is a JSON-able dict with the learning curve and the final accuracies. Plain SGD with
 momentum, a constant learning rate, no weight decay, no schedule (docs/theory.md section 7: no
 learning-rate decay). A loss that becomes NaN or infinite ends the run and is recorded as
@@ -89,7 +89,7 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     config : dict
-        At least :data:`CONFIG_KEYS`: the data (``dataset``, ``data_dir``, ``split_seed``,
+        At least ``CONFIG_KEYS``: the data (``dataset``, ``data_dir``, ``split_seed``,
         ``max_train``, ``max_test``), the network (``channels``, ``depth``, ``scheme``,
         ``v``, ``sigma_w2``, ``sigma_b2``), the optimiser (``lr``, ``momentum``,
         ``batch_size``, ``steps``), the evaluation (``eval_every`` steps, on at most

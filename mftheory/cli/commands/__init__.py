@@ -1,1 +1,1 @@
-"""One module per ``mftheory`` command; :mod:`mftheory.cli.app` registers them."""
+"""One module per ``mftheory`` command; ``mftheory.cli.app`` registers them."""

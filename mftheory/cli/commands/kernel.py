@@ -129,7 +129,7 @@ def _require_memory(kind: KernelInit, s: int, d: int, c_in: int, c_out: int) -> 
     The kernel is ``8 s^d c_in c_out`` bytes (float64); drawing it takes 4 such arrays for
     ``orthogonal`` (the growth step's projection and its two padded copies), 2 for
     ``gaussian``, 1 for ``delta-orthogonal`` plus its ``c_in x c_out`` QR (4 arrays); the
-    check's peak is :func:`mftheory.cnn.kernels.kernel_check_bytes`.
+    check's peak is ``mftheory.cnn.kernels.kernel_check_bytes``.
     """
     from mftheory.cli.budget import require_memory
 
@@ -154,7 +154,7 @@ FLOP_RATE = 3e8
 def _require_check_time(shape: tuple[int, ...], what: str) -> None:
     """Refuse a check estimated to run for hours: per image side ``n``, ``n^d`` frequencies,
     each an ``S``-term DFT of a ``c_in x c_out`` block (``8 S c_in c_out`` flops) and its SVD
-    (about ``4 c_in c_out min(c_in, c_out)``), at :data:`FLOP_RATE`."""
+    (about ``4 c_in c_out min(c_in, c_out)``), at ``FLOP_RATE``."""
     from mftheory.cli.budget import require_time
 
     *spatial, ci, co = (float(x) for x in shape)
@@ -167,7 +167,7 @@ def _require_check_time(shape: tuple[int, ...], what: str) -> None:
 
 def _check_cost(K: Any) -> int:
     """About the entries of the FFT check's blocks (image sides from the kernel's to 64, or
-    8 in 3D, as :func:`mftheory.cnn.kernels.check_kernel` does by default)."""
+    8 in 3D, as ``mftheory.cnn.kernels.check_kernel`` does by default)."""
     d = K.ndim - 2
     side = max(K.shape[:-2])
     top = max(side, 8 if d == 3 else 64)
@@ -175,7 +175,7 @@ def _check_cost(K: Any) -> int:
 
 
 def kernel_check_bytes(shape: tuple[int, ...]) -> float:
-    """About the peak bytes :func:`mftheory.cnn.kernels.check_kernel` allocates for a kernel of
+    """About the peak bytes ``mftheory.cnn.kernels.check_kernel`` allocates for a kernel of
     ``shape`` with its default image sides.
 
     Per side ``n`` the frequencies come in chunks of ``k = min(n^d, CHECK_CHUNK_BYTES / (16 c_in

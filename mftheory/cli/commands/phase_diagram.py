@@ -139,7 +139,7 @@ def solve_grid(
 ) -> "FixedPoint":
     """The fixed points on the grid ``sigma_w2 = w2`` (columns) x ``sigma_b2 = b2`` (rows).
 
-    :func:`mftheory.meanfield.grid.phase_grid`: arrays of shape ``(b2.size, w2.size)``, computed in
+    ``mftheory.meanfield.grid.phase_grid``: arrays of shape ``(b2.size, w2.size)``, computed in
     chunks of rows with ``progress(rows_done, rows_total)`` called after each.
     """
     from mftheory.meanfield.grid import phase_grid

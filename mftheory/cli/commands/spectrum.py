@@ -38,7 +38,7 @@ SPECTRUM_DPI = 100.0
 
 
 class WeightKind(ChoiceEnum):
-    """Weight distributions (:data:`mftheory.spectrum.density.WEIGHTS`)."""
+    """Weight distributions (``mftheory.spectrum.density.WEIGHTS``)."""
 
     orthogonal = "orthogonal"
     gaussian = "gaussian"
@@ -202,7 +202,7 @@ SAMPLE_COPIES, SAMPLE_RATE = 10, 1e9
 @contextlib.contextmanager
 def solver_failures() -> Iterator[None]:
     """Turn the density solver's failures (``spectrum: ...``: no convergence on accepted
-    input) into :class:`~mftheory.cli.budget.ComputationFailed`, exit code 1."""
+    input) into ``ComputationFailed``, exit code 1."""
     from mftheory.cli.budget import ComputationFailed
     from mftheory.errors import MFTheoryError
 

@@ -1,6 +1,6 @@
 """``mftheory validate``: train real networks and set the results beside the predictions.
 
-Wires :mod:`mftheory.validation` (plans, the runner, the training worker, the report) to the
+Wires ``mftheory.validation`` (plans, the runner, the training worker, the report) to the
 command line. Needs PyTorch (the ``[validate]`` extra).
 """
 
@@ -44,7 +44,7 @@ __all__ = [
 
 
 class Experiment(ChoiceEnum):
-    """Experiments (:data:`mftheory.validation.experiments.EXPERIMENTS`)."""
+    """Experiments (``mftheory.validation.experiments.EXPERIMENTS``)."""
 
     trainability = "trainability"
     learning_speed = "learning-speed"
@@ -53,7 +53,7 @@ class Experiment(ChoiceEnum):
 
 
 class ExperimentScale(ChoiceEnum):
-    """How big an experiment is (:data:`mftheory.validation.experiments.SCALES`)."""
+    """How big an experiment is (``mftheory.validation.experiments.SCALES``)."""
 
     tiny = "tiny"
     cpu = "cpu"
@@ -61,7 +61,7 @@ class ExperimentScale(ChoiceEnum):
 
 
 class DatasetName(ChoiceEnum):
-    """Data sets (:data:`mftheory.validation.data.DATASETS`)."""
+    """Data sets (``mftheory.validation.data.DATASETS``)."""
 
     digits = "digits"
     mnist1d = "mnist1d"
