@@ -117,12 +117,19 @@ _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "ultra-deep": {
         "tiny": {"depths": [4, 16], "epochs": 1.0, "evals_per_epoch": 2},
+        # The lr sweep's grid, the step budget and the thresholds are fixed here in advance
+        # (docs/validation.md section 3); a cell stops once it reaches the highest threshold.
         "cpu": {
-            "depths": [16, 64, 256],
-            "epochs": 10.0,
-            "evals_per_epoch": 2,
+            "depths": [32, 64, 128, 256, 512, 1024],
+            "schemes": ["delta-orthogonal", "gaussian"],
+            "lrs": [0.0003, 0.001, 0.003],
+            "optimizer": "adam",
+            "steps": 200,
+            "eval_every": 10,
+            "eval_size": 256,
             "batch_size": 32,
-            "lr": 0.01,
+            "low_threshold": 0.3,
+            "test_at_end": True,
         },
         "paper": {"depths": [1250, 2500, 5000, 10000], "epochs": 10.0, "evals_per_epoch": 4},
     },
@@ -246,6 +253,8 @@ def plan_experiment(
     s |= given
     if "epochs" in given and "steps" in s:
         del s["steps"]
+    if experiment == "ultra-deep" and ("lr" in given or "lrs" not in s):
+        s["lrs"] = [s["lr"]]  # --lr: that one rate instead of the sweep
     s["depths"] = _positive_ints("depths", s["depths"], minimum=0)
     (s["sigma_b2"],) = _variances("sigma_b2", [s["sigma_b2"]])
     for name in ("batch_size", "eval_size"):
@@ -280,6 +289,43 @@ def _budget(s: dict[str, Any], n_train: int | None) -> tuple[int, int]:
 
 
 _TRAIN_SIZES = {"digits": 1437, "mnist1d": 4000, "mnist": 60000, "cifar10": 50000}
+
+
+# A cell of ultra-deep stops at its first evaluation at or above this training accuracy when
+# no --threshold is given: just above halfway from chance to 1 for ten balanced classes
+# (0.5515 at the digits' chance 0.103), so the halfway threshold is reached first.
+_ULTRA_DEEP_STOP_AT = 0.56
+
+
+def _schemes(s: dict[str, Any], default: Sequence[str]) -> list[str]:
+    schemes = [str(x).lower() for x in s.get("schemes", default)]
+    for sc in schemes:
+        if sc not in SCHEME_NAMES:
+            raise MFTheoryError(f"unknown scheme {sc!r}; choose from {', '.join(SCHEME_NAMES)}")
+    if not schemes:
+        raise MFTheoryError("schemes is empty")
+    return list(dict.fromkeys(schemes))
+
+
+def _ultra_deep_variants(s: dict[str, Any], w2c: float) -> list[tuple[str, dict[str, Any]]]:
+    """ultra-deep's cells: depth x scheme x learning rate x repeat, cheapest (shallowest)
+    first; the repeats of a (depth, scheme) share their initial weights across the lrs."""
+    s["schemes"] = schemes = _schemes(s, ["delta-orthogonal"])
+    lrs = [float(x) for x in s["lrs"]]
+    if not lrs or any(not math.isfinite(x) or x <= 0 for x in lrs):
+        raise MFTheoryError(f"lrs must be finite and > 0, got {s['lrs']!r}")
+    s["lrs"] = lrs = sorted(set(lrs))
+    (s["seeds"],) = _positive_ints("seeds", [s.get("seeds", 1)])
+    s["stop_at"] = float(s["threshold"]) if s["threshold"] is not None else _ULTRA_DEEP_STOP_AT
+    out = []
+    for d in s["depths"]:
+        for sc in schemes:
+            for rep in range(s["seeds"]):
+                for lr in lrs:
+                    cfg = {"depth": d, "sigma_w2": w2c, "scheme": sc, "v": "uniform", "lr": lr}
+                    cfg |= {"rep": rep, "seed_key": f"depth={d:05d}_scheme={sc}_rep={rep}"}
+                    out.append((f"depth={d:05d}_scheme={sc}_lr={lr:g}_rep={rep}", cfg))
+    return out
 
 
 def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
@@ -320,21 +366,13 @@ def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
     else:
         s["sigma_w2_critical"] = w2c = _critical_sigma_w2(s["sigma_b2"])
         if experiment == "learning-speed":
-            schemes = [str(x).lower() for x in s.get("schemes", SCHEME_NAMES)]
-            for sc in schemes:
-                if sc not in SCHEME_NAMES:
-                    raise MFTheoryError(
-                        f"unknown scheme {sc!r}; choose from {', '.join(SCHEME_NAMES)}"
-                    )
-            s["schemes"] = schemes
+            s["schemes"] = schemes = _schemes(s, SCHEME_NAMES)
             for sc in schemes:
                 for d in s["depths"]:
                     cfg = {"depth": d, "sigma_w2": w2c, "scheme": sc, "v": "uniform"}
                     variants.append((f"scheme={sc}_depth={d:05d}", cfg))
         elif experiment == "ultra-deep":
-            for d in s["depths"]:
-                cfg = {"depth": d, "sigma_w2": w2c, "scheme": "delta-orthogonal", "v": "uniform"}
-                variants.append((f"depth={d:05d}", cfg))
+            variants += _ultra_deep_variants(s, w2c)
         else:
             presets = [str(x).lower() for x in s.get("v_presets", GS_PRESETS)]
             for p in presets:
@@ -345,12 +383,15 @@ def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
                     cfg = {"depth": d, "sigma_w2": w2c, "scheme": "gaussian", "v": p}
                     variants.append((f"v={p}_depth={d:05d}", cfg))
     cells = []
+    if experiment == "ultra-deep":
+        base |= {"test_at_end": bool(s.get("test_at_end", False)), "stop_at": s["stop_at"]}
     for key, cfg in variants:
         channels = s["channels"]
         if channels is None:
             channels = 256 if cfg["depth"] <= 256 else 128
         (channels,) = _positive_ints("channels", [channels])
-        config = base | cfg | {"channels": channels, "seed": cell_seed(s["seed"], key)}
+        seed = cell_seed(s["seed"], cfg.pop("seed_key", key))
+        config = base | cfg | {"channels": channels, "seed": seed}
         config |= {"experiment": experiment}
         cells.append(Cell(key=key, config=config))
     return cells

@@ -94,7 +94,10 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         ``v``, ``sigma_w2``, ``sigma_b2``), the optimiser (``lr``, ``momentum``,
         ``batch_size``, ``steps``), the evaluation (``eval_every`` steps, on at most
         ``eval_size`` training samples and the whole test set), ``seed``, ``device`` and
-        ``threads`` (CPU threads, 0 to leave torch's default).
+        ``threads`` (CPU threads, 0 to leave torch's default). Optional: ``stop_at`` (end
+        the run at the first evaluation whose training accuracy reaches it) and
+        ``test_at_end`` (true: the test set is evaluated only at the last evaluation, the
+        curve's other test accuracies are None; saves time on very deep networks).
 
     Returns
     -------
@@ -102,9 +105,9 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         ``curve`` (lists ``step``, ``epoch``, ``train_loss``, ``train_accuracy``,
         ``test_accuracy``; a non-finite loss is None), ``final`` (the last evaluation; its
         accuracies and loss None when the run diverged), ``diverged`` and
-        ``diverged_at_step``, ``chance``, ``dataset`` (its description), ``notes`` (from the
-        initialiser), ``wall_time_s``, ``device``, ``torch_version``,
-        ``mftheory_version``.
+        ``diverged_at_step``, ``stopped_early`` (``stop_at`` reached), ``chance``,
+        ``dataset`` (its description), ``notes`` (from the initialiser), ``wall_time_s``,
+        ``device``, ``torch_version``, ``mftheory_version``.
 
     Notes
     -----
@@ -156,13 +159,18 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
-    curve: dict[str, list[float]] = {
+    curve: dict[str, list[float | None]] = {
         k: [] for k in ("step", "epoch", "train_loss", "train_accuracy", "test_accuracy")
     }
 
+    stop_at = None if config.get("stop_at") is None else float(config["stop_at"])
+    test_at_end = bool(config.get("test_at_end", False))
+
     def record(step: int) -> bool:
         train_acc, train_loss = _evaluate(net, x_eval, y_eval, max(batch, 256))
-        test_acc, _ = _evaluate(net, x_test, y_test, max(batch, 256))
+        test_acc: float | None = None
+        if not test_at_end:
+            test_acc, _ = _evaluate(net, x_test, y_test, max(batch, 256))
         curve["step"].append(step)
         curve["epoch"].append(step * batch / n_train)
         curve["train_loss"].append(train_loss)
@@ -171,6 +179,7 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         return math.isfinite(train_loss)
 
     diverged_at: int | None = None
+    stopped = False
     if not record(0):
         diverged_at = 0
     perm = torch.randperm(n_train, generator=order_gen).to(device)
@@ -190,8 +199,14 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if (step % eval_every == 0 or step == steps) and not record(step):
-            diverged_at = step
+        if step % eval_every == 0 or step == steps:
+            if not record(step):
+                diverged_at = step
+            elif stop_at is not None and float(curve["train_accuracy"][-1] or 0) >= stop_at:
+                stopped = True
+                break
+    if test_at_end and diverged_at is None and curve["test_accuracy"][-1] is None:
+        curve["test_accuracy"][-1] = _evaluate(net, x_test, y_test, max(batch, 256))[0]
     final: dict[str, float | None] = {k: v[-1] for k, v in curve.items()}
     if diverged_at is not None:
         final = dict.fromkeys(curve, None) | {
@@ -203,6 +218,7 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         "final": final,
         "diverged": diverged_at is not None,
         "diverged_at_step": diverged_at,
+        "stopped_early": stopped,
         "chance": float(np.max(np.bincount(data.y_test)) / len(data.y_test)),
         "dataset": data.as_dict(),
         "notes": notes,
