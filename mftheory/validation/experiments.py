@@ -40,6 +40,7 @@ from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
 from mftheory.meanfield.fixed_points import fixed_point, trainable_depth
 from mftheory.validation.runner import Cell
+from mftheory.validation.ultradeep import ultra_deep_summary
 
 __all__ = [
     "EXPERIMENTS",
@@ -122,12 +123,15 @@ _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": {
             "depths": [32, 64, 128, 256, 512, 1024],
             "schemes": ["delta-orthogonal", "gaussian"],
-            "lrs": [0.0003, 0.001, 0.003],
+            # Adam moves every layer's weights by about lr a step, so the network's function
+            # by about depth x lr: the grid is in lr x depth (depth 32: 9.4e-5, 3.1e-4, 9.4e-4)
+            "lr_times_depth": [0.003, 0.01, 0.03],
             "optimizer": "adam",
             "steps": 200,
             "eval_every": 10,
             "eval_size": 256,
             "batch_size": 32,
+            "threshold": 0.4,
             "low_threshold": 0.3,
             "test_at_end": True,
         },
@@ -249,10 +253,12 @@ def plan_experiment(
     s: dict[str, Any] = dict(_COMMON[scale]) | dict(_GRIDS[experiment][scale])
     s |= {"data_dir": None, "seed": 0, "split_seed": 0, "device": "cpu", "threads": 0}
     s["sigma_b2"] = _SIGMA_B2.get(experiment, _DEFAULT_SIGMA_B2)
-    s["threshold"] = None
+    s.setdefault("threshold", None)
     s |= given
     if "epochs" in given and "steps" in s:
         del s["steps"]
+    if experiment == "ultra-deep" and ("lr" in given or "lrs" in given):
+        s.pop("lr_times_depth", None)  # the rates given, the same at every depth
     if experiment == "ultra-deep" and ("lr" in given or "lrs" not in s):
         s["lrs"] = [s["lr"]]  # --lr: that one rate instead of the sweep
     s["depths"] = _positive_ints("depths", s["depths"], minimum=0)
@@ -317,14 +323,20 @@ def _ultra_deep_variants(s: dict[str, Any], w2c: float) -> list[tuple[str, dict[
     s["lrs"] = lrs = sorted(set(lrs))
     (s["seeds"],) = _positive_ints("seeds", [s.get("seeds", 1)])
     s["stop_at"] = float(s["threshold"]) if s["threshold"] is not None else _ULTRA_DEEP_STOP_AT
+    grid = s.get("lr_times_depth")
+    if grid is not None:
+        s["lr_times_depth"] = grid = sorted({float(g) for g in grid})
+        if not grid or any(not math.isfinite(g) or g <= 0 for g in grid):
+            raise MFTheoryError(f"lr_times_depth must be finite and > 0, got {grid!r}")
     out = []
     for d in s["depths"]:
+        rates = [(g / max(d, 1), f"lrxdepth={g:g}") for g in grid] if grid else None
         for sc in schemes:
             for rep in range(s["seeds"]):
-                for lr in lrs:
+                for lr, tag in rates or [(lr, f"lr={lr:g}") for lr in lrs]:
                     cfg = {"depth": d, "sigma_w2": w2c, "scheme": sc, "v": "uniform", "lr": lr}
                     cfg |= {"rep": rep, "seed_key": f"depth={d:05d}_scheme={sc}_rep={rep}"}
-                    out.append((f"depth={d:05d}_scheme={sc}_lr={lr:g}_rep={rep}", cfg))
+                    out.append((f"depth={d:05d}_scheme={sc}_{tag}_rep={rep}", cfg))
     return out
 
 
@@ -483,7 +495,9 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
         "wall_time_s": float(sum(r["wall_time_s"] for r in rows)),
     }
     exp = plan.experiment
-    if exp == "trainability":
+    if exp == "ultra-deep":
+        out |= _ultra_deep(plan, done, rows, thr)
+    elif exp == "trainability":
         out |= _trainability(plan, rows)
     elif exp == "spatial-modes":
         out |= _spatial(plan, rows, thr)
@@ -500,6 +514,26 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
             for row in rows
         ]
         out["headline"] = f"training accuracy {thr:.2f} reached at " + "; ".join(reached)
+    return out
+
+
+def _ultra_deep(
+    plan: Plan, done: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], thr: float
+) -> dict[str, Any]:
+    """The lr sweep's table and the verdict on depth (``mftheory.validation.ultradeep``)."""
+    thresholds = {"threshold": thr}
+    low = plan.settings.get("low_threshold")
+    if low is not None and float(low) < thr:
+        thresholds["low"] = float(low)
+    for r, row in zip(done, rows, strict=True):
+        row["lr"] = r["config"]["lr"]
+        row["rep"] = r["config"].get("rep", 0)
+        row["steps_to_threshold"] = _first_reaching(r, thr, "step")
+        if "low" in thresholds:
+            row["steps_to_low"] = _first_reaching(r, thresholds["low"], "step")
+    out = ultra_deep_summary(rows, thresholds, int(plan.settings["steps"]))
+    out["thresholds"] = thresholds
+    out["sigma_w2_critical"] = plan.settings["sigma_w2_critical"]
     return out
 
 

@@ -7,6 +7,8 @@ matplotlib's object API only (no pyplot state), saved by ``mftheory.plotting.sav
   drawn on top; cells where measurement and prediction disagree are crossed.
 - ``curves_figure``: accuracy against steps or epochs, one colour per run (Fig. 1, 5).
 - ``depth_figure``: test accuracy against depth, one line per variance vector (Fig. 3/4).
+- ``ultra_deep_figure``: steps to a training accuracy against depth per weight scheme, and
+  the learning curves of the selected learning rates (Fig. 1).
 
 Notes
 -----
@@ -22,7 +24,7 @@ import numpy as np
 from matplotlib import colormaps, patheffects
 from matplotlib.figure import Figure
 
-__all__ = ["curves_figure", "depth_figure", "trainability_figure"]
+__all__ = ["curves_figure", "depth_figure", "trainability_figure", "ultra_deep_figure"]
 
 
 def _edges(values: Sequence[float], log: bool) -> np.ndarray:
@@ -158,4 +160,86 @@ def depth_figure(summary: Mapping[str, Any], *, title: str = "") -> Figure:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+    return fig
+
+
+def _shown_run(
+    entry: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> Mapping[str, Any] | None:
+    """The run whose curve stands for a (depth, scheme): the selected rate of the first
+    threshold reached (in ``names`` order), else the rate with the best final accuracy."""
+    mine = [
+        r
+        for r in runs
+        if r["config"]["depth"] == entry["depth"] and r["config"]["scheme"] == entry["scheme"]
+    ]
+    for n in names:
+        lr = entry.get(f"best_lr_{n}")
+        if lr is not None:
+            return next((r for r in mine if float(r["config"]["lr"]) == lr), None)
+    return max(mine, key=lambda r: r["final"].get("train_accuracy") or 0.0, default=None)
+
+
+def ultra_deep_figure(
+    summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, title: str = ""
+) -> Figure:
+    """Left: steps to each threshold against depth (log-log), per scheme, at the selected
+    learning rate; x marks a depth where no rate reached it. Right: training accuracy
+    against steps of the selected rates, one colour per depth (solid Delta-Orthogonal,
+    dashed Gaussian)."""
+    from mftheory.plotting import log_depth_axis
+
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    names = list(summary["thresholds"])
+    table = summary["table"]
+    schemes = list(dict.fromkeys(e["scheme"] for e in table))
+    depths = sorted({e["depth"] for e in table})
+    cmap = colormaps["tab10"]
+    budget = max((float(r["curve"]["step"][-1]) for r in results), default=1.0)
+    for i, sc in enumerate(schemes):
+        rows = [e for e in table if e["scheme"] == sc]
+        for j, n in enumerate(names):
+            thr = summary["thresholds"][n]
+            hit = [e for e in rows if e[f"best_steps_{n}"] is not None]
+            miss = [e["depth"] for e in rows if e[f"best_steps_{n}"] is None]
+            style = {"color": cmap(i), "ls": "-" if j == 0 else ":", "marker": "o"}
+            left.plot(
+                [e["depth"] for e in hit],
+                [e[f"best_steps_{n}"] for e in hit],
+                label=f"{sc}, accuracy {thr:.2f}",
+                **style,
+            )
+            if miss:
+                left.plot(miss, [budget * 1.15] * len(miss), "x", color=cmap(i), ms=8)
+    left.axhline(budget, color="grey", lw=0.8, ls="--", label=f"budget ({budget:.0f} steps)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    log_depth_axis(left.xaxis, depths)
+    left.set_xlabel("depth (body convolutions)")
+    left.set_ylabel("steps to training accuracy (x: not reached)")
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize="small")
+    shades = colormaps["viridis"]
+    for e in table:
+        r = _shown_run(e, results, names)
+        if r is None:
+            continue
+        k = depths.index(e["depth"]) / max(1, len(depths) - 1)
+        y = [np.nan if v is None else v for v in r["curve"]["train_accuracy"]]
+        right.plot(
+            r["curve"]["step"],
+            y,
+            color=shades(0.9 * k),
+            ls="-" if e["scheme"] == "delta-orthogonal" else "--",
+            label=f"{e['scheme']}, depth {e['depth']}, lr {r['config']['lr']:g}",
+        )
+    for j, n in enumerate(names):
+        right.axhline(summary["thresholds"][n], color="grey", lw=0.8, ls="-" if j == 0 else ":")
+    right.set_ylim(0, 1)
+    right.set_xlabel("training steps")
+    right.set_ylabel("training accuracy")
+    right.grid(alpha=0.3)
+    right.legend(fontsize="x-small", ncol=2)
+    fig.suptitle(title)
     return fig

@@ -42,7 +42,12 @@ def figure_for(
     plan: Plan, results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> Figure | None:
     """The experiment's figure (a matplotlib Figure), or None when no cell finished."""
-    from mftheory.validation.figures import curves_figure, depth_figure, trainability_figure
+    from mftheory.validation.figures import (
+        curves_figure,
+        depth_figure,
+        trainability_figure,
+        ultra_deep_figure,
+    )
 
     done = [r for r in results if r.get("status") == "done"]
     if not done:
@@ -55,8 +60,7 @@ def figure_for(
     if exp == "learning-speed":
         labels = [f"{r['config']['scheme']}, depth {r['config']['depth']}" for r in done]
         return curves_figure(done, labels, axis="step", title=_TITLES[exp])
-    labels = [f"depth {r['config']['depth']}" for r in done]
-    return curves_figure(done, labels, axis="epoch", title=_TITLES[exp])
+    return ultra_deep_figure(summary, done, title=_TITLES[exp])
 
 
 def _fmt(value: Any) -> str:
@@ -90,8 +94,11 @@ _COLUMNS = {
     ),
     "ultra-deep": (
         "depth",
+        "scheme",
+        "lr",
         "train_accuracy",
         "test_accuracy",
+        "steps_to_threshold",
         "epochs_to_threshold",
         "diverged",
         "wall_time_s",
@@ -103,6 +110,20 @@ _COLUMNS = {
 def columns(experiment: str) -> tuple[str, ...]:
     """The per-cell fields the report and the CLI table show for ``experiment``."""
     return _COLUMNS[experiment]
+
+
+def _lr_table(summary: Mapping[str, Any]) -> list[str]:
+    """ultra-deep: the selected rate and its count per depth x scheme, and the verdict."""
+    names = list(summary["thresholds"])
+    head = " | ".join(f"steps to {summary['thresholds'][n]:.3g} (lr)" for n in names)
+    lines = [f"| depth | scheme | {head} |", "|---|---|" + "---|" * len(names)]
+    for e in summary["table"]:
+        parts = []
+        for n in names:
+            steps, lr = e[f"best_steps_{n}"], e[f"best_lr_{n}"]
+            parts.append("not reached" if steps is None else f"{steps:.0f} ({lr:g})")
+        lines.append(f"| {e['depth']} | {e['scheme']} | " + " | ".join(parts) + " |")
+    return [*lines, "", *(f"- {v}" for v in summary["verdict"]), ""]
 
 
 def markdown_report(
@@ -122,7 +143,8 @@ def markdown_report(
         f"- network: tanh CNN, 3 stem convolutions + depth x 3x3 convolutions,"
         f" {s['channels'] if s['channels'] is not None else '256/128'} channels;"
         f" sigma_b2 = {s['sigma_b2']:g}",
-        f"- training: {s['optimizer']} lr {s['lr']:g}"
+        f"- training: {s['optimizer']} lr "
+        + (", ".join(f"{x:g}" for x in s["lrs"]) if "lrs" in s else f"{s['lr']:g}")
         + (f", momentum {s['momentum']:g}" if s["optimizer"] == "sgd" else "")
         + f", batch {s['batch_size']}, {s['steps']} steps, constant learning rate;"
         f" seed {s['seed']}",
@@ -133,6 +155,8 @@ def markdown_report(
     ]
     if figure:
         lines += [f"![{plan.experiment}]({figure})", ""]
+    if "table" in summary:
+        lines += _lr_table(summary)
     cols = columns(plan.experiment)
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))

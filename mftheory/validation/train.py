@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,28 @@ def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> t
     return correct / len(x), loss / len(x)
 
 
+def _optimizer(net: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum, at the cell's constant learning rate."""
+    lr = float(config["lr"])
+    if config["optimizer"] == "adam":
+        return torch.optim.Adam(net.parameters(), lr=lr)
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+
+
+def _minibatches(
+    n_train: int, batch: int, order_gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Indices of successive minibatches: a fresh permutation whenever one runs out."""
+    perm = torch.randperm(n_train, generator=order_gen).to(device)
+    pos = 0
+    while True:
+        if pos + batch > n_train:
+            perm = torch.randperm(n_train, generator=order_gen).to(device)
+            pos = 0
+        yield perm[pos : pos + batch]
+        pos += batch
+
+
 def train_cell(config: dict[str, Any]) -> dict[str, Any]:
     """Build, initialise and train the network of one cell; return its learning curve.
 
@@ -148,22 +171,17 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
     y_train = torch.as_tensor(data.y_train, device=device)
     x_test = torch.as_tensor(data.x_test, device=device)
     y_test = torch.as_tensor(data.y_test, device=device)
-    eval_size = min(int(config["eval_size"]), len(x_train))
-    x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
+    x_eval, y_eval = x_train[: int(config["eval_size"])], y_train[: int(config["eval_size"])]
     batch = int(config["batch_size"])
     steps = int(config["steps"])
     eval_every = max(1, int(config["eval_every"]))
     n_train = len(x_train)
-    lr = float(config["lr"])
-    if config["optimizer"] == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    else:
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+    opt = _optimizer(net, config)
     curve: dict[str, list[float | None]] = {
         k: [] for k in ("step", "epoch", "train_loss", "train_accuracy", "test_accuracy")
     }
 
-    stop_at = None if config.get("stop_at") is None else float(config["stop_at"])
+    stop_at = math.inf if config.get("stop_at") is None else float(config["stop_at"])
     test_at_end = bool(config.get("test_at_end", False))
 
     def record(step: int) -> bool:
@@ -182,15 +200,10 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
     stopped = False
     if not record(0):
         diverged_at = 0
-    perm = torch.randperm(n_train, generator=order_gen).to(device)
-    pos = 0
+    batches = _minibatches(n_train, batch, order_gen, device)
     step = 0
     while diverged_at is None and step < steps:
-        if pos + batch > n_train:
-            perm = torch.randperm(n_train, generator=order_gen).to(device)
-            pos = 0
-        idx = perm[pos : pos + batch]
-        pos += batch
+        idx = next(batches)
         loss = nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
         step += 1
         if not torch.isfinite(loss):
@@ -199,12 +212,11 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % eval_every == 0 or step == steps:
-            if not record(step):
-                diverged_at = step
-            elif stop_at is not None and float(curve["train_accuracy"][-1] or 0) >= stop_at:
-                stopped = True
-                break
+        if (step % eval_every == 0 or step == steps) and not record(step):
+            diverged_at = step
+        elif curve["step"][-1] == step and float(curve["train_accuracy"][-1] or 0) >= stop_at:
+            stopped = True  # the cell's target accuracy is reached: stop here
+            break
     if test_at_end and diverged_at is None and curve["test_accuracy"][-1] is None:
         curve["test_accuracy"][-1] = _evaluate(net, x_test, y_test, max(batch, 256))[0]
     final: dict[str, float | None] = {k: v[-1] for k, v in curve.items()}
