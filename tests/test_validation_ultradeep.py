@@ -142,14 +142,21 @@ def test_cpu_plan_is_the_stated_sweep_cheapest_first() -> None:
     s = plan.settings
     assert s["depths"] == [32, 64, 128, 256, 512, 1024]
     assert s["schemes"] == ["delta-orthogonal", "gaussian"]
-    assert s["lrs"] == [3e-4, 1e-3, 3e-3] and s["optimizer"] == "adam"
-    assert s["steps"] == 200 and s["eval_every"] == 10 and s["low_threshold"] == 0.3
+    assert s["lr_times_depth"] == [0.003, 0.01, 0.03] and s["optimizer"] == "adam"
+    assert s["steps"] == 200 and s["eval_every"] == 10
+    assert s["threshold"] == 0.4 and s["low_threshold"] == 0.3
     assert len(plan.cells) == 6 * 2 * 3
     depths = [c.config["depth"] for c in plan.cells]
     assert depths == sorted(depths)  # cheap (shallow) cells first
     for c in plan.cells:
-        assert c.config["stop_at"] == 0.56 and c.config["test_at_end"] is True
+        assert c.config["stop_at"] == 0.4 and c.config["test_at_end"] is True
         assert c.config["v"] == "uniform" and c.config["sigma_b2"] == 1e-5
+    # the rates: the grid divided by the depth (1024 layers: 2.9e-6 .. 2.9e-5)
+    rates: dict[int, set[float]] = {}
+    for c in plan.cells:
+        rates.setdefault(c.config["depth"], set()).add(c.config["lr"])
+    for d, lrs in rates.items():
+        assert sorted(lrs) == pytest.approx([0.003 / d, 0.01 / d, 0.03 / d], rel=1e-15)
     # the rates of one (depth, scheme) start from the same weights; the schemes differ
     seeds: dict[tuple[int, str], set[int]] = {}
     for c in plan.cells:
@@ -159,15 +166,21 @@ def test_cpu_plan_is_the_stated_sweep_cheapest_first() -> None:
 
 
 def test_lr_and_threshold_options_replace_the_sweep() -> None:
-    plan = plan_experiment("ultra-deep", "cpu", {"lr": 0.01, "threshold": 0.4, "seeds": 2})
+    plan = plan_experiment("ultra-deep", "cpu", {"lr": 0.01, "threshold": 0.5, "seeds": 2})
     assert {c.config["lr"] for c in plan.cells} == {0.01}
-    assert {c.config["stop_at"] for c in plan.cells} == {0.4}
+    assert {c.config["stop_at"] for c in plan.cells} == {0.5}
     assert len(plan.cells) == 6 * 2 * 2
+    fixed = plan_experiment("ultra-deep", "cpu", {"lrs": [1e-3, 1e-4], "depths": [32, 64]})
+    assert [c.config["lr"] for c in fixed.cells[:2]] == [1e-4, 1e-3]  # same at every depth
+    assert {c.config["lr"] for c in fixed.cells} == {1e-4, 1e-3}
+    assert "lr_times_depth" not in fixed.settings
     assert len(plan_experiment("ultra-deep", "paper").cells) == 4  # unchanged: one scheme
 
 
 def test_summarise_ultra_deep_from_hand_made_curves() -> None:
-    plan = plan_experiment("ultra-deep", "cpu", {"depths": [32, 64], "lrs": [1e-3, 3e-3]})
+    plan = plan_experiment(
+        "ultra-deep", "cpu", {"depths": [32, 64], "lrs": [1e-3, 3e-3], "threshold": 0.55}
+    )
     results = []
     for c in plan.cells:
         fast = c.config["lr"] == 1e-3
