@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps, patheffects
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 __all__ = ["curves_figure", "depth_figure", "trainability_figure", "ultra_deep_figure"]
 
@@ -216,6 +217,8 @@ def ultra_deep_figure(
     left.set_xscale("log")
     left.set_yscale("log")
     log_depth_axis(left.xaxis, depths)
+    left.yaxis.set_major_formatter(ScalarFormatter())
+    left.yaxis.set_minor_formatter(ScalarFormatter())
     left.set_xlabel("depth (body convolutions)")
     left.set_ylabel("steps to training accuracy (x: not reached)")
     left.grid(alpha=0.3, which="both")
