@@ -22,11 +22,13 @@ from mftheory.cli.options import (
     SigmaWCritical,
     VOption,
 )
-from mftheory.cli.params import Int
+from mftheory.cli.params import Int, Number
 
 if TYPE_CHECKING:
     from mftheory.cli.output import Report
+    from mftheory.cli.render import Column
     from mftheory.cnn.modes import ModeTable
+    from mftheory.cnn.rates import EffectiveRates
     from mftheory.meanfield.fixed_points import FixedPoint
 
 __all__ = ["DEFAULT_N", "depthscales"]
@@ -51,6 +53,29 @@ NOption = Annotated[
         help="Image side in pixels (circular boundaries); without it, 10 in 1D and 8 in 2D "
         "(the paper's).",
         parser=Int(1),
+    ),
+]
+#: Deepest --depth of the effective rates (the same limit as propagate's).
+MAX_RATE_DEPTH = 100_000
+RateDepth = Annotated[
+    int | None,
+    typer.Option(
+        "--depth",
+        metavar="INT",
+        help="Also iterate the covariance map over layers 0..L and report each mode's effective"
+        " rate (|eps_f^L| / |eps_f^0|)^(1/L), its depth scale and the local rate at layer L,"
+        f" 1 to {MAX_RATE_DEPTH}.",
+        parser=Int(1, MAX_RATE_DEPTH),
+    ),
+]
+Perturbation = Annotated[
+    float,
+    typer.Option(
+        "--perturbation",
+        metavar="DELTA",
+        help="With --depth: the start is the fixed point Sigma* with one pair of neighbouring"
+        " pixels (0 and 1) at correlation c* - DELTA, the same amplitude in every mode.",
+        parser=Number(),
     ),
 ]
 
@@ -108,6 +133,8 @@ def depthscales(
     sigma_b2: SigmaB2 = DEFAULT_SIGMA_B2,  # type: ignore[assignment]
     negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
     alpha: Alpha = DEFAULT_ALPHA,
+    depth: RateDepth = None,
+    perturbation: Perturbation = 0.5,
     fmt: Format = None,
     output: Output = None,
     quiet: Quiet = False,
@@ -121,11 +148,19 @@ def depthscales(
     weight scale given, the critical sigma_w for --act and the bias is used (a note says so,
     and JSON has "sigma_w2_source": "critical").
 
+    These are the asymptotic rates, the limit of a small perturbation of the fixed point. With
+    --depth L the covariance map itself is iterated over layers 0..L from Sigma* with one pair
+    of neighbouring pixels at correlation c* - DELTA (--perturbation), and every mode also gets
+    its effective rate (|eps_f^L| / |eps_f^0|)^(1/L), the effective depth scale -1/log of it
+    and the local rate |eps_f^L| / |eps_f^(L-1)| (null where the mode has sunk to the numerical
+    error floor). At the critical point they lie below chi_c*|lambda_f| over practical depths.
+
     Example:
 
     \b
         mftheory depthscales --v 0.025,0.95,0.025
         mftheory depthscales --v gs2 --dim 2 --act tanh --sigma-b2 0.05 --format json
+        mftheory depthscales --v 0.025,0.95,0.025 --depth 100
     """
     from mftheory.cli.common import (
         normalized_v,
@@ -146,6 +181,10 @@ def depthscales(
     d = int(vec.ndim)
     side = DEFAULT_N[d] if n is None else n
     _require_budget(side, d, fmt is None and output is None)
+    if depth is not None:
+        from mftheory.cli.modes import require_cnn_budget
+
+        require_cnn_budget(side**d, side**d, depth)
     weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
@@ -166,8 +205,66 @@ def depthscales(
             f" sigma_b2 = {b2:g} (phase '{fp.phase}'): rates and depth scales"
             " are null"
         )
-    report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum))
+    rates = None
+    if depth is not None and finite:
+        rates = _effective(messages, fp, v_used, side, depth, perturbation)
+    effective = None if depth is None else (rates, depth, perturbation)
+    report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum), effective)
     emit(report, fmt=fmt, output=output, messages=messages)
+
+
+def _effective(
+    messages: Any, fp: FixedPoint, v_used: Any, side: int, depth: int, perturbation: float
+) -> EffectiveRates:
+    """``effective_mode_rates`` from the pair start, with a progress bar."""
+    from mftheory.cnn.rates import effective_mode_rates
+
+    shape = (side,) * int(v_used.ndim)
+    pixels = side ** int(v_used.ndim)
+    with messages.progress("iterating the map", points=depth * pixels**2) as bar:
+        return effective_mode_rates(
+            fp.activation,
+            v=v_used,
+            sigma_w2=float(fp.sigma_w2),
+            sigma_b2=float(fp.sigma_b2),
+            depth=depth,
+            image_shape=shape,
+            perturbation=perturbation,
+            progress=bar,
+        )
+
+
+#: Per-mode fields of --depth, in JSON/CSV and the table.
+EFFECTIVE_KEYS = ("effective_rate", "effective_xi", "local_rate")
+
+
+def _effective_fields(
+    table: ModeTable, effective: tuple[EffectiveRates | None, int, float]
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Column]]:
+    """Per-mode effective rates in ``table`` order (null without a fixed point), the run's
+    settings for the JSON, and the table columns of --depth."""
+    from mftheory.cli.render import Column
+
+    rates, depth, perturbation = effective
+    fields = []
+    for i in range(len(table)):
+        if rates is None:
+            fields.append(dict.fromkeys(EFFECTIVE_KEYS))
+        else:
+            fields.append(rates.rate_of([int(x) for x in table.frequency[i]]))
+    settings: dict[str, Any] = {"depth": depth, "perturbation": perturbation}
+    if rates is not None:
+        settings = {key: value for key, value in rates.as_dict().items() if key != "modes"}
+        settings["starting_covariance"] = (
+            "Sigma* = q* [(1 - c*) I + c* 11^T] except the pair of pixels 0 and 1 (row-major),"
+            " at correlation c* - perturbation"
+        )
+    columns = [
+        Column("effective_rate", f"effective rate 0..{depth}"),
+        Column("effective_xi", "effective xi"),
+        Column("local_rate", f"local rate l={depth}"),
+    ]
+    return fields, settings, columns
 
 
 def _report(
@@ -177,8 +274,10 @@ def _report(
     source: str,
     side: int,
     spec: tuple[str, Any, Any, float],
+    effective: tuple[EffectiveRates | None, int, float] | None = None,
 ) -> Report:
-    """The depthscales report; ``spec`` is (--v as given, v, v normalized, the sum of v)."""
+    """The depthscales report; ``spec`` is (--v as given, v, v normalized, the sum of v),
+    ``effective`` (rates or None without a fixed point, --depth, --perturbation) or None."""
     from mftheory.cli.common import activation_fields, format_v, scalar, settings_of
     from mftheory.cli.output import Report
     from mftheory.cli.render import Column, Records
@@ -212,6 +311,13 @@ def _report(
         "v_sum_given": v_sum,
         "modes": modes,
     }
+    extra: list[dict[str, Any]] = [{} for _ in modes]
+    extra_columns: list[Column] = []
+    if effective is not None:
+        extra, payload["effective"], extra_columns = _effective_fields(table, effective)
+        for mode, row, more in zip(modes, rows, extra, strict=True):
+            mode.update(more)
+            row.update(more)
     columns = [
         Column("frequency", "f"),
         Column("lambda", "lambda_f"),
@@ -219,6 +325,7 @@ def _report(
         Column("rate", "chi_c*|lambda_f|"),
         Column("xi", "xi_f"),
         Column("xi_q", "diagonal-mode scale"),
+        *extra_columns,
     ]
     title = (
         f"Fourier modes of {fp.activation.label}, sigma_w = {math.sqrt(w2):.6g}"
@@ -226,6 +333,11 @@ def _report(
         f" sigma_b = {math.sqrt(b2):.6g} (sigma_b^2 = {b2:.6g}), chi_c* = {fixed['chi_c']:.6g},"
         f" xi_c = {scalar(fp.xi_c):.6g}, n = {side}\nv = {format_v(v_used)}"
     )
+    if effective is not None:
+        title += (
+            f"\neffective rates over layers 0..{effective[1]} of the map itself, from Sigma* with"
+            f" pixels 0 and 1 at correlation c* - {effective[2]:g}"
+        )
     freq_keys = ["frequency"] if d == 1 else [f"frequency_{k + 1}" for k in range(d)]
     csv_rows = []
     for mode in modes:
@@ -234,6 +346,8 @@ def _report(
         row.update(zip(freq_keys, mode["frequency"], strict=True))
         csv_rows.append(row)
     csv_keys = [*freq_keys, "lambda", "lambda_imag", "abs_lambda", "rate", "xi", "rate_q", "xi_q"]
+    if effective is not None:
+        csv_keys += list(EFFECTIVE_KEYS)
     csv_keys += [*params, "chi_c", "chi_q"]
     return Report(
         command="depthscales",
