@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -326,4 +327,41 @@ def test_depthscales_depth_refusals_and_divergent_points() -> None:
     assert divergent.exit_code == 0, divergent.output
     data = json.loads(divergent.stdout)
     assert all(m["effective_rate"] is None for m in data["modes"])
-    assert data["effective"] == {"depth": 5, "perturbation": 0.5}
+    eff = data["effective"]
+    assert (eff["depth"], eff["perturbation"]) == (5, 0.5) and "q_star" not in eff
+    assert "starting_covariance" in eff
+
+
+def test_depthscales_depth_from_an_image() -> None:
+    """--image: the map starts from the image's first layer (layers 1..L), as the core does
+    from the same array (docs/images/digit0.npy read with --dim 1: 8 channels of 8 pixels)."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "images" / "digit0.npy"
+    args = ["depthscales", "--v", "0.025,0.95,0.025", "--depth", "30", "--image", str(path)]
+    result = _run(*args, "--dim", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    eff = data["effective"]
+    assert eff["start"] == "images" and eff["first_layer"] == 1 and eff["perturbation"] is None
+    assert data["n"] == 8 and eff["image_shape"] == [8]
+    images = np.load(path)[None].astype(np.float64)  # (1 image, 8 channels, 8 pixels)
+    r = effective_mode_rates(
+        "tanh", v=V, sigma_w2=data["sigma_w2"], sigma_b2=B2, depth=30, images=images
+    )
+    for mode in data["modes"]:
+        assert mode | r.rate_of(mode["frequency"]) == mode
+    assert data["modes"][1]["effective_rate"] < data["modes"][1]["rate"] - 0.01
+
+
+@pytest.mark.parametrize(
+    ("extra", "mentions"),
+    [
+        (["--image", "sample:digit0"], "needs --depth"),
+        (["--image", "sample:digit0", "--depth", "5", "--n", "10"], "--n 10"),
+        (["--image", "sample:digit0", "--depth", "5", "--v", "1,2,1"], "2D"),
+        (["--image", "sample:digit0", "--depth", "1"], ">= 2"),
+    ],
+)
+def test_depthscales_image_refusals(extra: list[str], mentions: str) -> None:
+    result = _run("depthscales", *extra)
+    assert result.exit_code == 2, result.output
+    assert mentions in result.stderr

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE, DEFAULT_SIGMA_B2
+from mftheory.cli.modes import Normalization, Normalize
 from mftheory.cli.options import (
     Act,
     Alpha,
@@ -66,6 +69,16 @@ RateDepth = Annotated[
         " rate (|eps_f^L| / |eps_f^0|)^(1/L), its depth scale and the local rate at layer L,"
         f" 1 to {MAX_RATE_DEPTH}.",
         parser=Int(1, MAX_RATE_DEPTH),
+    ),
+]
+DepthImage = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--image",
+        metavar="PATH",
+        help="With --depth: start from these images instead (as in propagate: .png, .npy or"
+        " sample:digit0; square, n x n in 2D), over layers 1..L. Repeatable.",
+        show_default=False,
     ),
 ]
 Perturbation = Annotated[
@@ -135,6 +148,8 @@ def depthscales(
     alpha: Alpha = DEFAULT_ALPHA,
     depth: RateDepth = None,
     perturbation: Perturbation = 0.5,
+    image: DepthImage = None,
+    normalize: Normalize = Normalization.none,
     fmt: Format = None,
     output: Output = None,
     quiet: Quiet = False,
@@ -154,6 +169,7 @@ def depthscales(
     its effective rate (|eps_f^L| / |eps_f^0|)^(1/L), the effective depth scale -1/log of it
     and the local rate |eps_f^L| / |eps_f^(L-1)| (null where the mode has sunk to the numerical
     error floor). At the critical point they lie below chi_c*|lambda_f| over practical depths.
+    With --image the map starts from real images instead (layers 1..L, as in propagate).
 
     Example:
 
@@ -161,6 +177,7 @@ def depthscales(
         mftheory depthscales --v 0.025,0.95,0.025
         mftheory depthscales --v gs2 --dim 2 --act tanh --sigma-b2 0.05 --format json
         mftheory depthscales --v 0.025,0.95,0.025 --depth 100
+        mftheory depthscales --v gs2 --depth 400 --image sample:digit0
     """
     from mftheory.cli.common import (
         normalized_v,
@@ -177,14 +194,19 @@ def depthscales(
     messages, activation = start(
         ctx, act=act, negative_slope=negative_slope, alpha=alpha, quiet=quiet, output=output
     )
-    vec = variance_vector_of(v, kernel, 2 if dim is None and ";" in v else dim)
+    images, described = _images(image, depth, dim, n, normalize, messages)
+    if images is None:
+        vec = variance_vector_of(v, kernel, 2 if dim is None and ";" in v else dim)
+    else:
+        vec = _image_v(v, kernel, images.ndim - 2)
     d = int(vec.ndim)
-    side = DEFAULT_N[d] if n is None else n
+    side = (DEFAULT_N[d] if n is None else n) if images is None else int(images.shape[2])
     _require_budget(side, d, fmt is None and output is None)
     if depth is not None:
         from mftheory.cli.modes import require_cnn_budget
 
-        require_cnn_budget(side**d, side**d, depth)
+        batch = 1 if images is None else int(images.shape[0])
+        require_cnn_budget(batch * side**d, side**d, depth)
     weight = resolve_scale(ctx, "w", sigma_w, sigma_w2)
     bias = resolve_scale(ctx, "b", sigma_b, sigma_b2)
     assert bias is not None
@@ -207,29 +229,96 @@ def depthscales(
         )
     rates = None
     if depth is not None and finite:
-        rates = _effective(messages, fp, v_used, side, depth, perturbation)
-    effective = None if depth is None else (rates, depth, perturbation)
+        rates = _effective(messages, fp, v_used, side, depth, perturbation, images)
+    effective = None
+    if depth is not None:
+        if images is None:
+            how = f"from Sigma* with pixels 0 and 1 at correlation c* - {perturbation:g}"
+        else:
+            how = f"from {described} (--image {' '.join(map(str, image or []))})"
+        effective = _Effective(rates, depth, perturbation, how, images is not None)
     report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum), effective)
     emit(report, fmt=fmt, output=output, messages=messages)
 
 
+@dataclass(frozen=True)
+class _Effective:
+    """What --depth adds to the report: the rates (None without a fixed point), --depth,
+    --perturbation, how the map started (for the title) and whether from images."""
+
+    rates: EffectiveRates | None
+    depth: int
+    perturbation: float
+    how: str
+    from_images: bool
+
+
+def _images(
+    image: list[Path] | None,
+    depth: int | None,
+    dim: int | None,
+    n: int | None,
+    normalize: Normalization,
+    messages: Any,
+) -> tuple[Any, str]:
+    """The --image images as (B, channels, *pixels) and their description, or (None, "")."""
+    from mftheory.cli.modes import load_inputs
+    from mftheory.errors import MFTheoryError
+
+    if not image:
+        return None, ""
+    if depth is None:
+        raise MFTheoryError("--image needs --depth: images are a starting point of the map")
+    images, described = load_inputs(image, dim, normalize, messages)
+    shape = tuple(int(s) for s in images.shape[2:])
+    if len(set(shape)) != 1:
+        raise MFTheoryError(
+            f"--image: the images are {'x'.join(map(str, shape))} pixels; depthscales needs"
+            " square images (the same side n in every dimension)"
+        )
+    if n is not None and n != shape[0]:
+        raise MFTheoryError(f"--n {n} does not match the images' side {shape[0]}")
+    return images, described
+
+
+def _image_v(v: str, kernel: int | None, d: int) -> Any:
+    """The (unnormalized) v for ``d``-dimensional images: a preset in ``d`` dimensions, else
+    the given v, which must be ``d``-dimensional."""
+    from mftheory.cli.common import variance_vector_of
+    from mftheory.cnn.modes import VARIANCE_VECTOR_PRESETS
+    from mftheory.errors import MFTheoryError
+
+    preset = v.strip().lower() in VARIANCE_VECTOR_PRESETS
+    vec = variance_vector_of(v, kernel, d if preset else None)
+    if vec.ndim != d:
+        raise MFTheoryError(f"--v {v!r} is {vec.ndim}D but the images are {d}D")
+    return vec
+
+
 def _effective(
-    messages: Any, fp: FixedPoint, v_used: Any, side: int, depth: int, perturbation: float
+    messages: Any,
+    fp: FixedPoint,
+    v_used: Any,
+    side: int,
+    depth: int,
+    perturbation: float,
+    images: Any,
 ) -> EffectiveRates:
-    """``effective_mode_rates`` from the pair start, with a progress bar."""
+    """``effective_mode_rates`` from the pair start or the images, with a progress bar."""
     from mftheory.cnn.rates import effective_mode_rates
 
-    shape = (side,) * int(v_used.ndim)
     pixels = side ** int(v_used.ndim)
-    with messages.progress("iterating the map", points=depth * pixels**2) as bar:
+    batch = 1 if images is None else int(images.shape[0])
+    with messages.progress("iterating the map", points=depth * (batch * pixels) ** 2) as bar:
         return effective_mode_rates(
             fp.activation,
             v=v_used,
             sigma_w2=float(fp.sigma_w2),
             sigma_b2=float(fp.sigma_b2),
             depth=depth,
-            image_shape=shape,
+            image_shape=None if images is not None else (side,) * int(v_used.ndim),
             perturbation=perturbation,
+            images=images,
             progress=bar,
         )
 
@@ -239,13 +328,14 @@ EFFECTIVE_KEYS = ("effective_rate", "effective_xi", "local_rate")
 
 
 def _effective_fields(
-    table: ModeTable, effective: tuple[EffectiveRates | None, int, float]
+    table: ModeTable, effective: _Effective
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[Column]]:
     """Per-mode effective rates in ``table`` order (null without a fixed point), the run's
     settings for the JSON, and the table columns of --depth."""
     from mftheory.cli.render import Column
 
-    rates, depth, perturbation = effective
+    rates, depth, perturbation = effective.rates, effective.depth, effective.perturbation
+    first = 1 if effective.from_images else 0
     fields = []
     for i in range(len(table)):
         if rates is None:
@@ -253,14 +343,18 @@ def _effective_fields(
         else:
             fields.append(rates.rate_of([int(x) for x in table.frequency[i]]))
     settings: dict[str, Any] = {"depth": depth, "perturbation": perturbation}
+    if effective.from_images:
+        settings = {"depth": depth, "start": "images"}
     if rates is not None:
         settings = {key: value for key, value in rates.as_dict().items() if key != "modes"}
-        settings["starting_covariance"] = (
-            "Sigma* = q* [(1 - c*) I + c* 11^T] except the pair of pixels 0 and 1 (row-major),"
-            " at correlation c* - perturbation"
-        )
+    settings["starting_covariance"] = (
+        "Sigma^1 = sigma_w^2 A_v * (X X^T / channels) + sigma_b^2 of the images, layers 1..L"
+        if effective.from_images
+        else "Sigma* = q* [(1 - c*) I + c* 11^T] except the pair of pixels 0 and 1"
+        " (row-major), at correlation c* - perturbation; layers 0..L"
+    )
     columns = [
-        Column("effective_rate", f"effective rate 0..{depth}"),
+        Column("effective_rate", f"effective rate {first}..{depth}"),
         Column("effective_xi", "effective xi"),
         Column("local_rate", f"local rate l={depth}"),
     ]
@@ -274,10 +368,10 @@ def _report(
     source: str,
     side: int,
     spec: tuple[str, Any, Any, float],
-    effective: tuple[EffectiveRates | None, int, float] | None = None,
+    effective: _Effective | None = None,
 ) -> Report:
-    """The depthscales report; ``spec`` is (--v as given, v, v normalized, the sum of v),
-    ``effective`` (rates or None without a fixed point, --depth, --perturbation) or None."""
+    """The depthscales report; ``spec`` is (--v as given, v, v normalized, the sum of v);
+    ``effective`` what --depth adds (None without it)."""
     from mftheory.cli.common import activation_fields, format_v, scalar, settings_of
     from mftheory.cli.output import Report
     from mftheory.cli.render import Column, Records
@@ -334,9 +428,10 @@ def _report(
         f" xi_c = {scalar(fp.xi_c):.6g}, n = {side}\nv = {format_v(v_used)}"
     )
     if effective is not None:
+        first = 1 if effective.from_images else 0
         title += (
-            f"\neffective rates over layers 0..{effective[1]} of the map itself, from Sigma* with"
-            f" pixels 0 and 1 at correlation c* - {effective[2]:g}"
+            f"\neffective rates over layers {first}..{effective.depth} of the map itself,"
+            f" {effective.how}"
         )
     freq_keys = ["frequency"] if d == 1 else [f"frequency_{k + 1}" for k in range(d)]
     csv_rows = []
