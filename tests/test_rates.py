@@ -316,6 +316,14 @@ def test_depthscales_depth_table_and_csv_columns() -> None:
     assert "effective_rate" not in plain.stdout.splitlines()[0]
 
 
+def test_depthscales_default_perturbation_is_the_core_default() -> None:
+    from mftheory.cli.commands import depthscales
+
+    assert depthscales.DEFAULT_PERTURBATION == DEFAULT_PERTURBATION
+    noted = _run("depthscales", "--perturbation", "0.2", "--format", "json")
+    assert noted.exit_code == 0 and "--perturbation has no effect without --depth" in noted.stderr
+
+
 def test_depthscales_depth_refusals_and_divergent_points() -> None:
     bad = _run("depthscales", "--depth", "10", "--perturbation", "3")
     assert bad.exit_code == 2 and "outside [-1, 1]" in bad.stderr

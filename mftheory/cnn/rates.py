@@ -87,7 +87,7 @@ def pair_perturbation_start(
     -----
     docs/theory.md section 4: every cyclic diagonal of ``eps^0 = Sigma* - Sigma^0`` is zero
     except the two holding the pair, where it is ``q* delta`` at one position, so ``eps^0`` has
-    the same amplitude ``q* delta sqrt(2 / (N^2 - N)) / N`` in every Fourier mode ``f``: no
+    the same amplitude ``q* delta sqrt(2 / (N - 1)) / N`` (``N > 2``) in every Fourier mode: no
     mode is favoured. The pixel variances start at ``q*``, so only correlations relax.
     """
     shape = check_image_shape(image_shape)

@@ -58,6 +58,9 @@ NOption = Annotated[
         parser=Int(1),
     ),
 ]
+#: Default --perturbation: mftheory.cnn.rates.DEFAULT_PERTURBATION, not imported here so that the
+#: command line starts without the CNN modules (a test checks they agree).
+DEFAULT_PERTURBATION = 0.5
 #: Deepest --depth of the effective rates (the same limit as propagate's).
 MAX_RATE_DEPTH = 100_000
 RateDepth = Annotated[
@@ -147,7 +150,7 @@ def depthscales(
     negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
     alpha: Alpha = DEFAULT_ALPHA,
     depth: RateDepth = None,
-    perturbation: Perturbation = 0.5,
+    perturbation: Perturbation = DEFAULT_PERTURBATION,
     image: DepthImage = None,
     normalize: Normalize = Normalization.none,
     fmt: Format = None,
@@ -195,6 +198,11 @@ def depthscales(
         ctx, act=act, negative_slope=negative_slope, alpha=alpha, quiet=quiet, output=output
     )
     images, described = _images(image, depth, dim, n, normalize, messages)
+    if perturbation != DEFAULT_PERTURBATION and (depth is None or images is not None):
+        messages.warn(
+            "--perturbation has no effect "
+            + ("without --depth" if depth is None else "with --image (the images are the start)")
+        )
     if images is None:
         vec = variance_vector_of(v, kernel, 2 if dim is None and ";" in v else dim)
     else:
