@@ -17,8 +17,10 @@ The experiments (docs/theory.md sections 5 and 7):
    the summary reports the share of cells where the two agree.
 2. ``learning-speed`` (Fig. 5): one deep critical network, Gaussian against orthogonal
    (Algorithm 1) and Delta-Orthogonal kernels: accuracy against steps.
-3. ``ultra-deep`` (Fig. 1): Delta-Orthogonal at criticality over depths: accuracy against
-   epochs, and the epochs each depth needs to reach the threshold.
+3. ``ultra-deep`` (Fig. 1): Delta-Orthogonal (and, at the cpu scale, Gaussian) networks at
+   criticality over depths, each at every rate of a learning-rate grid: the steps each depth
+   needs to reach a training accuracy at its best rate, and whether they grow with depth
+   (``mftheory.validation.ultradeep``).
 4. ``spatial-modes`` (Fig. 3/4): critical Gaussian kernels with the variance vectors GS0 ..
    GS4: test accuracy against depth, beside how many Fourier modes each vector keeps.
 
@@ -223,7 +225,10 @@ def plan_experiment(
     overrides : mapping, optional
         Settings to replace, None values ignored: ``dataset``, ``data_dir``, ``max_train``,
         ``max_test``, ``channels``, ``depths``, ``sigma_w2`` (the trainability axis),
-        ``sigma_b2``, ``schemes`` (learning-speed), ``v_presets`` (spatial-modes),
+        ``sigma_b2``, ``schemes`` (learning-speed, ultra-deep), ``v_presets``
+        (spatial-modes); ultra-deep: ``lrs`` (a grid of rates, the same at every depth),
+        ``lr_times_depth`` (a grid of ``lr x depth``: rates ``g / depth``), ``seeds``
+        (repeats per rate), ``low_threshold`` (a second, lower accuracy counted);
         ``steps``, ``epochs`` (ultra-deep; or any experiment, instead of steps),
         ``eval_every``, ``batch_size``, ``lr``, ``momentum``, ``eval_size``, ``seed``,
         ``split_seed``, ``device``, ``threads``, ``threshold``; ``n_train`` (the training

@@ -148,7 +148,12 @@ SigmaB2Opt = Annotated[
 ]
 SchemesOpt = Annotated[
     Any,
-    _opt("--schemes", "LIST", "learning-speed: gaussian,orthogonal,delta-orthogonal.", NameList()),
+    _opt(
+        "--schemes",
+        "LIST",
+        "learning-speed, ultra-deep: from gaussian,orthogonal,delta-orthogonal.",
+        NameList(),
+    ),
 ]
 VOpt = Annotated[Any, _opt("--v", "LIST", "spatial-modes: presets, e.g. gs0,gs4.", NameList())]
 ChannelsOpt = Annotated[int | None, _int("--channels", "Channels c.")]
