@@ -235,7 +235,7 @@ def ultra_deep_figure(
             y,
             color=shades(0.9 * k),
             ls="-" if e["scheme"] == "delta-orthogonal" else "--",
-            label=f"{e['scheme']}, depth {e['depth']}, lr {r['config']['lr']:g}",
+            label=f"{e['scheme']}, depth {e['depth']}, lr {r['config']['lr']:.2g}",
         )
     for j, n in enumerate(names):
         right.axhline(summary["thresholds"][n], color="grey", lw=0.8, ls="-" if j == 0 else ":")
