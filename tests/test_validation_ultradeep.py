@@ -207,7 +207,9 @@ def test_a_cell_stops_at_its_first_evaluation_reaching_stop_at() -> None:
     pytest.importorskip("sklearn")
     from mftheory.validation.train import train_cell
 
-    plan = plan_experiment("ultra-deep", "tiny", {"depths": [2], "steps": 12, "eval_every": 4})
+    plan = plan_experiment(
+        "ultra-deep", "tiny", {"depths": [2], "steps": 12, "eval_every": 4, "threads": 1}
+    )
     config = plan.cells[0].config | {"stop_at": 0.0, "test_at_end": True}
     r = train_cell(config)
     # accuracy >= 0 at the first evaluation after step 0: stop there
@@ -216,3 +218,29 @@ def test_a_cell_stops_at_its_first_evaluation_reaching_stop_at() -> None:
     full = train_cell(plan.cells[0].config | {"stop_at": 1.01})  # never reached: the budget
     assert not full["stopped_early"] and full["curve"]["step"] == [0, 4, 8, 12]
     assert None not in full["curve"]["test_accuracy"]  # test set at every evaluation
+
+
+def test_ultra_deep_figure_draws_both_schemes_and_misses() -> None:
+    pytest.importorskip("matplotlib")
+    from mftheory.validation.figures import ultra_deep_figure
+
+    plan = plan_experiment("ultra-deep", "cpu", {"depths": [32, 64], "lrs": [1e-3, 3e-3]})
+    results = []
+    for c in plan.cells:
+        reached = c.config["scheme"] == "delta-orthogonal" or c.config["depth"] == 32
+        acc = [0.1, 0.35, 0.45] if reached else [0.1, 0.12, 0.15]
+        results.append(
+            {"status": "done", "key": c.key, "config": c.config,
+             "final": {"train_accuracy": acc[-1], "test_accuracy": acc[-1]},
+             "curve": {"step": [0, 10, 20], "epoch": [0.0, 0.2, 0.4], "train_accuracy": acc},
+             "diverged": False, "chance": 0.1, "wall_time_s": 1.0}
+        )  # fmt: skip
+    fig = ultra_deep_figure(summarise(plan, results), results)
+    left, right = fig.axes
+    labels = [line.get_label() for line in left.get_lines()]
+    assert "delta-orthogonal, accuracy 0.40" in labels and "gaussian, accuracy 0.30" in labels
+    # Gaussian misses both accuracies at depth 64: one x marker each, drawn above the budget
+    misses = [ln for ln in left.get_lines() if ln.get_marker() == "x"]
+    assert [list(ln.get_xdata()) for ln in misses] == [[64], [64]]
+    assert all(y > 20 for ln in misses for y in ln.get_ydata())
+    assert len(right.get_lines()) == 4 + 2  # one curve per depth x scheme, two thresholds
