@@ -8,6 +8,9 @@ closed-form arc-cosine kernel, ``E[relu(u) relu(v)] = sqrt(q_a q_b) / (2 pi) (sq
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +118,111 @@ def test_cli_propagate_without_fixed_point(tmp_path: Path) -> None:
     assert "no finite q*" in table.stdout and "1 - Sigma/q" in table.stdout
     csv = run(*args, "--format", "csv").stdout.splitlines()
     assert csv[0].endswith(",note") and "no finite fixed point" in csv[1]
+
+
+# --- degenerate fixed points: what the commands say ------------------------------------------
+
+
+def relu_corr_map(c: float) -> float:
+    """relu's normalised correlation map without bias (closed form, any sigma_w, any q)."""
+    return (math.sqrt(max(1.0 - c * c, 0.0)) + (math.pi - math.acos(c)) * c) / math.pi
+
+
+def leaky_corr_map(c: float, a: float) -> float:
+    """leaky relu's, from ``phi = (1+a)/2 u + (1-a)/2 |u|`` and the closed form of
+    ``E|u||v| = (2q/pi) (sqrt(1-c^2) + c arcsin c)``."""
+    s = (2 / math.pi) * (math.sqrt(max(1.0 - c * c, 0.0)) + c * math.asin(c))
+    return (((1 + a) / 2) ** 2 * c + ((1 - a) / 2) ** 2 * s) / ((1 + a * a) / 2)
+
+
+def approach(cmap: Callable[[float], float], layers: int) -> float:
+    """``l^2 (1 - c^l)`` after ``layers`` steps from ``c^0 = 0``."""
+    c = 0.0
+    for _ in range(layers):
+        c = cmap(c)
+    return layers**2 * (1.0 - c)
+
+
+def test_relu_correlation_map_has_slope_one_and_polynomial_approach() -> None:
+    # slope at c = 1: (pi - arccos c) / pi -> 1; one-sided difference with h = 1e-8 (error
+    # O(sqrt(h)) from the (1-c)^(3/2) term: ~1e-4)
+    h = 1e-8
+    assert (relu_corr_map(1.0) - relu_corr_map(1.0 - h)) / h == pytest.approx(1.0, abs=1e-3)
+    data = run_json("fixed-point", "--act", "relu", "--sigma-w", "1.2", "--sigma-b", "0")
+    assert data["degenerate"] == "homogeneous" and data["correlation_approach"] == "polynomial"
+    assert data["chi_1"] == pytest.approx(1.44 / 2, rel=1e-14)  # sigma_w2 E[relu'^2]
+    assert data["chi_c"] == 1.0 and data["xi_c"] is None  # inf: no exponential scale
+    assert data["q_star"] == 0.0 and "polynomially" in data["note"]
+    # 1 - c^l ~ A / l^2: iterate the closed form to l = 20000 (relative correction
+    # O(log l / l) ~ 1e-3 there: 1% tolerance)
+    assert approach(relu_corr_map, 20000) == pytest.approx(data["approach_constant"], rel=1e-2)
+    assert data["approach_constant"] == pytest.approx(9 * math.pi**2 / 2, rel=1e-14)
+    table = run("fixed-point", "--act", "relu", "--sigma-w", "1.2", "--sigma-b", "0")
+    assert "homogeneous" in table.stdout and "polynomial" in table.stdout
+    assert "no depth scale xi_c" in table.stderr
+
+
+def test_leaky_relu_approach_constant() -> None:
+    data = run_json("fixed-point", "--act", "leaky_relu", "--negative-slope", "0.2",
+                    "--sigma-w2", "1.5", "--sigma-b2", "0")  # fmt: skip
+    got = approach(lambda c: leaky_corr_map(c, 0.2), 20000)
+    assert got == pytest.approx(data["approach_constant"], rel=1e-2)
+    linear = run_json("fixed-point", "--act", "linear", "--sigma-w2", "0.5", "--sigma-b2", "0")
+    assert linear["correlation_approach"] == "frozen" and linear["approach_constant"] is None
+
+
+def test_q_star_zero_freezes_correlations() -> None:
+    """tanh at sigma_w2 = 0.5 without bias: q^l -> 0 and c^l settles below 1, at a value that
+    depends on c^0 (Gauss-Hermite 2D quadrature, 60 nodes per axis: exact to ~1e-14 here)."""
+    x, w = np.polynomial.hermite_e.hermegauss(60)
+    w = w / w.sum()
+
+    def step(q: float, c: float) -> tuple[float, float]:
+        u = math.sqrt(q) * x[:, None]
+        v = math.sqrt(q) * (c * x[:, None] + math.sqrt(1 - c * c) * x[None, :])
+        q_next = 0.5 * float(w @ np.tanh(math.sqrt(q) * x) ** 2)
+        cov = 0.5 * float(w @ (np.tanh(u) * np.tanh(v)) @ w)
+        return q_next, cov / q_next
+
+    ends = []
+    for c0 in (0.3, 0.6):
+        q, c = 1.0, c0
+        for _ in range(40):
+            q, c = step(q, c)
+        ends.append(c)
+        assert q < 1e-10 and c < 0.99
+    assert ends[1] - ends[0] > 0.1  # input-dependent limits
+    data = run_json("fixed-point", "--act", "tanh", "--sigma-w2", "0.5", "--sigma-b2", "0")
+    assert data["degenerate"] == "zero" and data["correlation_approach"] == "frozen"
+    assert data["xi_c"] is None and data["chi_q"] == pytest.approx(0.5, rel=1e-9)
+
+
+def test_spectrum_at_a_divergent_point_states_its_q() -> None:
+    result = run("spectrum", "--act", "relu", "--sigma-w2", "3", "--depth", "6", "--format",
+                 "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["q_star_fixed_point"] is None and data["q_star"] == 1.0
+    assert "does not depend on q" in data["convention"] and "q* = inf" in result.stderr
+    # mean of x = chi_1^L with chi_1 = sigma_w2 / 2, whatever q
+    assert data["mean"] == pytest.approx(1.5**6, rel=1e-12)
+    ordinary = run_json("spectrum", "--act", "tanh", "--depth", "6")
+    assert "degenerate" not in ordinary and "convention" not in ordinary
+
+
+def test_other_commands_say_what_the_point_is() -> None:
+    diag = run_json("diagnose", "--act", "relu", "--sigma-w2", "1.44", "--sigma-b2", "0")
+    assert diag["degenerate"] == "homogeneous" and diag["max_trainable_depth"] is None
+    assert "polynomial" in diag["verdict"]
+    scales = run_json("depthscales", "--act", "relu", "--sigma-w2", "1.44", "--sigma-b2", "0")
+    assert scales["degenerate"] == "homogeneous" and "mode rates" in scales["convention"]
+    crit = run_json("critical", "--act", "tanh", "--sigma-b2", "0")
+    assert crit["q_star"] == 0.0 and "polynomially" in crit["note"]
+    iso = run_json("isometry", "--depth", "4")
+    kinds = {r["name"]: r.get("degenerate") for r in iso["rows"]}
+    assert kinds["relu-he"] == "homogeneous" and kinds["relu-looks-linear"] == "homogeneous"
+    grid = run_json("phase-diagram", "--act", "relu", "--sigma-w2", "0.5:3:6", "--sigma-b2",
+                    "0:1:3")  # fmt: skip
+    assert grid["degenerate"]["homogeneous"] == 6  # the sigma_b2 = 0 row
+    plain = run_json("fixed-point", "--act", "tanh", "--sigma-w2", "1.5", "--sigma-b2", "0.05")
+    assert "degenerate" not in plain

@@ -174,9 +174,15 @@ def degeneracy(fp: FixedPoint) -> Degeneracy | None:
             approach_constant=constant,
             xi_c=math.inf,
             convention=(
-                "chi_1 and chi_q are the per-layer factors of gradients and of q^l; chi_c = 1"
-                " and xi_c = inf describe the normalised correlation map, which does not depend"
-                f" on sigma_w or q; {q_conv}, and for {label} they do not depend on q"
+                (
+                    "chi_1 and chi_q are the per-layer factors of gradients and of q^l; chi_c = 1"
+                    " and xi_c = inf describe the normalised correlation map, which does not"
+                    " depend on sigma_w or q"
+                    if math.isfinite(q_star)
+                    else "no finite q*: c*, chi_c, chi_q and their depth scales stay undefined"
+                    " (null); chi_1 is the per-layer factor of gradients"
+                )
+                + f"; {q_conv}, and for {label} they do not depend on q"
             ),
             note=(
                 f"{label} is positively homogeneous{bias}: {q_text};"

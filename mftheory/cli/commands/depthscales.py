@@ -135,6 +135,7 @@ def depthscales(
         variance_vector_of,
         weight_variance,
     )
+    from mftheory.cli.degenerate import degenerate_fields, note_degenerate
     from mftheory.cli.output import emit
     from mftheory.cnn.modes import mode_table
     from mftheory.meanfield.fixed_points import fixed_point
@@ -167,6 +168,14 @@ def depthscales(
             " are null"
         )
     report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum))
+    deg, degenerate = degenerate_fields(fp)
+    if deg is not None and deg.kind != "divergent":
+        note_degenerate(deg, messages)
+        degenerate["convention"] += (
+            "; the mode rates are those of Sigma* - Sigma^l with the C-map's own slope chi_1"
+            " (the covariance); modes of the normalised correlations decay by |lambda_f|"
+        )
+    report.payload.update(degenerate)
     emit(report, fmt=fmt, output=output, messages=messages)
 
 
