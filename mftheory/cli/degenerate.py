@@ -2,7 +2,7 @@
 
 Notes
 -----
-docs/theory.md section 3, "Degenerate fixed points"; the quantities come from
+docs/theory.md section 3, "Jumps, poles and degenerate fixed points"; the quantities come from
 ``mftheory.meanfield.degenerate.degeneracy``.
 """
 

@@ -489,7 +489,7 @@ def propagate(
     ``sigma_w2 >= 2`` with a bias) the covariance is still iterated and recorded; the
     ``Sigma* - Sigma^l`` fields are NaN and ``unavailable`` says why, while the modes of the
     correlation matrix ``J - Sigma^l / q^l`` (``correlation_*``) are measured as always
-    (docs/theory.md section 3, "Degenerate fixed points").
+    (docs/theory.md section 3, "Jumps, poles and degenerate fixed points").
 
     Examples
     --------

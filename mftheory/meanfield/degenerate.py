@@ -2,9 +2,10 @@
 
 Notes
 -----
-docs/theory.md section 3, "Degenerate fixed points". ``fixed_point`` reports, at every point,
-``chi_c`` as the slope of the C-map at ``c*`` evaluated at ``q*``, and ``xi_c = -1/log(chi_c)``.
-Three cases make that slope say nothing about how *correlations* converge:
+docs/theory.md section 3, "Jumps, poles and degenerate fixed points". ``fixed_point``
+reports, at every point, ``chi_c`` as the slope of the C-map at ``c*`` evaluated at ``q*``,
+and ``xi_c = -1/log(chi_c)``. Three cases make that slope say nothing about how
+*correlations* converge:
 
 * **homogeneous phi without bias** (relu, leaky_relu, linear: ``phi(s u) = s phi(u)`` for
   ``s > 0``; ``sigma_b2 = 0``): ``q^{l+1} = chi_1 q^l`` exactly, ``chi_1 = sigma_w2 kappa``,
@@ -58,7 +59,8 @@ def homogeneous_approach_constant(negative_slope: float) -> float:
 
     Notes
     -----
-    docs/theory.md section 3, "Degenerate fixed points". For relu ``A = 9 pi^2 / 2``.
+    docs/theory.md section 3, "Jumps, poles and degenerate fixed points". For relu
+    ``A = 9 pi^2 / 2``.
 
     Examples
     --------
@@ -138,7 +140,7 @@ def degeneracy(fp: FixedPoint) -> Degeneracy | None:
 
     Notes
     -----
-    docs/theory.md section 3, "Degenerate fixed points" (this module's notes).
+    docs/theory.md section 3, "Jumps, poles and degenerate fixed points" (this module's notes).
     """
     q_star, w2, b2 = float(fp.q_star), float(fp.sigma_w2), float(fp.sigma_b2)
     chi_1 = float(fp.chi_1)
