@@ -226,3 +226,20 @@ def test_other_commands_say_what_the_point_is() -> None:
     assert grid["degenerate"]["homogeneous"] == 6  # the sigma_b2 = 0 row
     plain = run_json("fixed-point", "--act", "tanh", "--sigma-w2", "1.5", "--sigma-b2", "0.05")
     assert "degenerate" not in plain
+
+
+def test_propagate_where_every_q_is_fixed() -> None:
+    """relu at sigma_w2 = 2 without bias: q^l stays at the input's variance, so there is no
+    unique Sigma*; the covariance still matches the hand iteration, and the slowest f != 0 mode
+    of the correlation matrix shrinks by |lambda_f| per layer (the normalised map has slope 1 at
+    c = 1). Tolerance 2%: at 30 layers 1 - c^l ~ 0.03 and the map's local slope differs from 1
+    by (3/2) k sqrt(1 - c) (k = 0.30) only in the uniform part; the measured gap is ~0.2%."""
+    images = np.random.default_rng(6).standard_normal((1, 1, 8))
+    res = propagate("relu", v=V, sigma_w2=2.0, sigma_b2=0.0, depth=30, images=images, record=True)
+    assert res.unavailable is not None and "every q is a fixed point" in res.unavailable
+    ref = reference_layers(images, 2.0, 0.0, 30)
+    assert res.history is not None
+    assert np.max(np.abs(res.history[-1] - ref[-1])) <= 1e-12 * np.max(np.abs(ref[-1]))
+    # f = 1, the slowest non-uniform mode (weaker ones are overtaken by second-order terms,
+    # e.g. f = 2 fed by f = 1 twice at |lambda_1|^2 = 0.73 > |lambda_2| = 0.5)
+    assert res.correlation_rate[1] == pytest.approx(abs(res.lam[1]), rel=2e-2)

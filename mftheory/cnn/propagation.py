@@ -487,7 +487,8 @@ def propagate(
     -----
     docs/theory.md sections 2-4. Without a finite fixed point (a divergent point, e.g. relu at
     ``sigma_w2 >= 2`` with a bias) the covariance is still iterated and recorded; the
-    ``Sigma* - Sigma^l`` fields are NaN and ``unavailable`` says why, while the modes of the
+    ``Sigma* - Sigma^l`` fields are NaN and ``unavailable`` says why (so too where every ``q``
+    is a fixed point: relu at ``sigma_w2 = 2`` without bias), while the modes of the
     correlation matrix ``J - Sigma^l / q^l`` (``correlation_*``) are measured as always
     (docs/theory.md section 3, "Jumps, poles and degenerate fixed points").
 
@@ -522,6 +523,13 @@ def propagate(
             f"no finite fixed point q* ({activation.label} at sigma_w2 = {w2:g}, sigma_b2 ="
             f" {b2:g}: the variance grows without bound), so Sigma* - Sigma^l and its rates are"
             " undefined; the modes of the correlation matrix Sigma^l / q^l are shown instead"
+        )
+    elif activation.homogeneous and b2 == 0.0 and q_star > 0.0:
+        unavailable = (
+            f"every q is a fixed point ({activation.label} without bias at chi_1 = 1: q^l stays"
+            " at the input's own variance), so Sigma* depends on the input and Sigma* -"
+            " Sigma^l and its rates are undefined; the modes of the correlation matrix"
+            " Sigma^l / q^l are shown instead"
         )
     engine = CTransformEngine(
         activation,

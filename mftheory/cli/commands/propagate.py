@@ -252,7 +252,8 @@ def _title_and_columns(res: Propagation, head: str, layers_n: int) -> tuple[str,
         )
     else:
         title = (
-            f"{head}\nno finite q*: Sigma* - Sigma^l is undefined; amplitudes of the"
+            f"{head}\n{'no finite q*' if not math.isfinite(float(fp.q_star)) else 'q* not unique'}:"
+            " Sigma* - Sigma^l is undefined; amplitudes of the"
             f" correlation matrix's modes, 1 - Sigma^l / q^l (q^{layers_n} ="
             f" {res.q_mean[-1]:.6g}), resolved above {res.correlation_floor[-1]:.2g}"
         )
