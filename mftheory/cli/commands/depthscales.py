@@ -250,9 +250,14 @@ def depthscales(
     deg, degenerate = degenerate_fields(fp)
     if deg is not None and deg.kind != "divergent":
         note_degenerate(deg, messages)
-        degenerate["convention"] += (
-            "; the mode rates are those of Sigma* - Sigma^l with the C-map's own slope chi_1"
-            " (the covariance); modes of the normalised correlations decay by |lambda_f|"
+        # the table and the mode rates here use the C-map's own slope at q*: keep it
+        degenerate.pop("chi_c", None)
+        degenerate.pop("xi_c", None)
+        degenerate["convention"] = (
+            "chi_c, xi_c and the mode rates are those of Sigma* - Sigma^l with the C-map's own"
+            " slope at q* (the covariance itself); the normalised correlations have no"
+            " exponential depth scale (their slope at c = 1 is 1) and their spatial modes"
+            " decay by about |lambda_f|"
         )
     report.payload.update(degenerate)
     emit(report, fmt=fmt, output=output, messages=messages)
