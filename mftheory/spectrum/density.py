@@ -69,7 +69,12 @@ from mftheory.spectrum.law import (
     resolve_q,
     spectrum_moments,
 )
-from mftheory.spectrum.result import QUANTILE_LEVELS, JacobianSpectrum, quantiles_log10
+from mftheory.spectrum.result import (
+    QUANTILE_LEVELS,
+    JacobianSpectrum,
+    quantiles_log10,
+    segment_integrals,
+)
 from mftheory.spectrum.solver import SpectrumSettings, SubordinationSolver
 
 # WEIGHTS .. spectrum_moments are re-exported: this module was their home before the split.
@@ -202,7 +207,7 @@ def jacobian_spectrum(
             normalized_variance=norm_var, log10_quantiles={}, atoms=tuple(atoms),
             log_x=t_grid, log_density=rho, tail=0.0, checks={}, settings=st,
         )  # fmt: skip
-        grid_mass = _trapezoid(rho, t_grid)
+        grid_mass = float(np.sum(segment_integrals(t_grid, rho)))
         tail = max(continuous - grid_mass, 0.0)
         spec = replace(spec, tail=tail, checks=_checks(spec, grid_mass, continuous))
         if abs(continuous - grid_mass) > _MASS_TOL:
@@ -264,12 +269,13 @@ def _fine_grid(
     """
     tw, zw, mw = t_walk[::-1], z_walk[::-1], m_walk[::-1]  # ascending in t
     rw = -mw.imag / math.pi
-    floor = 1e-9 * float(np.max(rw))
-    inside = rw > floor
-    idx = np.flatnonzero(inside)
-    lo_i, hi_i = int(idx[0]), int(idx[-1])
-    t_hi = _edge(solver, tw, zw, hi_i, hi_i + 1, floor) if hi_i + 1 < tw.size else tw[hi_i]
-    t_lo = _edge(solver, tw, zw, lo_i, lo_i - 1, floor) if lo_i > 0 else tw[0]
+    # The top edge is where the density falls below 1e-6 of its peak (the bins of the law of
+    # phi'^2 leave a faint smoothing tail beyond it); the bottom keeps the walk's far tail.
+    floor_lo, floor_hi = 1e-9 * float(np.max(rw)), 1e-6 * float(np.max(rw))
+    lo_i = int(np.flatnonzero(rw > floor_lo)[0])
+    hi_i = int(np.flatnonzero(rw > floor_hi)[-1])
+    t_hi = _edge(solver, tw, zw, hi_i, hi_i + 1, floor_hi) if hi_i + 1 < tw.size else tw[hi_i]
+    t_lo = _edge(solver, tw, zw, lo_i, lo_i - 1, floor_lo) if lo_i > 0 else tw[0]
     keep = (tw >= t_lo) & (tw <= t_hi)
     tk, rk = np.concatenate([[t_lo], tw[keep], [t_hi]]), np.concatenate([[0.0], rw[keep], [0.0]])
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (rk[1:] + rk[:-1]) * np.diff(tk))])
@@ -337,19 +343,12 @@ def _substeps(
     return complex(z0), complex("nan"), False
 
 
-def _trapezoid(y: NDArray[np.float64], x: NDArray[np.float64]) -> float:
-    """The trapezoid rule of ``y`` over the points ``x``: ``np.trapezoid(y, x)``, term for term
-    (written out because numpy < 2 has no ``np.trapezoid`` and ``np.trapz`` is gone from
-    numpy 2)."""
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
 def _checks(spec: JacobianSpectrum, grid_mass: float, continuous: float) -> dict[str, float]:
     """The density's mass, mean and normalised variance (scaled to avoid overflow)."""
     t, rho = spec.log_x, spec.log_density
     ref = float(np.max(t))
-    w1 = _trapezoid(rho * np.exp(t - ref), t)
-    w2 = _trapezoid(rho * np.exp(2 * (t - ref)), t)
+    w1 = float(np.sum(segment_integrals(t, rho * np.exp(t - ref))))
+    w2 = float(np.sum(segment_integrals(t, rho * np.exp(2 * (t - ref)))))
     a1 = sum(m * x * math.exp(-ref) for x, m in spec.atoms if x > 0)
     a2 = sum(m * (x * math.exp(-ref)) ** 2 for x, m in spec.atoms if x > 0)
     m1 = w1 + a1
