@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from mftheory.activations.builtins import Activation
 from mftheory.spectrum.solver import SpectrumSettings
 
-__all__ = ["QUANTILE_LEVELS", "JacobianSpectrum", "pow10", "quantiles_log10", "segment_integrals"]
+__all__ = ["QUANTILE_LEVELS", "JacobianSpectrum", "pow10", "quantiles_log10"]
 
 Array = NDArray[np.float64]
 
@@ -152,15 +152,14 @@ def pow10(value: float) -> float:
 def quantiles_log10(spec: JacobianSpectrum, levels: tuple[float, ...]) -> Array:
     """Quantiles of ``x`` in log10, from the atoms and the CDF of the grid density.
 
-    The CDF (``segment_integrals``) is anchored at the top of the grid (no mass lies above
-    the support), so the unresolved tail sits at the bottom; a level inside it gets the
-    grid's lowest point.
+    The CDF is anchored at the top of the grid (no mass lies above the support), so the
+    unresolved tail sits at the bottom; a level inside it gets the grid's lowest point.
     """
     t, rho = spec.log_x, spec.log_density
     zero = sum(m for x, m in spec.atoms if x == 0)
     out = np.empty(len(levels))
     if t.size:
-        seg = segment_integrals(t, rho)
+        seg = 0.5 * (rho[1:] + rho[:-1]) * np.diff(t)
         cdf = 1.0 - np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]])
     for i, p in enumerate(levels):
         if p <= zero:
@@ -180,59 +179,4 @@ def quantiles_log10(spec: JacobianSpectrum, levels: tuple[float, ...]) -> Array:
             c0, c1 = cdf[j - 1], cdf[j]
             frac = 0.0 if c1 == c0 else (p - c0) / (c1 - c0)
             out[i] = (t[j - 1] + frac * (t[j] - t[j - 1])) / _LN10
-    return out
-
-
-def segment_integrals(t: Array, y: Array) -> Array:
-    """Integrals of ``y >= 0`` over the segments of the grid ``t`` (exact for end power laws).
-
-    Near an end of the grid the density of ``ln x`` behaves as a power of the distance ``s``
-    to that end (``s^(1/2)`` at a square-root edge, ``s^(-1/2)`` at the integrable
-    singularity of a free product of two half atoms, an exponential in a far tail). Each
-    segment is integrated as ``A s^alpha`` through its two values (``s`` the distance to
-    the nearer end of the grid), which is second order like the trapezoid in the smooth
-    bulk, exact for those laws, and does not let a huge value next to a singular edge
-    count for a whole segment. A segment that ends on a grid end where ``y`` vanishes or
-    diverges (an edge: there the grid's end value is only the smoothing past it) takes the
-    exponent of its inner neighbour; the segment where the nearer end
-    changes, and any with a zero value, use the trapezoid.
-
-    Notes
-    -----
-    docs/theory.md section 5 (the reported density and its mass).
-    """
-    t = np.asarray(t, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    seg = 0.5 * (y[1:] + y[:-1]) * np.diff(t)
-    n = seg.size
-    if n < 3:
-        return seg
-    mid = 0.5 * (t[0] + t[-1])
-    s = np.where(t <= mid, t - t[0], t[-1] - t)
-    lower = t[1:] <= mid  # both ends of the segment nearer the bottom of the grid
-    upper = t[:-1] >= mid
-    s0, s1, y0, y1 = s[:-1], s[1:], y[:-1], y[1:]
-    with np.errstate(all="ignore"):
-        ratio = np.log(s1 / s0)
-        alpha = np.log(y1 / y0) / ratio
-    good = (lower | upper) & (y0 > 0) & (y1 > 0) & (s0 > 0) & (s1 > 0) & (np.abs(ratio) > 1e-12)
-    good &= np.isfinite(alpha)
-    out = seg.copy()
-    if np.any(good):
-        a1 = alpha[good] + 1.0
-        r = ratio[good]
-        # int_{s0}^{s1} A s^alpha ds = y0 s0 (exp((alpha+1) ln(s1/s0)) - 1) / (alpha + 1)
-        x = a1 * r
-        small = np.abs(x) < 1e-8
-        factor = np.where(small, r * (1.0 + 0.5 * x), np.expm1(x) / np.where(small, 1.0, a1))
-        out[good] = np.abs(y0[good] * s0[good] * factor)
-    # End segments onto an edge (y ~ 0 there): A s^alpha from the inner neighbour's alpha.
-    for k, inner, s_in, y_in, y_end in (
-        (0, 1, s[1], y[1], y[0]),
-        (n - 1, n - 2, s[-2], y[-2], y[-1]),
-    ):
-        a_in = alpha[inner]
-        edge = a_in < 0 or y_end <= 1e-3 * y_in  # a singular edge, or a vanishing one
-        if good[inner] and edge and -0.9 < a_in < 50 and s_in > 0:
-            out[k] = y_in * s_in / (a_in + 1.0)
     return out
