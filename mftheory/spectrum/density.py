@@ -284,7 +284,11 @@ def _fine_grid(
     # bins of the law of phi'^2 leave a faint smoothing tail beyond the hard edge). Gaussian
     # weights taper the top instead, where the mean is carried: 1e-9, as the bottom, which
     # keeps the walk's far tail.
+    # (Below the peak's 1e-9 or half the walk's last value, whichever is lower: a singular
+    # peak must not cut off a far tail the walk followed.)
     floor_lo = 1e-9 * float(np.max(rw))
+    if rw[0] > 0:
+        floor_lo = min(floor_lo, 0.5 * float(rw[0]))
     floor_hi = floor_lo if solver.gaussian else 1e-6 * float(np.max(rw))
     lo_i = int(np.flatnonzero(rw > floor_lo)[0])
     hi_i = int(np.flatnonzero(rw > floor_hi)[-1])
