@@ -343,11 +343,10 @@ CHECK_CASES = [
 @pytest.mark.parametrize(("act", "depth", "weights", "sigma_b2", "sigma_w2"), CHECK_CASES)
 def test_density_checks_match_exact_moments(act, depth, weights, sigma_b2, sigma_w2):
     spec = spectrum(act, depth, weights, sigma_b2, sigma_w2)
-    # Mass (atoms + trapezoid of the density of ln x on 1000 points): the walk leaves 1e-6 to
-    # ~4e-4 of the mass below the grid (x^(1/(L+1))-slow lower tails, see
-    # test_tail_setting_is_honoured), and the deep orthogonal lower tail carries up to ~8e-4
-    # too much (test_orthogonal_lower_tail_is_smooth): 1e-3. Measured |mass - 1|: 2.1e-4 ..
-    # 3.7e-4, and +7.7e-4 / +7.5e-4 for orthogonal L = 32 / 100.
+    # Mass (atoms + trapezoid of the density of ln x on 1000 points): 1e-3 here (1e-4 in
+    # test_mass_within_1e_4). Before issue 16 the walk left up to ~4e-4 below the grid and the
+    # deep orthogonal lower tail carried up to ~8e-4 too much; now the tail left is <= 1e-6
+    # (test_tail_setting_is_honoured) and measured |mass - 1| <= 1.5e-5 on these cases.
     assert spec.checks["mass"] == pytest.approx(1.0, abs=1e-3)
     assert spec.tail == pytest.approx(max(1.0 - spec.checks["mass"], 0.0), abs=1e-12)
     # Mean: carried by the top of the spectrum, where the grid is fine: 1e-3 relative up to
