@@ -1,0 +1,231 @@
+"""Fixed points next to the critical line: ``q*`` polished and ``1 - chi_c`` without cancellation.
+
+Next to the critical line ``xi_c = -1/log(chi_c) ~ 1/(1 - chi_c)``, so the relative error of
+``xi_c`` is the absolute error of ``chi_c`` divided by ``1 - chi_c``: at ``1 - chi_c = 1e-6``
+a rounding error of one ulp in ``chi_c`` (or in ``q*``, which ``chi_c`` depends on) is already
+a relative error of 1e-10 in ``xi_c``. Near the line (``|chi_1 - 1| < NEAR_CRITICAL``) the
+solvers of ``mftheory.meanfield.fixed_points`` therefore
+
+* polish ``q*`` by one Newton step whose residual ``sigma_w2 F(q) + sigma_b2 - q`` is
+  evaluated in extended precision (``numpy.longdouble``), keeping ``q*`` as a sum
+  ``q_hi + q_lo`` of two doubles (``polish_q_star``);
+* compute the deficit ``1 - chi_1 = 1 - sigma_w2 G(q*)`` in extended precision
+  (``one_minus_chi_1``);
+* for the smooth closed forms (erf, sin) in the chaotic phase, solve for ``d = 1 - c*`` and
+  ``1 - chi_c`` from an equation with no cancellation (``chaotic_deficit``); the Hermite
+  path of the numerical activations has its own cancellation-free form;
+
+and ``xi_c = -1 / log1p(-(1 - chi_c))`` (``depth_scale_from_deficit``).
+
+``numpy.longdouble`` has a 64-bit significand on x86-64 Linux (eps 1.1e-19). Where it is
+plain double (Windows, macOS on arm64) the same code runs with double-precision residuals:
+then ``q*`` is only correct to about an ulp and ``xi_c`` at ``1 - chi_c = 1e-6`` to a few
+1e-10 (see ``EXTENDED``).
+
+Notes
+-----
+docs/theory.md section 4 (depth scales); docs/accuracy.md, "Next to the critical line".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import roots_legendre
+
+from mftheory.activations.base import Activation
+from mftheory.activations.closed_forms import Erf, PositivelyHomogeneous, Sin
+from mftheory.gaussian.expectations import kink_breaks
+from mftheory.gaussian.quadrature import QuadratureSettings, normal_rule
+from mftheory.meanfield.solvers import MAXITER, Roots
+
+__all__ = [
+    "EXTENDED",
+    "NEAR_CRITICAL",
+    "chaotic_deficit",
+    "one_minus_chi_1",
+    "polish_q_star",
+]
+
+Array = NDArray[np.float64]
+LArray = NDArray[np.floating[Any]]
+
+#: ``|chi_1 - 1|`` below which the near-critical path is taken.
+NEAR_CRITICAL = 1e-2
+#: True where ``numpy.longdouble`` is wider than double (the polish then gains ~11 bits).
+EXTENDED = bool(np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant)
+_PI = np.arccos(np.longdouble(-1.0))
+_GL_X, _GL_W = roots_legendre(16)
+_GL_X = 0.5 * (_GL_X + 1.0)  # nodes on [0, 1]
+_GL_W = 0.5 * _GL_W
+
+
+def _moments_ld(act: Activation, q: LArray, st: QuadratureSettings) -> tuple[LArray, LArray]:
+    """``F(q)`` and ``G(q)`` in extended precision (closed forms, else the 1D rule)."""
+    cf = act.closed_form
+    if isinstance(cf, Erf):
+        s2 = np.longdouble(cf.scale) ** 2
+        qs = s2 * q
+        F = (2 / _PI) * np.arcsin(2 * qs / (1 + 2 * qs))
+        return F, s2 * (4 / _PI) / np.sqrt(1 + 4 * qs)
+    if isinstance(cf, Sin):
+        e = np.exp(-2 * q)
+        return -np.expm1(-2 * q) / 2, (1 + e) / 2
+    if cf is not None:  # a user closed form: double precision
+        qd = q.astype(np.float64)
+        return (
+            np.asarray(cf.second_moment(qd)).astype(np.longdouble),
+            np.asarray(cf.derivative_second_moment(qd)).astype(np.longdouble),
+        )
+    s = np.sqrt(q)
+    z, wts = normal_rule(kink_breaks(act, s.astype(np.float64)), st)
+    u = s[:, None] * z.astype(np.longdouble)
+    wl = wts.astype(np.longdouble)
+    # the weights carry the normal density rounded to double: a common factor off by up to
+    # an ulp, removed by normalising the rule to total mass 1 (its tails weigh < 1e-22)
+    wl = wl / np.sum(wl, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        F = np.sum(wl * np.square(_extended(act.phi, u)), axis=-1)
+        G = np.sum(wl * np.square(_extended(act.dphi, u)), axis=-1)
+    return F, G
+
+
+def _extended(f: Callable[[Any], Any], u: LArray) -> LArray:
+    """``f(u)`` in extended precision where ``f`` supports it, else in double.
+
+    The rounding errors of double values of ``f`` are independent from node to node, so
+    they largely average out of the weighted sum, which is formed in extended precision.
+    """
+    try:
+        out = np.asarray(f(u))
+    except TypeError:  # a ufunc without a long double loop (scipy.special.erf)
+        out = np.asarray(f(u.astype(np.float64)))
+    return out.astype(np.longdouble)
+
+
+def polish_q_star(
+    act: Activation, w: Array, b: Array, q: Array, chi_q: Array, st: QuadratureSettings
+) -> tuple[Array, Array]:
+    """One Newton step on ``q*`` with an extended-precision residual: ``(q_hi, q_lo)``.
+
+    ``q`` comes from the double-precision solve (within a few ulp), so one step leaves
+    only the error of the extended residual itself. Activations with jumps are returned
+    unchanged (``q_lo = 0``).
+    """
+    if act.jumps or q.size == 0:
+        return q, np.zeros_like(q)
+    ql = q.astype(np.longdouble)
+    F, _ = _moments_ld(act, ql, st)
+    r = w.astype(np.longdouble) * F + b.astype(np.longdouble) - ql
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = r / (1 - chi_q.astype(np.longdouble))
+    ok = np.isfinite(step) & (np.abs(step) <= 1e-12 * ql)
+    ql = np.where(ok, ql + step, ql)
+    hi = ql.astype(np.float64)
+    return hi, (ql - hi).astype(np.float64)
+
+
+def one_minus_chi_1(
+    act: Activation, w: Array, q_hi: Array, q_lo: Array, st: QuadratureSettings
+) -> Array:
+    """``1 - chi_1 = 1 - sigma_w2 G(q*)`` in extended precision, rounded to double."""
+    cf = act.closed_form
+    wl = w.astype(np.longdouble)
+    if isinstance(cf, PositivelyHomogeneous):
+        a = np.longdouble(cf.negative_slope)
+        return (1 - wl * (1 + a * a) / 2).astype(np.float64)
+    _, G = _moments_ld(act, q_hi.astype(np.longdouble) + q_lo, st)
+    return (1 - wl * G).astype(np.float64)
+
+
+#: ``kernel(u, d, j) -> (K(u), W(u), K(d) - K(u))`` for problems ``j`` (``u``: shape (j.size, m),
+#: ``d``: shape (j.size, 1)).
+Kernel = Callable[[Array, Array, NDArray[np.intp]], tuple[Array, Array, Array]]
+
+
+def _erf_kernel(cf: Erf, w: Array, q: LArray) -> tuple[Array, Kernel]:
+    """``N0`` and the kernel of erf: ``chi(u) - 1 = (N0 - K(u)) W(u)`` (see chaotic_deficit)."""
+    s2 = np.longdouble(cf.scale) ** 2
+    A = w.astype(np.longdouble) * s2 * (4 / _PI)
+    N0 = (A * A - 1 - 4 * s2 * q).astype(np.float64)
+    qs_all = (s2 * q).astype(np.float64)[:, None]
+    A_all = A.astype(np.float64)[:, None]
+
+    def kernel(u: Array, d: Array, j: NDArray[np.intp]) -> tuple[Array, Array, Array]:
+        qs, k = qs_all[j], 4.0 * qs_all[j] ** 2
+        T = 1.0 + 4.0 * qs + k * u * (2.0 - u)
+        W = 1.0 / (np.sqrt(T) * (np.sqrt(T) + A_all[j]))
+        return k * u * (2.0 - u), W, k * (d - u) * (2.0 - d - u)
+
+    return N0, kernel
+
+
+def _e_sinh(q: Array, a: Array) -> Array:
+    """``e^{-q} sinh(q a)`` for ``0 <= a <= 1``, without overflow."""
+    return -np.exp(-q * (1.0 - a)) * np.expm1(-2.0 * q * a) / 2.0
+
+
+def _sin_kernel(w: Array, q: LArray) -> tuple[Array, Kernel]:
+    """``N0`` and the kernel of sin: ``chi(c) = sigma_w2 e^{-q} cosh(c q)``, ``W = 1``."""
+    N0 = (w.astype(np.longdouble) * (1 + np.exp(-2 * q)) / 2 - 1).astype(np.float64)
+    q_all, w_all = q.astype(np.float64)[:, None], w[:, None]
+
+    def kernel(u: Array, d: Array, j: NDArray[np.intp]) -> tuple[Array, Array, Array]:
+        qj, wj = q_all[j], w_all[j]
+        K = 2.0 * wj * _e_sinh(qj, 1.0 - u / 2.0) * np.sinh(qj * u / 2.0)
+        gap = 2.0 * wj * _e_sinh(qj, 1.0 - (u + d) / 2.0) * np.sinh(qj * (d - u) / 2.0)
+        return K, np.ones_like(u), gap
+
+    return N0, kernel
+
+
+def chaotic_deficit(
+    cf: Erf | Sin, w: Array, q_hi: Array, q_lo: Array, d0: Array
+) -> tuple[Roots, Array]:
+    """``d = 1 - c*`` and ``1 - chi_c`` in the chaotic phase next to the line (erf, sin).
+
+    Write the C-map's slope at ``c = 1 - u`` as ``chi(u) - 1 = (N0 - K(u)) W(u)`` with
+    ``N0 = chi_1 - 1`` (formed in extended precision), ``K(u) >= 0``, ``K(0) = 0`` and a
+    weight ``W > 0``. erf (``qs = scale^2 q``, ``A = sigma_w2 scale^2 4/pi``):
+    ``K = 4 qs^2 u (2 - u)``, ``W = 1 / (sqrt(T) (sqrt(T) + A))``,
+    ``T = 1 + 4 qs + 4 qs^2 u (2 - u)``, ``N0 = A^2 - 1 - 4 qs``. sin: ``W = 1``,
+    ``K = sigma_w2 e^{-q} (cosh q - cosh(q (1 - u)))``, ``N0 = sigma_w2 (1 + e^{-2q})/2 - 1``.
+    With ``C(1) = 1`` (the q-map's fixed point), ``C(c*) = c*`` is
+    ``int_0^d (chi(u) - 1) du = 0``: ``N0 = M(d)``, the mean of ``K`` over ``[0, d]`` under
+    the weight ``W``. Then ``1 - chi_c = (K(d) - M(d)) W(d)``, the mean of
+    ``K(d) - K(u) >= 0`` (formed as a product: ``(d - u) (2 - d - u)``, resp. a product of
+    sinh) times ``W(d)``: positive terms only, so relative accuracy. The means are 16-point
+    Gauss-Legendre sums, exact to rounding while ``d q`` is at most about 1 (erf's ``W`` has
+    its nearest singularity at ``u ~ -1/(2 qs)``; sin's ``K`` grows like ``e^{q u}``).
+    Newton on ``d`` (``dM/dd = (K(d) - M) W(d) / int_0^d W``) starts at ``d0``.
+    """
+    q = q_hi.astype(np.longdouble) + q_lo
+    N0, kernel = _erf_kernel(cf, w, q) if isinstance(cf, Erf) else _sin_kernel(w, q)
+
+    def parts(d: Array, j: NDArray[np.intp]) -> tuple[Array, Array, Array, Array]:
+        """M(d), the mean gap, int_0^d W and W(d) for the problems j."""
+        dc = d[:, None]
+        K, W, gap = kernel(dc * _GL_X, dc, j)
+        _, W_end, _ = kernel(dc, dc, j)
+        i0 = W @ _GL_W
+        return (K * W) @ _GL_W / i0, (gap * W) @ _GL_W / i0, d * i0, W_end[:, 0]
+
+    d = d0.astype(np.float64).copy()
+    active = np.arange(d.size)
+    for _ in range(MAXITER):
+        if active.size == 0:
+            break
+        m, gap, i0, W_end = parts(d[active], active)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dn = d[active] - (m - N0[active]) * i0 / (gap * W_end)
+        dn = np.where(np.isfinite(dn) & (dn > 0), dn, 0.5 * d[active])
+        done = np.abs(dn - d[active]) <= 1e-15 * d[active]
+        d[active] = dn
+        active = active[~done]
+    converged = np.ones(d.size, dtype=bool)
+    converged[active] = False
+    _, gap, _, W_end = parts(d, np.arange(d.size))
+    return Roots(x=d, converged=converged, maxiter=MAXITER), gap * W_end
