@@ -27,9 +27,11 @@ import dataclasses
 from fractions import Fraction
 
 import mpmath as mp
+import numpy as np
 import pytest
 
 from mftheory import critical_point, fixed_point, get_activation
+from mftheory.meanfield.grid import phase_grid
 from mftheory.meanfield.near_critical import EXTENDED
 
 REL = 1e-10  # the requirement (see the module docstring)
@@ -171,3 +173,42 @@ def test_sin_xi_c_next_to_critical_line(side, deficit):
     assert float(fp.xi_c) == pytest.approx(float(ref["xi"]), rel=REL)
     if side > 0:
         assert 1 - float(fp.c_star) == pytest.approx(float(1 - ref["c"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("numerical", [False, True], ids=["closed_form", "numerical"])
+def test_phase_grid_next_to_critical_line(numerical):
+    """phase_grid re-solves the columns next to the line on the same path (both sides)."""
+    erf = get_activation("erf")
+    act = dataclasses.replace(erf, closed_form=None) if numerical else erf
+    b = [0.05, 0.5]
+    targets = [_erf_w(bi, d, side) for bi in b for d in (1e-4, 1e-6) for side in (1, -1)]
+    cols = np.sort(np.concatenate([np.linspace(0.5, 4.0, 12), targets]))
+    grid = phase_grid(act, sigma_w2=cols, sigma_b2=b)
+    for i, bi in enumerate(b):
+        for w in targets[4 * i : 4 * i + 4]:
+            j = int(np.searchsorted(cols, w))
+            ref = judge_erf(w, bi)
+            assert grid.xi_c[i, j] == pytest.approx(float(ref["xi"]), rel=REL)
+
+
+@pytest.mark.parametrize("act_name", ["erf", "erf_numerical", "sin"])
+def test_sweep_of_biases_next_to_critical_line(act_name):
+    """Eight biases, 1 - chi_c* in {1e-5, 3e-6, 1e-6}, both sides (measured worst: 4e-11)."""
+    if not EXTENDED:
+        pytest.skip("long double is plain double")
+    act = get_activation("sin" if act_name == "sin" else "erf")
+    judge = judge_sin if act_name == "sin" else judge_erf
+    if act_name == "erf_numerical":
+        act = dataclasses.replace(act, closed_form=None)
+    for b in (0.01, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
+        wc = float(critical_point(act, sigma_b2=b).sigma_w2)
+        for side in (1, -1):
+            # the slope of 1 - chi_c in eps, from a point 1e-3 off the line
+            far = fixed_point(act, sigma_w2=wc * (1 + side * 1e-3), sigma_b2=b)
+            slope = abs(1.0 - float(far.chi_c)) / 1e-3
+            for deficit in (1e-5, 3e-6, 1e-6):
+                w = wc * (1 + side * deficit / slope)
+                ref = judge(w, b)
+                assert 0 < ref["deficit"] < 1.6 * deficit
+                fp = fixed_point(act, sigma_w2=w, sigma_b2=b)
+                assert float(fp.xi_c) == pytest.approx(float(ref["xi"]), rel=REL)

@@ -57,6 +57,7 @@ from mftheory.meanfield.maps import check_variances
 from mftheory.meanfield.near_critical import (
     NEAR_CRITICAL,
     chaotic_deficit,
+    hermite_deficit,
     one_minus_chi_1,
     polish_q_star,
 )
@@ -332,12 +333,15 @@ def _solve_c_star(
     moments: QMoments | None = None,
     q_lo: Array | None = None,
     deficit: Array | None = None,
+    chi_1_excess: Array | None = None,
 ) -> tuple[Array, Array]:
     """c* in [0, 1) and chi_c there, for chaotic points (flat arrays).
 
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
     ``deficit``, if given, receives ``1 - chi_c`` formed without cancellation where the path
-    allows (Hermite series; erf near the line, with ``q* = q + q_lo``), else ``1 - chi_c``.
+    allows (Hermite series; erf and sin near the line, with ``q* = q + q_lo``), else
+    ``1 - chi_c``; ``chi_1_excess`` (``chi_1 - 1`` in extended precision, NaN off the line)
+    anchors the Hermite path next to the line (``near_critical.hermite_deficit``).
     Raises ``MFTheoryError`` naming the first point where no stage converged.
     """
     out = np.empty(q.size) if deficit is None else deficit
@@ -367,7 +371,8 @@ def _solve_c_star(
 
     c = np.zeros(q.size)
     chi_c = np.zeros(q.size)
-    bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c, out)
+    ex = np.full(q.size, np.nan) if chi_1_excess is None else chi_1_excess
+    bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c, out, ex)
     if np.any(bad):
         idx = np.flatnonzero(bad)
         c[idx], chi_c[idx] = _nested_c_star(act, w[idx], b[idx], q[idx], st)
@@ -385,6 +390,7 @@ def _hermite_c_star(
     c: Array,
     chi_c: Array,
     deficit: Array,
+    excess: Array,
 ) -> NDArray[np.bool_]:
     """c*, chi_c, ``deficit = 1 - chi_c`` (in place) from Hermite series of growing length.
 
@@ -423,6 +429,11 @@ def _hermite_c_star(
         c[idx] = roots.x
         _, dp = tail_poly(c[idx], np.arange(idx.size))
         one_minus = (1.0 - c[idx]) * dp
+        pol = np.flatnonzero(np.isfinite(excess[idx]) & roots.converged)
+        if pol.size:  # next to the line: with chi_1 - 1 from extended precision
+            dr, dd = hermite_deficit(tails[pol], ratio[pol], excess[idx[pol]], 1.0 - c[idx[pol]])
+            ok = pol[dr.converged]
+            c[idx[ok]], one_minus[ok] = 1.0 - dr.x[dr.converged], dd[dr.converged]
         chi_c[idx] = 1.0 - one_minus
         deficit[idx] = one_minus
         bad[idx] = _loose_tails(ser, c[idx], ratio, dp, one_minus, st) | ~roots.converged
@@ -534,7 +545,14 @@ def _assemble(
     if chaos.size and near_critical:
         dc = np.empty(chaos.size)
         c_star[chaos], chi_c[chaos] = _solve_c_star(
-            a, w[chaos], b[chaos], q[chaos], st, q_lo=q_lo[chaos], deficit=dc
+            a,
+            w[chaos],
+            b[chaos],
+            q[chaos],
+            st,
+            q_lo=q_lo[chaos],
+            deficit=dc,
+            chi_1_excess=-deficit[chaos],
         )
         deficit[chaos] = np.where(near[chaos], dc, np.nan)
     elif chaos.size:

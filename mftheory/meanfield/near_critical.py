@@ -38,7 +38,7 @@ from scipy.special import roots_legendre
 
 from mftheory.activations.base import Activation
 from mftheory.activations.closed_forms import Erf, PositivelyHomogeneous, Sin
-from mftheory.gaussian.expectations import kink_breaks
+from mftheory.gaussian.expectations import kink_breaks, polynomial_and_slope
 from mftheory.gaussian.quadrature import QuadratureSettings, normal_rule
 from mftheory.meanfield.solvers import MAXITER, Roots
 
@@ -46,6 +46,7 @@ __all__ = [
     "EXTENDED",
     "NEAR_CRITICAL",
     "chaotic_deficit",
+    "hermite_deficit",
     "one_minus_chi_1",
     "polish_q_star",
 ]
@@ -229,3 +230,37 @@ def chaotic_deficit(
     converged[active] = False
     _, gap, _, W_end = parts(d, np.arange(d.size))
     return Roots(x=d, converged=converged, maxiter=MAXITER), gap * W_end
+
+
+def hermite_deficit(tails: Array, ratio: Array, excess: Array, d0: Array) -> tuple[Roots, Array]:
+    """``d = 1 - c*`` and ``1 - chi_c`` from Hermite tails, given ``chi_1 - 1`` accurately.
+
+    The Hermite path of ``mftheory.meanfield.fixed_points`` solves
+    ``f(c) = (sigma_w2/q) c P1(c) - C(0) = 0`` with ``P1(c) = sum_{j>=1} T_j c^(j-1)``. By
+    the fixed-point identity ``f(1) = chi_1 - 1``; computed from the coefficients, though,
+    ``f(1)`` carries their rounding (about 1e-16), which next to the line is a relative
+    error of 1e-16 / (chi_1 - 1) in ``c*`` and ``chi_c``. Here ``f(1)`` is replaced by
+    ``excess = chi_1 - 1`` from the extended-precision moments: with
+    ``U_i = sum_{j>i} T_j`` (``i >= 0``), ``f(1) - f(c) = (sigma_w2/q) (1 - c) Q(c)``,
+    ``Q(c) = sum_i U_i c^i``, so ``d`` solves ``(sigma_w2/q) d Q(1 - d) = excess``
+    (positive terms) and ``1 - chi_c = d (sigma_w2/q) P'(1 - d)``, ``P(c) = sum_j T_j c^j``.
+    Newton on ``d`` starts at ``d0``.
+    """
+    U = np.cumsum(tails[:, :0:-1], axis=1)[:, ::-1]
+    d = d0.astype(np.float64).copy()
+    active = np.arange(d.size)
+    for _ in range(MAXITER):
+        if active.size == 0:
+            break
+        da = d[active]
+        Q, dQ = polynomial_and_slope(U[active], 1.0 - da)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dn = da - (da * Q - excess[active] / ratio[active]) / (Q - da * dQ)
+        dn = np.where(np.isfinite(dn) & (dn > 0), dn, 0.5 * da)
+        done = np.abs(dn - da) <= 1e-15 * da
+        d[active] = dn
+        active = active[~done]
+    converged = np.ones(d.size, dtype=bool)
+    converged[active] = False
+    _, dP = polynomial_and_slope(tails, 1.0 - d)
+    return Roots(x=d, converged=converged, maxiter=MAXITER), d * ratio * dP
