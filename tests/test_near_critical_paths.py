@@ -212,3 +212,39 @@ def test_sweep_of_biases_next_to_critical_line(act_name):
                 assert 0 < ref["deficit"] < 1.6 * deficit
                 fp = fixed_point(act, sigma_w2=w, sigma_b2=b)
                 assert float(fp.xi_c) == pytest.approx(float(ref["xi"]), rel=REL)
+
+
+def _measure() -> None:  # pragma: no cover - `python tests/test_near_critical_paths.py`
+    """Print the worst relative error of xi_c per path, side and 1 - chi_c* (docs/accuracy.md)."""
+    erf = get_activation("erf")
+    paths = {
+        "erf (closed form)": (erf, judge_erf),
+        "erf (numerical path)": (dataclasses.replace(erf, closed_form=None), judge_erf),
+        "sin (closed form)": (get_activation("sin"), judge_sin),
+    }
+    print(f"long double extended: {EXTENDED}")
+    print("path | side | " + " | ".join(f"1 - chi_c = {d:g}" for d in DEFICITS))
+    for name, (act, judge) in paths.items():
+        for side in (1, -1):
+            worst = []
+            for deficit in DEFICITS:
+                errs = []
+                for b in (0.01, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
+                    wc = float(critical_point(act, sigma_b2=b).sigma_w2)
+                    far = fixed_point(act, sigma_w2=wc * (1 + side * 1e-3), sigma_b2=b)
+                    w = wc * (1 + side * deficit * 1e-3 / abs(1.0 - float(far.chi_c)))
+                    xi = float(fixed_point(act, sigma_w2=w, sigma_b2=b).xi_c)
+                    errs.append(abs(xi / float(judge(w, b)["xi"]) - 1))
+                worst.append(max(errs))
+            label = "chaotic" if side > 0 else "ordered"
+            print(f"{name} | {label} | " + " | ".join(f"{e:.1e}" for e in worst))
+    for deficit in (1e-4, 1e-6):
+        wc = float(critical_point("tanh", sigma_b2=0.05).sigma_w2)
+        w = wc * (1 - deficit / 0.5)
+        xi = float(fixed_point("tanh", sigma_w2=w, sigma_b2=0.05).xi_c)
+        err = abs(xi / float(judge_tanh_ordered(w, 0.05)) - 1)
+        print(f"tanh (numerical path), sigma_b2 = 0.05 | ordered | {deficit:g}: {err:.1e}")
+
+
+if __name__ == "__main__":
+    _measure()

@@ -40,7 +40,7 @@ from mftheory.activations.base import Activation
 from mftheory.activations.closed_forms import Erf, PositivelyHomogeneous, Sin
 from mftheory.gaussian.expectations import kink_breaks, polynomial_and_slope
 from mftheory.gaussian.quadrature import QuadratureSettings, normal_rule
-from mftheory.meanfield.solvers import MAXITER, Roots
+from mftheory.meanfield.solvers import Roots, positive_newton
 
 __all__ = [
     "EXTENDED",
@@ -214,22 +214,14 @@ def chaotic_deficit(
         i0 = W @ _GL_W
         return (K * W) @ _GL_W / i0, (gap * W) @ _GL_W / i0, d * i0, W_end[:, 0]
 
-    d = d0.astype(np.float64).copy()
-    active = np.arange(d.size)
-    for _ in range(MAXITER):
-        if active.size == 0:
-            break
-        m, gap, i0, W_end = parts(d[active], active)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dn = d[active] - (m - N0[active]) * i0 / (gap * W_end)
-        dn = np.where(np.isfinite(dn) & (dn > 0), dn, 0.5 * d[active])
-        done = np.abs(dn - d[active]) <= 1e-15 * d[active]
-        d[active] = dn
-        active = active[~done]
-    converged = np.ones(d.size, dtype=bool)
-    converged[active] = False
+    def h(d: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        m, gap, i0, W_end = parts(d, j)
+        return m - N0[j], gap * W_end / i0
+
+    roots = positive_newton(h, d0)
+    d = roots.x
     _, gap, _, W_end = parts(d, np.arange(d.size))
-    return Roots(x=d, converged=converged, maxiter=MAXITER), gap * W_end
+    return roots, gap * W_end
 
 
 def hermite_deficit(tails: Array, ratio: Array, excess: Array, d0: Array) -> tuple[Roots, Array]:
@@ -247,20 +239,12 @@ def hermite_deficit(tails: Array, ratio: Array, excess: Array, d0: Array) -> tup
     Newton on ``d`` starts at ``d0``.
     """
     U = np.cumsum(tails[:, :0:-1], axis=1)[:, ::-1]
-    d = d0.astype(np.float64).copy()
-    active = np.arange(d.size)
-    for _ in range(MAXITER):
-        if active.size == 0:
-            break
-        da = d[active]
-        Q, dQ = polynomial_and_slope(U[active], 1.0 - da)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dn = da - (da * Q - excess[active] / ratio[active]) / (Q - da * dQ)
-        dn = np.where(np.isfinite(dn) & (dn > 0), dn, 0.5 * da)
-        done = np.abs(dn - da) <= 1e-15 * da
-        d[active] = dn
-        active = active[~done]
-    converged = np.ones(d.size, dtype=bool)
-    converged[active] = False
+
+    def h(d: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        Q, dQ = polynomial_and_slope(U[j], 1.0 - d)
+        return d * Q - excess[j] / ratio[j], Q - d * dQ
+
+    roots = positive_newton(h, d0)
+    d = roots.x
     _, dP = polynomial_and_slope(tails, 1.0 - d)
-    return Roots(x=d, converged=converged, maxiter=MAXITER), d * ratio * dP
+    return roots, d * ratio * dP
