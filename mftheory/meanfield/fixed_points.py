@@ -359,10 +359,10 @@ def _solve_c_star(
         chi_c = cmap_and_slope(c, np.arange(q.size))[1]
         out[:] = 1.0 - chi_c
         cf = act.closed_form
-        if isinstance(cf, (Erf, Sin)) and deficit is not None:  # near the line: no cancellation
+        if isinstance(cf, (Erf, Sin)) and chi_1_excess is not None:  # next to the line
             d0 = 1.0 - c
             qs = q * cf.scale**2 if isinstance(cf, Erf) else q
-            near = np.flatnonzero((d0 <= 0.1) & (d0 * qs <= 1.0))
+            near = np.flatnonzero(np.isfinite(chi_1_excess) & (d0 <= 0.1) & (d0 * qs <= 1.0))
             ql = np.zeros(q.size) if q_lo is None else q_lo
             dr, out[near] = chaotic_deficit(cf, w[near], q[near], ql[near], d0[near])
             d = require_converged(dr, "c*", sigma_w2=w[near], sigma_b2=b[near])
