@@ -214,6 +214,63 @@ def test_sweep_of_biases_next_to_critical_line(act_name):
                 assert float(fp.xi_c) == pytest.approx(float(ref["xi"]), rel=REL)
 
 
+def judge_tanh_chaotic(w: float, b: float, d0: float) -> tuple[mp.mpf, mp.mpf]:
+    """``1 - c*`` and xi_c of tanh on the chaotic side, by 2D quadrature at 20 digits.
+
+    Cancellation-free: with ``C(1) = 1``, ``C(c) = c`` is
+    ``(sigma_w2/q) E[(phi(u1) - phi(u2))^2] / 2 = 1 - c``, where
+    ``u1, u2 = sqrt(q) (alpha x +- beta y)``, ``alpha = sqrt(1 - d/2)``, ``beta = sqrt(d/2)``,
+    ``d = 1 - c`` (the difference loses only ~3 of the 20 digits at d ~ 1e-6). One secant
+    step from ``d0`` (the code's value, used only as a start: the judge's equation is checked
+    at the result); ``1 - chi_c = 1 - sigma_w2 E[phi'(u1) phi'(u2)]`` at 20 digits.
+    """
+    with mp.workdps(20):
+        W, B = mp.mpf(w), mp.mpf(b)
+        dens = lambda z: mp.exp(-z * z / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+
+        def E1(f, q):
+            s = mp.sqrt(q)
+            return 2 * mp.quad(lambda z: f(s * z) * dens(z), [0, 1, 3, 6, 12, mp.inf])
+
+        q = mp.findroot(lambda x: W * E1(lambda u: mp.tanh(u) ** 2, x) + B - x, 0.5)
+        sq = mp.sqrt(q)
+
+        def E2(f, d):  # E[f(u1, u2)] for the pair at correlation 1 - d
+            al, be = mp.sqrt(1 - d / 2), mp.sqrt(d / 2)
+
+            def g(x, y):
+                return f(sq * (al * x + be * y), sq * (al * x - be * y)) * dens(x) * dens(y)
+
+            return mp.quad(g, [-12, -3, 0, 3, 12], [-12, -3, 0, 3, 12])
+
+        def residual(d):
+            h = E2(lambda u, v: (mp.tanh(u) - mp.tanh(v)) ** 2, d)
+            return W / q * h / 2 / d - 1
+
+        d_a, d_b = mp.mpf(d0), mp.mpf(d0) * (1 + mp.mpf(1e-4))
+        r_a, r_b = residual(d_a), residual(d_b)
+        d = d_a - r_a * (d_b - d_a) / (r_b - r_a)
+        chi = W * E2(lambda u, v: mp.sech(u) ** 2 * mp.sech(v) ** 2, d)
+        return d, -1 / mp.log(chi)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("b,deficit", [(0.05, 1e-6), (0.5, 1e-5)])
+def test_tanh_chaotic_side_next_to_critical_line(b, deficit):
+    """tanh's numerical path (Hermite series) on the chaotic side: about 20 s per point."""
+    if deficit < 1e-5 and not EXTENDED:
+        pytest.skip("long double is plain double")
+    wc = float(critical_point("tanh", sigma_b2=b).sigma_w2)
+    far = fixed_point("tanh", sigma_w2=wc * (1 + 1e-3), sigma_b2=b)
+    w = wc * (1 + deficit * 1e-3 / abs(1.0 - float(far.chi_c)))
+    fp = fixed_point("tanh", sigma_w2=w, sigma_b2=b)
+    assert str(fp.phase) == "chaotic"
+    d, xi = judge_tanh_chaotic(w, b, 1.0 - float(fp.c_star))
+    assert 0 < 1 / xi < 1.6 * deficit
+    assert 1.0 - float(fp.c_star) == pytest.approx(float(d), rel=1e-9)
+    assert float(fp.xi_c) == pytest.approx(float(xi), rel=REL)
+
+
 def _measure() -> None:  # pragma: no cover - `python tests/test_near_critical_paths.py`
     """Print the worst relative error of xi_c per path, side and 1 - chi_c* (docs/accuracy.md)."""
     erf = get_activation("erf")
