@@ -19,6 +19,9 @@ docs/theory.md section 3. For a point ``(sigma_w2, sigma_b2)``:
   ``xi_grad = 1/|log(chi_1)|`` (gradients vanish for chi_1 < 1 and explode for chi_1 > 1).
 * phase: ``critical`` where ``|chi_1 - 1| <= critical_tol`` (default 1e-10), else
   ``ordered`` (chi_1 < 1) or ``chaotic``; ``divergent`` where q* is infinite.
+* next to the critical line (``|chi_1 - 1| < NEAR_CRITICAL``, not ``critical``) q* is
+  polished in extended precision and ``xi_c = -1/log1p(-(1 - chi_c))`` from a deficit formed
+  without cancellation (``mftheory.meanfield.near_critical``; docs/accuracy.md).
 """
 
 from __future__ import annotations
