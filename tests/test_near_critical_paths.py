@@ -184,11 +184,16 @@ def test_phase_grid_next_to_critical_line(numerical):
     targets = [_erf_w(bi, d, side) for bi in b for d in (1e-4, 1e-6) for side in (1, -1)]
     cols = np.sort(np.concatenate([np.linspace(0.5, 4.0, 12), targets]))
     grid = phase_grid(act, sigma_w2=cols, sigma_b2=b)
+    # fixed_point's grid path (taken by itself from GRID_FROM points) carries the same xi_c
+    via_grid = fixed_point(
+        act, sigma_w2=cols[None, :], sigma_b2=np.array(b)[:, None], method="grid"
+    )
     for i, bi in enumerate(b):
         for w in targets[4 * i : 4 * i + 4]:
             j = int(np.searchsorted(cols, w))
             ref = judge_erf(w, bi)
             assert grid.xi_c[i, j] == pytest.approx(float(ref["xi"]), rel=REL)
+            assert via_grid.xi_c[i, j] == pytest.approx(float(ref["xi"]), rel=REL)
 
 
 @pytest.mark.parametrize("act_name", ["erf", "erf_numerical", "sin"])
