@@ -24,6 +24,7 @@ long double: where that is plain double (see near_critical.EXTENDED) the points 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from fractions import Fraction
 
 import mpmath as mp
@@ -273,6 +274,84 @@ def test_tanh_chaotic_side_next_to_critical_line(b, deficit):
     d, xi = judge_tanh_chaotic(w, b, 1.0 - float(fp.c_star))
     assert 0 < 1 / xi < 1.6 * deficit
     assert 1.0 - float(fp.c_star) == pytest.approx(float(d), rel=1e-9)
+    assert float(fp.xi_c) == pytest.approx(float(xi), rel=REL)
+
+
+def judge_hard_tanh(w: float, b: float, d0: float) -> tuple[mp.mpf, mp.mpf]:
+    """``1 - c*`` and xi_c of hard_tanh (``phi = clip(x, -1, 1)``), at 25 digits.
+
+    ``F(q) = q (erf(a/sqrt 2) - 2 a n(a)) + 1 - erf(a/sqrt 2)``, ``a = 1/sqrt(q)``, ``n`` the
+    normal density; ``chi_1 = sigma_w2 erf(a/sqrt 2)``. Chaotic side: the slope at
+    correlation ``c`` is ``sigma_w2 P(|u1| < 1, |u2| < 1)``, so
+    ``K = chi_1 - chi(c) = sigma_w2 P(|u1| < 1, |u2| > 1)``, a 1D integral of normal CDFs over
+    ``u1`` (given u1, ``u2 ~ N(c u1, q (1 - c^2))``), which lives within a few conditional
+    standard deviations of ``|u1| = 1`` (fixed Gauss-Legendre rules whose double-precision
+    nodes limit K to about 1e-16 relative, enough: 1 - chi_c ~ K / 2). ``C(c*) = c*`` with
+    ``C(1) = 1`` is
+    ``int_0^d (chi_1 - 1 - K(1 - u)) du = 0``, solved for ``sqrt(d)`` by the secant method
+    from the code's value; ``1 - chi_c = K(c*) - (chi_1 - 1)``.
+    """
+    with mp.workdps(25):
+        W, B = mp.mpf(w), mp.mpf(b)
+
+        def F(q):
+            a = 1 / mp.sqrt(q)
+            p = mp.erf(a / mp.sqrt(2))
+            return q * (p - 2 * a * mp.npdf(a)) + 1 - p
+
+        q = mp.findroot(lambda x: W * F(x) + B - x, 0.5)
+        excess = W * mp.erf(1 / mp.sqrt(2 * q)) - 1
+        if excess <= 0:
+            return mp.mpf(0), -1 / mp.log(1 + excess)
+
+        x24, w24 = np.polynomial.legendre.leggauss(24)  # fixed rules (nodes in double)
+
+        def gl(f, a, b):  # 24-point Gauss-Legendre on [a, b], summed in mpmath
+            h = (b - a) / 2
+            nodes = zip(x24, w24, strict=True)
+            return h * mp.fsum(mp.mpf(wi) * f(a + h * (1 + mp.mpf(xi))) for xi, wi in nodes)
+
+        def K(u):  # 2 x the part near u1 = 1 (the kink at -1 contributes the same)
+            c = 1 - u
+            sig = mp.sqrt(q * (1 - c * c))
+
+            def f(x):
+                return mp.npdf(x, 0, mp.sqrt(q)) * (
+                    mp.ncdf((-1 - c * x) / sig) + mp.ncdf((c * x - 1) / sig)
+                )
+
+            # below 1 - 3u - 24 sig the CDF terms are < 1e-120: 8 panels of ~3 sig
+            edges = mp.linspace(max(mp.mpf(-1), 1 - 3 * u - 24 * sig), 1, 9)
+            return 2 * W * mp.fsum(gl(f, a, b) for a, b in itertools.pairwise(edges))
+
+        def residual(s):  # u = d t^2: K(d t^2) 2 t is smooth in t
+            d = s * s
+            return gl(lambda t: K(d * t * t) * 2 * t, mp.mpf(0), mp.mpf(1)) - excess
+
+        s = mp.findroot(residual, (mp.sqrt(d0), mp.sqrt(d0) * (1 + mp.mpf(1e-3))), tol=1e-36)
+        d = s * s
+        return d, -1 / mp.log1p(-(K(d) - excess))
+
+
+@pytest.mark.parametrize(
+    "side", [pytest.param(+1, marks=pytest.mark.slow, id="chaotic"), pytest.param(-1, id="ordered")]
+)
+@pytest.mark.parametrize("deficit", [_deficit_param(d) for d in (1e-4, 1e-6)])
+def test_hard_tanh_next_to_critical_line(side, deficit):
+    """A kinked activation: on the chaotic side 1 - c* ~ (chi_1 - 1)^2, 1 - chi_c ~ half of it.
+
+    The chaotic judge takes about 15 s a point (slow); the ordered side is instant.
+    """
+    b = 0.1
+    wc = float(critical_point("hard_tanh", sigma_b2=b).sigma_w2)
+    far = fixed_point("hard_tanh", sigma_w2=wc * (1 + side * 1e-3), sigma_b2=b)
+    w = wc * (1 + side * deficit * 1e-3 / abs(1.0 - float(far.chi_c)))
+    fp = fixed_point("hard_tanh", sigma_w2=w, sigma_b2=b)
+    assert str(fp.phase) == ("chaotic" if side > 0 else "ordered")
+    d, xi = judge_hard_tanh(w, b, max(1.0 - float(fp.c_star), 1e-30))
+    assert 0 < -mp.expm1(-1 / xi) < 1.6 * deficit
+    if side > 0:
+        assert 1.0 - float(fp.c_star) == pytest.approx(float(d), rel=1e-9)
     assert float(fp.xi_c) == pytest.approx(float(xi), rel=REL)
 
 

@@ -63,6 +63,7 @@ from mftheory.meanfield.near_critical import (
     hermite_deficit,
     one_minus_chi_1,
     polish_q_star,
+    quadrature_chaotic_deficit,
 )
 from mftheory.meanfield.solvers import (
     MAXITER,
@@ -376,6 +377,14 @@ def _solve_c_star(
     chi_c = np.zeros(q.size)
     ex = np.full(q.size, np.nan) if chi_1_excess is None else chi_1_excess
     bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c, out, ex)
+    close = bad & np.isfinite(ex)
+    if np.any(close):  # next to the line: 2D quadrature of a cancellation-free form
+        idx = np.flatnonzero(close)
+        dr, dd = quadrature_chaotic_deficit(act, w[idx], q[idx], ex[idx], 1.0 - c[idx], st)
+        ok = idx[dr.converged]
+        c[ok], out[ok] = 1.0 - dr.x[dr.converged], dd[dr.converged]
+        chi_c[ok] = 1.0 - out[ok]
+        bad[ok] = False
     if np.any(bad):
         idx = np.flatnonzero(bad)
         c[idx], chi_c[idx] = _nested_c_star(act, w[idx], b[idx], q[idx], st)

@@ -208,10 +208,11 @@ def _near_critical_pass(
 ) -> None:
     """Re-solve the points next to the critical line pointwise, on the near-critical path.
 
-    Band: ``|chi_1 - 1| < NEAR_CRITICAL`` for closed forms (cheap), ``GRID_NEAR`` for
-    table-based activations. Adds ``out["one_minus_chi_c"]`` (NaN off the band).
+    Band: ``|chi_1 - 1| < NEAR_CRITICAL`` for closed forms and kinked activations (both
+    solved exactly at every point anyway), ``GRID_NEAR`` for the interpolated ones.
+    Adds ``out["one_minus_chi_c"]`` (NaN off the band).
     """
-    band = NEAR_CRITICAL if a.closed_form is not None else GRID_NEAR
+    band = NEAR_CRITICAL if a.closed_form is not None or a.kinks else GRID_NEAR
     chi_1 = out["chi_1"]
     near = np.isfinite(chi_1) & (np.abs(chi_1 - 1.0) < band) & (phase != "critical")
     out["one_minus_chi_c"] = np.full(chi_1.shape, np.nan)

@@ -29,6 +29,7 @@ docs/theory.md section 4 (depth scales); docs/accuracy.md, "Next to the critical
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "hermite_deficit",
     "one_minus_chi_1",
     "polish_q_star",
+    "quadrature_chaotic_deficit",
 ]
 
 Array = NDArray[np.float64]
@@ -248,3 +250,71 @@ def hermite_deficit(tails: Array, ratio: Array, excess: Array, d0: Array) -> tup
     d = roots.x
     _, dP = polynomial_and_slope(tails, 1.0 - d)
     return roots, d * ratio * dP
+
+
+def _slope_gap(act: Activation, w: float, q: float, u: Array, st: QuadratureSettings) -> Array:
+    """``K(u) = (sigma_w2/2) E[(phi'(u1) - phi'(u2))^2]`` for the pair at correlation ``1 - u``.
+
+    ``u1, u2 = sqrt(q) (alpha x +- beta y)`` with ``alpha = sqrt(1 - u/2)``,
+    ``beta = sqrt(u/2)``; ``y >= 0`` on the positive half of the 1D rule (the integrand is
+    even in y), ``x`` on the 1D rule split where ``u1`` or ``u2`` crosses a kink (and at the
+    fixed h-edges for large q): the integrand is smooth on every panel.
+    """
+    zy, wy = normal_rule(None, st)
+    wy = 2.0 * wy[zy > 0]
+    zy = zy[zy > 0]
+    s = math.sqrt(q)
+    al, be = np.sqrt(1.0 - u / 2.0), np.sqrt(u / 2.0)  # (m,)
+    off = (be / al)[:, None] * zy  # (m, Y): the kinks of u1, u2 move by -+ off in x
+    base = kink_breaks(act, s * al)  # (m, B) or None
+    breaks = None
+    if base is not None:
+        b3 = base[:, None, :]
+        breaks = np.concatenate([b3 - off[..., None], b3 + off[..., None]], axis=-1)
+    x, wx = normal_rule(breaks, st)
+    if breaks is None:
+        x, wx = x[None, None, :], wx[None, None, :]
+    c1 = (s * al)[:, None, None]
+    c2 = (s * be)[:, None, None] * zy[None, :, None]
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        diff = act.dphi(c1 * x + c2) - act.dphi(c1 * x - c2)
+        inner = np.sum(wx * diff * diff, axis=-1)  # (m, Y)
+    return np.asarray(0.5 * w * (inner @ wy))
+
+
+def quadrature_chaotic_deficit(
+    act: Activation,
+    w: Array,
+    q: Array,
+    excess: Array,
+    d0: Array,
+    st: QuadratureSettings,
+) -> tuple[Roots, Array]:
+    """``d = 1 - c*`` and ``1 - chi_c`` by 2D quadrature next to the line, any activation.
+
+    For the points the Hermite series cannot take (kinked activations, large q). With
+    ``K(u) = chi_1 - chi(u) = (sigma_w2/2) E[(phi'(u1) - phi'(u2))^2] >= 0`` at correlation
+    ``1 - u`` (``_slope_gap``, no cancellation) and ``C(1) = 1``, ``C(c*) = c*`` is
+    ``M(d) = (1/d) int_0^d K(u) du = chi_1 - 1 = excess`` (extended precision), and
+    ``1 - chi_c = K(d) - excess``. ``M`` is a 16-point Gauss-Legendre sum in ``t`` with
+    ``u = d t^2`` (a kink puts a ``sqrt(u)`` term into ``K``: the chaotic fixed point of a
+    kinked activation is then at ``d ~ excess^2``). Newton on ``sqrt(d)``
+    (``dM/d sqrt(d) = 2 (K(d) - M) / sqrt(d)``) from ``sqrt(d0)``.
+    """
+    t2 = np.append(_GL_X**2, 1.0)
+    wt = 2.0 * _GL_X * _GL_W
+
+    def parts(sq: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        rows = [_slope_gap(act, w[i], q[i], s * s * t2, st) for s, i in zip(sq, j, strict=True)]
+        K = np.stack(rows)
+        return K[:, :-1] @ wt, K[:, -1]
+
+    def h(sq: Array, j: NDArray[np.intp]) -> tuple[Array, Array]:
+        M, K_end = parts(sq, j)
+        return M - excess[j], 2.0 * (K_end - M) / sq
+
+    # K is a 2D quadrature, right to about 1e-13: stop at steps of 1e-12 in sqrt(d)
+    roots = positive_newton(h, np.sqrt(np.clip(d0, 1e-16, 1.0)), rtol=1e-12)
+    _, K_end = parts(roots.x, np.arange(roots.x.size))
+    d = roots.x**2
+    return Roots(x=d, converged=roots.converged & (d < 1.0), maxiter=roots.maxiter), K_end - excess
