@@ -11,11 +11,14 @@ solvers of ``mftheory.meanfield.fixed_points`` therefore
   ``q_hi + q_lo`` of two doubles (``polish_q_star``);
 * compute the deficit ``1 - chi_1 = 1 - sigma_w2 G(q*)`` in extended precision
   (``one_minus_chi_1``);
-* for the smooth closed forms (erf, sin) in the chaotic phase, solve for ``d = 1 - c*`` and
-  ``1 - chi_c`` from an equation with no cancellation (``chaotic_deficit``); the Hermite
-  path of the numerical activations has its own cancellation-free form;
+* in the chaotic phase, solve for ``d = 1 - c*`` and ``1 - chi_c`` from equations with
+  positive terms only, anchored on ``chi_1 - 1`` from extended precision: the smooth closed
+  forms erf and sin (``chaotic_deficit``), the Hermite series (``hermite_deficit``), and,
+  where that series does not converge (kinks, large q), a 2D quadrature of
+  ``chi_1 - chi(c) >= 0`` (``quadrature_chaotic_deficit``);
 
-and ``xi_c = -1 / log1p(-(1 - chi_c))`` (``depth_scale_from_deficit``).
+and ``xi_c = -1 / log1p(-(1 - chi_c))``
+(``mftheory.meanfield.depth_scales.depth_scale_from_deficit``).
 
 ``numpy.longdouble`` has a 64-bit significand on x86-64 Linux (eps 1.1e-19). Where it is
 plain double (Windows, macOS on arm64) the same code runs with double-precision residuals:
@@ -24,7 +27,8 @@ then ``q*`` is only correct to about an ulp and ``xi_c`` at ``1 - chi_c = 1e-6``
 
 Notes
 -----
-docs/theory.md section 4 (depth scales); docs/accuracy.md, "Next to the critical line".
+docs/theory.md section 4 (depth scales); docs/accuracy.md, "Next to the critical line:
+every path".
 """
 
 from __future__ import annotations
