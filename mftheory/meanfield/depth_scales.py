@@ -19,6 +19,7 @@ __all__ = [
     "depth_scale",
     "depth_scale_from_deficit",
     "trainable_depth",
+    "xi_from_chi_or_deficit",
 ]
 
 Array = NDArray[np.float64]
@@ -109,3 +110,19 @@ def depth_scale_from_deficit(deficit: Array) -> Array:
     at_one = np.abs(d) <= 8 * np.finfo(np.float64).eps
     out = np.where(at_one, np.inf, out)
     return np.where(((d >= 0) & (d <= 1)) | at_one, out, np.nan)
+
+
+def xi_from_chi_or_deficit(chi: ArrayLike, deficit: ArrayLike | None) -> Array | float:
+    """``depth_scale_from_deficit(deficit)`` where ``deficit`` is not NaN, else
+    ``depth_scale(chi)`` (``deficit = 1 - chi`` formed without cancellation next to the
+    critical line by ``mftheory.meanfield.near_critical``; None: everywhere from chi).
+
+    Notes
+    -----
+    docs/theory.md section 4; docs/accuracy.md, "Next to the critical line: every path".
+    """
+    xi = np.asarray(depth_scale(np.asarray(chi, dtype=np.float64)))
+    if deficit is None:
+        return plain(xi)
+    d = np.asarray(deficit, dtype=np.float64)
+    return plain(np.where(np.isnan(d), xi, depth_scale_from_deficit(d)))

@@ -22,6 +22,10 @@ docs/theory.md section 3. For a point ``(sigma_w2, sigma_b2)``:
 * next to the critical line (``|chi_1 - 1| < NEAR_CRITICAL``, not ``critical``) q* is
   polished in extended precision and ``xi_c = -1/log1p(-(1 - chi_c))`` from a deficit formed
   without cancellation (``mftheory.meanfield.near_critical``; docs/accuracy.md).
+
+At degenerate points (q* = 0, q* = inf, a homogeneous phi without bias) ``chi_c`` is still the
+C-map's slope at q*, which is not the rate at which correlations converge there:
+``mftheory.meanfield.degenerate.degeneracy`` says what the theory defines instead.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ from mftheory.meanfield.depth_scales import (
     TRAINABLE_DEPTH_FACTOR,
     _gradient_scale,
     depth_scale,
-    depth_scale_from_deficit,
     trainable_depth,
+    xi_from_chi_or_deficit,
 )
 from mftheory.meanfield.maps import check_variances
 from mftheory.meanfield.near_critical import (
@@ -680,7 +684,7 @@ def _result(
         chi_1=fields["chi_1"],
         chi_c=fields["chi_c"],
         chi_q=fields["chi_q"],
-        xi_c=_xi_c(fields),
+        xi_c=xi_from_chi_or_deficit(fields["chi_c"], fields.get("one_minus_chi_c")),
         xi_q=depth_scale(np.asarray(fields["chi_q"])),
         xi_grad=_gradient_scale(fields["chi_1"]),
         phase=fields["phase"],
@@ -688,13 +692,3 @@ def _result(
         q0=float(q0),
         critical_tol=float(critical_tol),
     )
-
-
-def _xi_c(fields: dict[str, NDArray[Any]]) -> Array | float:
-    """``xi_c`` from ``1 - chi_c`` where the near-critical path gave it, else from chi_c."""
-    xi = np.asarray(depth_scale(np.asarray(fields["chi_c"])))
-    deficit = fields.get("one_minus_chi_c")
-    if deficit is None:
-        return plain(xi)
-    d = np.asarray(deficit)
-    return plain(np.where(np.isnan(d), xi, depth_scale_from_deficit(d)))
