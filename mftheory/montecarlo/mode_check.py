@@ -227,9 +227,10 @@ def weighted_rate(layers: ArrayLike, amplitude: ArrayLike, weight: ArrayLike) ->
     amp = np.asarray(amplitude, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.where((amp > 0) & np.isfinite(amp), np.log(np.where(amp > 0, amp, 1.0)), np.nan)
-    dx = x - np.sum(w2 * x) / np.sum(w2)
-    y_bar = np.sum(w2 * y, axis=-1, keepdims=True) / np.sum(w2)
-    slope = np.sum(w2 * dx * (y - y_bar), axis=-1) / np.sum(w2 * dx * dx)
+    total = np.sum(w2, axis=-1, keepdims=True)
+    dx = x - np.sum(w2 * x, axis=-1, keepdims=True) / total
+    y_bar = np.sum(w2 * y, axis=-1, keepdims=True) / total
+    slope = np.sum(w2 * dx * (y - y_bar), axis=-1) / np.sum(w2 * dx * dx, axis=-1)
     return np.asarray(np.exp(slope), dtype=np.float64)
 
 
