@@ -182,3 +182,9 @@ def test_bootstrap_errors_cover_at_the_nominal_rate() -> None:
                 lo, hi = _band(nominal)
                 share = float(np.mean(z < k))
                 assert lo <= share <= hi, (i, k, share, (lo, hi))
+
+
+def test_cli_budget_counts_the_bootstrap_records() -> None:
+    from mftheory.cli import modes
+
+    assert modes.BOOTSTRAP_BYTES == mode_check.BOOTSTRAP_BYTES

@@ -285,6 +285,9 @@ MAP_COPIES, MAP_SECONDS = 10, 1e-6
 SAMPLE_RATE = 2e8
 #: One chunk of sampled networks (``mftheory.montecarlo.sampler.auto_chunk``'s target).
 CHUNK_BYTES = 128 * 1024**2
+#: The per-network records kept for the bootstrap, at most
+#: (``mftheory.montecarlo.mode_check.BOOTSTRAP_BYTES``).
+BOOTSTRAP_BYTES = 256 * 1024**2
 
 
 def require_cnn_budget(
@@ -295,7 +298,8 @@ def require_cnn_budget(
 
     ``M`` is images x pixels (the covariance is ``M x M``), ``N`` pixels per image. The map holds
     ``MAP_COPIES`` float64 ``M x M`` arrays and ``6 x depth x N`` amplitudes; an ensemble adds
-    its records (``4 x depth`` matrices ``M x M``) and a chunk of networks, and runs ``networks x
+    its records (``4 x depth`` matrices ``M x M``), a chunk of networks and the bootstrap's
+    records (``networks x depth`` matrices, at most ``BOOTSTRAP_BYTES``), and runs ``networks x
     depth x (c P^2 + P^3)`` multiply-adds with ``P = 2 M`` (the control input).
     """
     from mftheory.cli.budget import require_memory, require_time
@@ -307,6 +311,7 @@ def require_cnn_budget(
     if channels is not None and networks is not None:
         what += f" with {networks} networks of {channels} channels"
         need += 8.0 * 4 * depth * m2 + CHUNK_BYTES
+        need += min(8.0 * networks * depth * m2, BOOTSTRAP_BYTES)
         P = 2.0 * M
         seconds += networks * depth * (channels * P * P + P**3) / SAMPLE_RATE
     require_memory(need, what + f" (covariances of {M} x {M})")
