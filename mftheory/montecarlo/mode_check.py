@@ -8,10 +8,11 @@ prediction ``chi_c* |lambda_f|``.
 
 One fitting rule (``FIT_RULE``) serves both: the window and the weights come from the finite
 networks' amplitudes, and the same ``weighted_rate`` with the same window and weights fits
-the finite networks, the mean-field map's amplitudes on the same layers, and every bootstrap
-resample. The standard error of a measured rate is the spread of that fit over a bootstrap
-over networks (whole networks resampled with replacement, ``numpy.random.default_rng(seed)``),
-so it includes the correlation of one network's amplitudes across layers and pixels.
+the finite networks and the mean-field map's amplitudes on the same layers. The standard
+error of a measured rate is the spread of the whole rule (window, weights, fit) over a
+bootstrap over networks (whole networks resampled with replacement,
+``numpy.random.default_rng(seed)``), so it includes the correlation of one network's
+amplitudes across layers and pixels and the choice of the window.
 
 The finite networks estimate ``eps^l`` with a control input (variance reduction): the same
 weights process the input and a stationary input whose mean-field covariance is ``Sigma*``;
@@ -70,9 +71,9 @@ FIT_RULE = (
     " amplitude exceeds fit_margin_se standard errors (at least 3 layers); weights: the"
     " finite networks' amplitude / its standard error on each layer of the window; rate ="
     " exp(slope) of the weighted least-squares line through log(amplitude) against the layer."
-    " The same window and weights fit the finite networks, the mean-field map and every"
-    " bootstrap resample; measured_rate_se is the standard deviation of the resamples' rates"
-    " (whole networks resampled with replacement)."
+    " The same window and weights fit the finite networks and the mean-field map."
+    " measured_rate_se: the standard deviation of the rule's rate (its own window, weights"
+    " and fit) over bootstrap resamples of the networks (whole networks with replacement)."
 )
 
 #: Per-group records kept for the bootstrap stay below this; above, networks are pooled in
@@ -104,7 +105,8 @@ class ModeComparison:
         ``weighted_rate`` of the amplitudes over the mode's window with its weights
         (``FIT_RULE``); NaN where fewer than 3 layers qualify.
     measured_rate_se : ndarray, shape ``(N,)``
-        Standard deviation of the same fit over the bootstrap resamples of the networks.
+        Standard deviation of the rule's rate over the bootstrap resamples of the networks
+        (each resample with the window and weights its own amplitudes give).
     mean_field_rate : ndarray, shape ``(N,)``
         The same fit (same window, same weights) of the mean-field map's amplitudes.
     fit_window : ndarray of int, shape ``(N, 2)``
@@ -220,17 +222,19 @@ def weighted_rate(layers: ArrayLike, amplitude: ArrayLike, weight: ArrayLike) ->
     -----
     docs/theory.md section 4: mode ``f`` shrinks by ``chi_c* |lambda_f|`` per layer, so
     ``log`` amplitude is linear in the layer. The same function, with the same ``layers`` and
-    ``weight``, fits the finite networks, every bootstrap resample and the mean-field map.
+    ``weight``, fits the finite networks and the mean-field map (and every bootstrap
+    resample, with that resample's own window and weights).
     """
     x = np.asarray(layers, dtype=np.float64)
     w2 = np.asarray(weight, dtype=np.float64) ** 2
     amp = np.asarray(amplitude, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.where((amp > 0) & np.isfinite(amp), np.log(np.where(amp > 0, amp, 1.0)), np.nan)
-    total = np.sum(w2, axis=-1, keepdims=True)
-    dx = x - np.sum(w2 * x, axis=-1, keepdims=True) / total
-    y_bar = np.sum(w2 * y, axis=-1, keepdims=True) / total
-    slope = np.sum(w2 * dx * (y - y_bar), axis=-1) / np.sum(w2 * dx * dx, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # all-zero weights: NaN
+        total = np.sum(w2, axis=-1, keepdims=True)
+        dx = x - np.sum(w2 * x, axis=-1, keepdims=True) / total
+        y_bar = np.sum(w2 * y, axis=-1, keepdims=True) / total
+        slope = np.sum(w2 * dx * (y - y_bar), axis=-1) / np.sum(w2 * dx * dx, axis=-1)
     return np.asarray(np.exp(slope), dtype=np.float64)
 
 
@@ -344,9 +348,10 @@ def compare_modes(
     is the first run of layers (from the first recorded) on which the ensemble's amplitude
     exceeds ``margin * noise``; each layer's weight is ``amplitude / noise`` (the inverse
     standard error of the log amplitude), both from the ensemble; ``weighted_rate`` with that
-    window and those weights fits the ensemble, the map's amplitudes on the same layers and
-    each bootstrap resample of the networks. ``measured_rate_se`` is the resamples' standard
-    deviation.
+    window and those weights fits the ensemble and the map's amplitudes on the same layers.
+    ``measured_rate_se`` is the standard deviation of the rule's rate over bootstrap
+    resamples of the networks, each resample choosing its own window and weights the same
+    way (so the error includes the choice of the window).
     """
     n_boot = int_at_least(bootstrap, "bootstrap", 2)
     activation = get_activation(act) if isinstance(act, str) else act
@@ -400,8 +405,9 @@ def compare_modes(
     G = ens.group_sizes.size
     draws = np.zeros((n_boot, G))
     np.add.at(draws, (np.arange(n_boot)[:, None], rng.integers(0, G, size=(n_boot, G))), 1.0)
+    keep = min(layers.size, 2 * int(runs.max(initial=0)) + 3)
     boot, amp_se = _bootstrap_amplitudes(
-        gather, ens.difference_groups, ens.group_sizes, draws, int(runs.max(initial=0))
+        gather, ens.difference_groups, ens.group_sizes, draws, keep
     )
     measured, measured_se, mf_rate = (np.full(N, np.nan) for _ in range(3))
     window = np.full((N, 2), -1, dtype=np.int64)
@@ -409,7 +415,7 @@ def compare_modes(
         sel = slice(0, runs[f])
         measured[f] = weighted_rate(layers[sel], amp[sel, f], weight[sel, f])
         mf_rate[f] = weighted_rate(layers[sel], mf_amp[sel, f], weight[sel, f])
-        rates = weighted_rate(layers[sel], boot[:, sel, f], weight[sel, f])
+        rates = _resample_rates(layers[:keep], boot[:, :, f], noise[:keep], margin)
         measured_se[f] = np.std(rates[np.isfinite(rates)], ddof=1)
         window[f] = (layers[0], layers[runs[f] - 1])
     return ModeComparison(
@@ -427,6 +433,20 @@ def compare_modes(
         bootstrap=n_boot,
         bootstrap_groups=G,
     )
+
+
+def _resample_rates(
+    layers: NDArray[np.int64], boot: FloatArray, noise: FloatArray, margin: float
+) -> FloatArray:
+    """The whole rule on every resample ``boot[r]`` (``(R, K)`` amplitudes on the first ``K``
+    layers): its own window (``fit_window``) and weights (amplitude / noise), then
+    ``weighted_rate``; NaN where a resample's window has fewer than 3 layers."""
+    ok = (boot > margin * noise) & np.isfinite(boot)
+    run = np.where(ok.all(axis=1), boot.shape[1], np.argmin(ok, axis=1))
+    inside = np.arange(boot.shape[1])[None, :] < run[:, None]
+    weight = np.where(inside, boot / noise, 0.0)
+    rates = weighted_rate(layers, np.where(inside, boot, 1.0), weight)
+    return np.where(run >= 3, rates, np.nan)
 
 
 def _groups(networks: int, records: int, M: int) -> int:
