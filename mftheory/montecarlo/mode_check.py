@@ -106,7 +106,8 @@ class ModeComparison:
         (``FIT_RULE``); NaN where fewer than 3 layers qualify.
     measured_rate_se : ndarray, shape ``(N,)``
         Standard deviation of the rule's rate over the bootstrap resamples of the networks
-        (each resample with the window and weights its own amplitudes give).
+        (each resample with the window and weights its own amplitudes give; resamples whose
+        window is under 3 layers are left out).
     mean_field_rate : ndarray, shape ``(N,)``
         The same fit (same window, same weights) of the mean-field map's amplitudes.
     fit_window : ndarray of int, shape ``(N, 2)``
@@ -405,6 +406,7 @@ def compare_modes(
     G = ens.group_sizes.size
     draws = np.zeros((n_boot, G))
     np.add.at(draws, (np.arange(n_boot)[:, None], rng.integers(0, G, size=(n_boot, G))), 1.0)
+    # a resample's window may run past the ensemble's: keep room for it (twice the longest)
     keep = min(layers.size, 2 * int(runs.max(initial=0)) + 3)
     boot, amp_se = _bootstrap_amplitudes(
         gather, ens.difference_groups, ens.group_sizes, draws, keep
@@ -416,7 +418,8 @@ def compare_modes(
         measured[f] = weighted_rate(layers[sel], amp[sel, f], weight[sel, f])
         mf_rate[f] = weighted_rate(layers[sel], mf_amp[sel, f], weight[sel, f])
         rates = _resample_rates(layers[:keep], boot[:, :, f], noise[:keep], margin)
-        measured_se[f] = np.std(rates[np.isfinite(rates)], ddof=1)
+        rates = rates[np.isfinite(rates)]  # resamples whose window is under 3 layers: left out
+        measured_se[f] = np.std(rates, ddof=1) if rates.size >= 2 else math.nan
         window[f] = (layers[0], layers[runs[f] - 1])
     return ModeComparison(
         mean_field=mf,
