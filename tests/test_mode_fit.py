@@ -158,7 +158,7 @@ def _band(p: float) -> tuple[float, float]:
 @pytest.mark.slow
 def test_bootstrap_errors_cover_at_the_nominal_rate() -> None:
     """200 independent ensembles (seeds 0..199; 50 networks of 100 channels, Fig. S4's input,
-    200 resamples each; 1.5 min on a quiet machine, 5 min on a loaded one): for the two most
+    200 resamples each; about 1 min on a quiet machine, 5 on a loaded one): for the two most
     persistent modes, the share of ensembles whose measured rate lies within 1 (2) stated
     standard errors of the map's rate (same fit) is 68.3% (95.4%) within 3 binomial standard
     deviations (3.3 (1.5) points). Measured when written: 66.5% / 93.5% (f = 0) and
