@@ -121,6 +121,13 @@ def parse_blocks(path: Path, text: str | None = None) -> list[Block]:
     i = 0
     while i < len(lines):
         line = lines[i].strip()
+        if line.startswith(("```", "~~~")):  # another fenced block: a marker there is an example
+            fence = line[: len(line) - len(line.lstrip(line[0]))]
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith(fence):
+                i += 1
+            i += 1
+            continue
         if not line.startswith(_OPEN):
             i += 1
             continue
