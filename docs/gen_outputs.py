@@ -26,7 +26,9 @@ kept. Its text is, for each command, ``$ COMMAND`` and then what the command wro
 and stderr, in the order written.
 
 Each command runs exactly as written (``mftheory`` is the entry point of the Python running
-this script), in a fresh temporary folder (files it writes stay there), with:
+this script), in a fresh temporary folder (files it writes stay there) that holds a copy of
+``docs/images/`` (so a command may read the sample inputs by their repository path, as from a
+clone), with:
 
 * ``COLUMNS`` from ``width``, ``NO_COLOR=1``, ``TERM=dumb``, ``PYTHONUNBUFFERED=1`` (so stdout
   and stderr interleave as on a terminal), ``PYTHONHASHSEED=0``;
@@ -219,6 +221,7 @@ def run_command(command: str, width: int) -> tuple[int, list[str]]:
     """Run one marked command in a fresh temporary folder: (exit status, normalised lines)."""
     args = shlex.split(command)
     with tempfile.TemporaryDirectory(prefix="mftheory-doc-") as tmp:
+        shutil.copytree(ROOT / "docs" / "images", Path(tmp) / "docs" / "images")
         result = subprocess.run(
             [*_entry_point(), *args[1:]],
             cwd=tmp,
