@@ -356,6 +356,10 @@ def effective_mode_rates(
         tol=tol,
         progress=progress,
     )
+    if prop.unavailable is not None:  # no (unique) Sigma*: propagate no longer raises
+        raise MFTheoryError(
+            prop.unavailable.split(", so")[0] + ": effective rates towards Sigma* are undefined"
+        )
     amp, floor = prop.amplitude, prop.error_floor
     span = int(depth) - first
     a0, a_last, a_prev = amp[0], amp[-1], amp[-2]

@@ -19,6 +19,10 @@ docs/theory.md section 3. For a point ``(sigma_w2, sigma_b2)``:
   ``xi_grad = 1/|log(chi_1)|`` (gradients vanish for chi_1 < 1 and explode for chi_1 > 1).
 * phase: ``critical`` where ``|chi_1 - 1| <= critical_tol`` (default 1e-10), else
   ``ordered`` (chi_1 < 1) or ``chaotic``; ``divergent`` where q* is infinite.
+
+At degenerate points (q* = 0, q* = inf, a homogeneous phi without bias) ``chi_c`` is still the
+C-map's slope at q*, which is not the rate at which correlations converge there:
+``mftheory.meanfield.degenerate.degeneracy`` says what the theory defines instead.
 """
 
 from __future__ import annotations

@@ -190,6 +190,7 @@ def depthscales(
         variance_vector_of,
         weight_variance,
     )
+    from mftheory.cli.degenerate import degenerate_fields, note_degenerate
     from mftheory.cli.output import emit
     from mftheory.cnn.modes import mode_table
     from mftheory.meanfield.fixed_points import fixed_point
@@ -246,6 +247,19 @@ def depthscales(
             how = f"from {described} (--image {' '.join(map(str, image or []))})"
         effective = _Effective(rates, depth, perturbation, how, images is not None)
     report = _report(fp, table, finite, source, side, (v, vec, v_used, v_sum), effective)
+    deg, degenerate = degenerate_fields(fp)
+    if deg is not None and deg.kind != "divergent":
+        note_degenerate(deg, messages)
+        # the table and the mode rates here use the C-map's own slope at q*: keep it
+        degenerate.pop("chi_c", None)
+        degenerate.pop("xi_c", None)
+        degenerate["convention"] = (
+            "chi_c, xi_c and the mode rates are those of Sigma* - Sigma^l with the C-map's own"
+            " slope at q* (the covariance itself); the normalised correlations have no"
+            " exponential depth scale (their slope at c = 1 is 1) and their spatial modes"
+            " decay by about |lambda_f|"
+        )
+    report.payload.update(degenerate)
     emit(report, fmt=fmt, output=output, messages=messages)
 
 
