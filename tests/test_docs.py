@@ -233,3 +233,37 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_gen_outputs_check_and_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check reports a stale block with a diff and exit 1 and leaves the file alone; --write
+    replaces exactly the block's body; a command with an unexpected exit status fails both
+    modes and is never written. The commands themselves are stubbed: CI runs the real ones."""
+    gen = _doc_outputs()
+    page = tmp_path / "page.md"
+    text = (
+        "Intro.\n\n<!-- output: mftheory critical -->\n```text\n$ mftheory critical\nold\n```\n\n"
+        "<!-- output exit=2\nmftheory kernel --gain 1e308\n-->\n"
+        "```\n$ mftheory kernel --gain 1e308\nError: kept\n```\nEnd.\n"
+    )
+    page.write_text(text, encoding="utf-8")
+    outputs = {
+        "mftheory critical": (0, ["new 1", "new 2"]),
+        "mftheory kernel --gain 1e308": (2, []),
+    }
+    monkeypatch.setattr(gen, "run_command", lambda command, width: outputs[command])
+    assert gen.main(["--check", str(page)]) == 1
+    out = capsys.readouterr().out
+    assert "-old" in out and "+new 1" in out and "+new 2" in out
+    assert "Error: kept" in out  # the second block: its stub prints nothing, so it is stale
+    assert page.read_text(encoding="utf-8") == text
+    outputs["mftheory kernel --gain 1e308"] = (2, ["Error: kept"])
+    assert gen.main(["--write", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == text.replace("old\n", "new 1\nnew 2\n")
+    assert gen.main(["--check", str(page)]) == 0
+    outputs["mftheory critical"] = (1, ["Error: broken"])
+    assert gen.main(["--write", str(page)]) == 1
+    assert "exited 1, expected 0" in capsys.readouterr().err
+    assert "broken" not in page.read_text(encoding="utf-8")
