@@ -16,6 +16,7 @@ from mftheory.checks import plain
 
 __all__ = [
     "TRAINABLE_DEPTH_FACTOR",
+    "UNRESOLVED_NEAR_ONE",
     "depth_scale",
     "depth_scale_from_deficit",
     "trainable_depth",
@@ -23,6 +24,10 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
+
+#: A per-layer factor within this distance of 1 (8 ulp) gives an infinite depth scale: the
+#: factor is known only to a few ulp, so its scale is not resolvable (docs/accuracy.md).
+UNRESOLVED_NEAR_ONE = 8 * float(np.finfo(np.float64).eps)
 
 
 @overload
@@ -42,7 +47,7 @@ def depth_scale(chi: ArrayLike) -> Array | float:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = -1.0 / np.log(x)
     # chi is known to a few ulp: within 8 ulp of 1 the scale is not resolvable, call it inf
-    at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
+    at_one = np.abs(x - 1.0) <= UNRESOLVED_NEAR_ONE
     out = np.where(at_one, np.inf, out)
     return plain(np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan))
 
@@ -88,6 +93,7 @@ def trainable_depth(xi_c: ArrayLike) -> Array | float:
 def _gradient_scale(chi_1: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 / np.abs(np.log(chi_1))
+    out = np.where(np.abs(chi_1 - 1.0) <= UNRESOLVED_NEAR_ONE, np.inf, out)
     # chi_1 = inf (a jump in phi): gradients explode at once, scale 0
     finite = np.isfinite(chi_1) & (chi_1 > 0)
     return np.where(finite, out, np.where((chi_1 == 0) | (chi_1 == np.inf), 0.0, np.nan))
