@@ -95,11 +95,15 @@ _COMMON: dict[str, dict[str, Any]] = {
 _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
     "trainability": {
         "tiny": {"depths": [2, 8], "sigma_w2": [0.5, 1.76, 4.0], "steps": 8, "eval_every": 4},
+        # both sides: 6 xi_c = 21.8 (ordered, 1.0), 41.9 (4.0) and 20.8 (20.0) at sigma_b2 = 0.05,
+        # inside the depths; 3 seeds per cell; ~40 minutes on one loaded core
         "cpu": {
-            "depths": [2, 4, 8, 16, 32],
-            "sigma_w2": [0.5, 0.75, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 5.0],
-            "steps": 300,
-            "eval_every": 50,
+            "depths": [4, 8, 16, 32, 64, 128],
+            "sigma_w2": [1.0, 4.0, 20.0],
+            "seeds": 3,
+            "steps": 200,
+            "eval_every": 25,
+            "eval_size": 500,
             "optimizer": "adam",
             "lr": 0.001,
         },
@@ -309,14 +313,24 @@ def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
     variants: list[tuple[str, dict[str, Any]]] = []
     if experiment == "trainability":
         s["sigma_w2"] = _variances("sigma_w2", s["sigma_w2"])
+        (s["seeds"],) = _positive_ints("seeds", [s.get("seeds", 1)])
+        # a cell stops at its first evaluation that reaches the threshold: same verdict
+        base["stop_at"] = "auto" if s["threshold"] is None else float(s["threshold"])
         for d in s["depths"]:
             for w2 in s["sigma_w2"]:
-                variants.append(
-                    (
-                        f"depth={d:05d}_sigma_w2={w2:.4f}",
-                        {"depth": d, "sigma_w2": w2, "scheme": "gaussian", "v": "uniform"},
+                for k in range(s["seeds"]):
+                    variants.append(
+                        (
+                            f"depth={d:05d}_sigma_w2={w2:.4f}_seed={k}",
+                            {
+                                "depth": d,
+                                "sigma_w2": w2,
+                                "scheme": "gaussian",
+                                "v": "uniform",
+                                "replicate": k,
+                            },
+                        )
                     )
-                )
     else:
         s["sigma_w2_critical"] = w2c = _critical_sigma_w2(s["sigma_b2"])
         if experiment == "learning-speed":
