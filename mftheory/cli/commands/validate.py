@@ -337,12 +337,13 @@ def _run(
 ) -> bool:
     """Plan, load the data, train every cell, write the outputs and print the summary table;
     True when a cell failed (reported on stderr)."""
+    from mftheory.cli.options import OutputFormat
     from mftheory.cli.output import Interrupted, OutputError, Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.errors import MFTheoryError
     from mftheory.files import folder_lock
     from mftheory.validation.data import load_dataset
-    from mftheory.validation.experiments import plan_experiment, summarise
+    from mftheory.validation.experiments import SMOKE_TEST_NOTICE, plan_experiment, summarise
     from mftheory.validation.report import columns, write_outputs
     from mftheory.validation.runner import run_cells
     from mftheory.validation.train import resolve_device, train_cell
@@ -376,6 +377,8 @@ def _run(
             messages.note(
                 f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
             )
+            if scale == "tiny":
+                typer.echo(f"Note: {SMOKE_TEST_NOTICE}", err=True)
             # A rich bar on an interactive stderr (the per-cell lines print above it).
             with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
                 results = run_cells(
@@ -409,6 +412,8 @@ def _run(
         ),
     )
     emit(report, fmt=fmt, output=None, messages=messages)
+    if summary.get("agreement_groups") and fmt in (None, OutputFormat.table):
+        _agreement_table(summary["agreement_groups"])
     failed = [r for r in results if r.get("status") != "done"]
     if failed:
         # A failure is a crash in a cell (a diverging network is a result, not a failure).
@@ -418,6 +423,21 @@ def _run(
             err=True,
         )
     return bool(failed)
+
+
+def _agreement_table(groups: Sequence[dict[str, Any]]) -> None:
+    """Print the trainability agreement per side and prediction (Wilson 95% intervals and the
+    "all train" / "none train" baselines) under the per-cell table."""
+    from mftheory.cli.render import Column, Records, render_table
+    from mftheory.validation.report import AGREEMENT_COLUMNS
+
+    render_table(
+        Records(
+            [Column(c, justify="left" if c == "group" else "right") for c in AGREEMENT_COLUMNS],
+            [{c: g.get(c) for c in AGREEMENT_COLUMNS} for g in groups],
+            title="agreement per group (95% Wilson score interval; baselines on the same cells)",
+        )
+    )
 
 
 #: Bytes a training worker holds besides its network (torch, the data set).
