@@ -222,3 +222,20 @@ def test_early_stop_is_the_full_run_cut_at_the_threshold() -> None:
     # "auto": halfway from chance to 1, recorded
     auto = train_cell(cfg | {"steps": 2, "stop_at": "auto"})
     assert auto["stop_at"] == pytest.approx(0.5 * (1 + auto["chance"]))
+
+
+@pytest.mark.slow  # a CLI run of 4 tiny cells (test_validation runs tiny end to end already)
+def test_cli_seeds_and_the_agreement_table(tmp_path: Any) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from test_cli import run
+
+    args = ["validate", "trainability", "--scale", "tiny", "--depths", "2", "--sigma-w2"]
+    args += ["1.0,4.0", "--seeds", "2", "--steps", "2", "--jobs", "1", "-o", str(tmp_path)]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    keys = sorted(p.stem for p in (tmp_path / "cells").glob("*.json"))
+    assert keys == [f"depth=00002_sigma_w2={w:.4f}_seed={k}" for w in (1.0, 4.0) for k in (0, 1)]
+    assert "smoke test, not a result" in result.stderr
+    for name in ("ordered, predicted trainable", "chaotic, predicted untrainable", "ci95_low"):
+        assert name in result.stdout

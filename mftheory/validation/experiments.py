@@ -113,6 +113,7 @@ _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {
             "depths": [10, 50, 100, 200, 300, 400, 500, 600],
             "sigma_w2": [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 3.5, 4.0],
+            "seeds": 3,
             "steps": 3000,
             "eval_every": 500,
         },
@@ -226,7 +227,8 @@ def plan_experiment(
     overrides : mapping, optional
         Settings to replace, None values ignored: ``dataset``, ``data_dir``, ``max_train``,
         ``max_test``, ``channels``, ``depths``, ``sigma_w2`` (the trainability axis),
-        ``sigma_b2``, ``schemes`` (learning-speed), ``v_presets`` (spatial-modes),
+        ``sigma_b2``, ``seeds`` (trainability: networks per grid point), ``schemes``
+        (learning-speed), ``v_presets`` (spatial-modes),
         ``steps``, ``epochs`` (ultra-deep; or any experiment, instead of steps),
         ``eval_every``, ``batch_size``, ``lr``, ``momentum``, ``eval_size``, ``seed``,
         ``split_seed``, ``device``, ``threads``, ``threshold``; ``n_train`` (the training

@@ -103,7 +103,8 @@ ScaleOpt = Annotated[
     _opt(
         "--scale",
         _SCALE.metavar,
-        "tiny: seconds (tests); cpu: minutes on a laptop (8x8 digits); paper: the "
+        "tiny: a smoke test, not a result (seconds); cpu: minutes on a laptop (8x8 digits); "
+        "paper: the "
         "paper's depths and widths on MNIST (--data-dir), for a GPU.",
         _SCALE,
     ),
@@ -183,6 +184,10 @@ ThresholdOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)]
+SeedsOpt = Annotated[
+    int | None,
+    _int("--seeds", "trainability: networks (seeds) per sigma_w2 and depth, 1-1000.", 1, 1000),
+]
 DeviceOpt = Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")]
 JobsOpt = Annotated[
     int | None,
@@ -226,6 +231,7 @@ def validate(
     max_test: MaxTestOpt = None,
     threshold: ThresholdOpt = None,
     seed: SeedOpt = 0,
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "cpu",
     jobs: JobsOpt = None,
     scheduler: SchedulerOpt = None,
@@ -238,13 +244,15 @@ def validate(
 ) -> None:
     """Train tanh CNNs and check the mean-field predictions against them.
 
-    trainability (paper Fig. 2): a sigma_w2 x depth grid; prints the share of cells where
-    "trained" agrees with depth < 6 xi_c. learning-speed (Fig. 5): a deep critical network,
-    Gaussian against orthogonal kernels. ultra-deep (Fig. 1): Delta-Orthogonal at criticality
-    over depths, accuracy against epochs. spatial-modes (Fig. 3/4): variance vectors GS0..GS4.
-    Every cell is one JSON file in the -o folder's cells/; a rerun skips finished cells. Data
-    are never downloaded: digits ship with scikit-learn, mnist1d is generated, mnist and
-    cifar10 come from --data-dir.
+    trainability (paper Fig. 2): a sigma_w2 x depth x seed grid on both sides of the critical
+    line; prints the share of cells where "trained" agrees with depth < 6 xi_c, overall, per
+    side and per prediction, with 95% Wilson intervals and the "all train" / "none train"
+    baselines (a cell stops once it reaches the threshold). learning-speed (Fig. 5): a deep
+    critical network, Gaussian against orthogonal kernels. ultra-deep (Fig. 1):
+    Delta-Orthogonal at criticality over depths, accuracy against epochs. spatial-modes
+    (Fig. 3/4): variance vectors GS0..GS4. Every cell is one JSON file in the -o folder's
+    cells/; a rerun skips finished cells. Data are never downloaded: digits ship with
+    scikit-learn, mnist1d is generated, mnist and cifar10 come from --data-dir.
 
     Example:
 
@@ -291,6 +299,7 @@ def validate(
         "max_test": max_test,
         "threshold": threshold,
         "seed": seed,
+        "seeds": seeds,
         "device": device,
         "threads": n_threads,
     }
