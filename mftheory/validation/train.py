@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,28 @@ def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> t
         correct += int((out.argmax(dim=1) == y[i : i + batch]).sum())
     net.train()
     return correct / len(x), loss / len(x)
+
+
+def _optimizer(net: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum, at the config's constant learning rate."""
+    lr = float(config["lr"])
+    if config["optimizer"] == "adam":
+        return torch.optim.Adam(net.parameters(), lr=lr)
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+
+
+def _minibatches(
+    n_train: int, batch: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Index minibatches without end: a new permutation whenever a batch would run over."""
+    perm = torch.randperm(n_train, generator=generator).to(device)
+    pos = 0
+    while True:
+        if pos + batch > n_train:
+            perm = torch.randperm(n_train, generator=generator).to(device)
+            pos = 0
+        yield perm[pos : pos + batch]
+        pos += batch
 
 
 def _stop_accuracy(value: Any, chance: float) -> float | None:
@@ -158,21 +181,15 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         generator=init_gen,
     )
     net.to(device)
-    x_train = torch.as_tensor(data.x_train, device=device)
-    y_train = torch.as_tensor(data.y_train, device=device)
-    x_test = torch.as_tensor(data.x_test, device=device)
-    y_test = torch.as_tensor(data.y_test, device=device)
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
+    x_train, y_train, x_test, y_test = (torch.as_tensor(a, device=device) for a in arrays)
     eval_size = min(int(config["eval_size"]), len(x_train))
     x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
     batch = int(config["batch_size"])
     steps = int(config["steps"])
     eval_every = max(1, int(config["eval_every"]))
     n_train = len(x_train)
-    lr = float(config["lr"])
-    if config["optimizer"] == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    else:
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+    opt = _optimizer(net, config)
     curve: dict[str, list[float]] = {
         k: [] for k in ("step", "epoch", "train_loss", "train_accuracy", "test_accuracy")
     }
@@ -199,15 +216,10 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         diverged_at = 0
     elif reached():
         stopped_at = 0
-    perm = torch.randperm(n_train, generator=order_gen).to(device)
-    pos = 0
+    batches = _minibatches(n_train, batch, order_gen, device)
     step = 0
     while diverged_at is None and stopped_at is None and step < steps:
-        if pos + batch > n_train:
-            perm = torch.randperm(n_train, generator=order_gen).to(device)
-            pos = 0
-        idx = perm[pos : pos + batch]
-        pos += batch
+        idx = next(batches)
         loss = nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
         step += 1
         if not torch.isfinite(loss):
@@ -223,10 +235,8 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
                 stopped_at = step
     final: dict[str, float | None] = {k: v[-1] for k, v in curve.items()}
     if diverged_at is not None:
-        final = dict.fromkeys(curve, None) | {
-            "step": diverged_at,
-            "epoch": diverged_at * batch / n_train,
-        }
+        epoch = diverged_at * batch / n_train
+        final = dict.fromkeys(curve, None) | {"step": diverged_at, "epoch": epoch}
     result = {
         "curve": curve,
         "final": final,
