@@ -291,8 +291,10 @@ def test_propagate_errors() -> None:
         propagate("tanh", v=v, sigma_w2=1.0, sigma_b2=0.1, depth=3)
     with pytest.raises(MFTheoryError, match="depth"):
         propagate("tanh", v=v, sigma_w2=1.0, sigma_b2=0.1, depth=0, images=img)
-    with pytest.raises(MFTheoryError, match="no finite fixed point"):
-        propagate("relu", v=v, sigma_w2=3.0, sigma_b2=0.1, depth=3, images=img)
+    # issue 16: no finite fixed point is no longer an error; the Sigma* analysis is marked
+    # unavailable (tests/test_degenerate.py checks the covariance it still computes)
+    res = propagate("relu", v=v, sigma_w2=3.0, sigma_b2=0.1, depth=3, images=img)
+    assert res.unavailable is not None and "no finite fixed point" in res.unavailable
     with pytest.raises(MFTheoryError, match="dimension"):
         propagate("tanh", v=[0.2, 0.6, 0.2], sigma_w2=1.0, sigma_b2=0.1, depth=3, images=img)
     with pytest.raises(MFTheoryError, match="sums to"):

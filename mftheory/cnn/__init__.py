@@ -1,5 +1,6 @@
 """Convolutional networks: variance vectors and Fourier modes, the spatial covariance map, the fast
-C-transform, propagation of images, and orthogonal kernels."""
+C-transform, propagation of images, effective per-mode rates over a depth range, and orthogonal
+kernels."""
 
 from mftheory.cnn.ctransform import (
     CTransformEngine,
@@ -40,6 +41,11 @@ from mftheory.cnn.propagation import (
     mode_amplitudes,
     propagate,
 )
+from mftheory.cnn.rates import (
+    EffectiveRates,
+    effective_mode_rates,
+    pair_perturbation_start,
+)
 from mftheory.cnn.spatial import (
     apply_A,
     c_transform,
@@ -52,6 +58,7 @@ __all__ = [
     "VARIANCE_VECTOR_PRESETS",
     "CTransformEngine",
     "CTransformStats",
+    "EffectiveRates",
     "FigureS4Setup",
     "KernelCheck",
     "ModeTable",
@@ -62,6 +69,7 @@ __all__ = [
     "check_variance_vector",
     "covariance_map",
     "delta_orthogonal_kernel",
+    "effective_mode_rates",
     "figure_4b_eigenvalues",
     "figure_s4_setup",
     "fit_decay_rate",
@@ -78,6 +86,7 @@ __all__ = [
     "normalize_variance_vector",
     "operator_singular_values",
     "orthogonal_kernel",
+    "pair_perturbation_start",
     "propagate",
     "random_orthogonal",
     "uniform_fixed_covariance",

@@ -25,7 +25,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
 from mftheory.cnn.ctransform import CTransformEngine
-from mftheory.cnn.modes import _require_normalised, mode_eigenvalues, wrap_kernel
+from mftheory.cnn.first_layer import _AOperator, _check_images, input_covariance
+from mftheory.cnn.modes import _require_normalised, mode_eigenvalues
 from mftheory.cnn.spatial import _check_covariance, _check_v_for_image, check_image_shape
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
@@ -50,123 +51,6 @@ IntArray = NDArray[np.int64]
 FIT_MARGIN = 1e3
 #: Rounding of the covariance entries themselves, relative to q*, added to the error floor.
 _ROUNDING = 4 * np.finfo(np.float64).eps
-
-
-# --------------------------------------------------------------------------------------------
-# The first layer and A_v
-# --------------------------------------------------------------------------------------------
-
-
-def _check_images(images: ArrayLike, shape: tuple[int, ...] | None = None) -> FloatArray:
-    arr = np.asarray(images)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise MFTheoryError(f"images must be numeric, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim < 3 or arr.ndim > 5:
-        raise MFTheoryError(
-            f"images must have shape (images, channels, *pixels) with 1 to 3 pixel dimensions,"
-            f" got shape {arr.shape}"
-        )
-    if arr.size == 0:
-        raise MFTheoryError(f"images has shape {arr.shape}: nothing to propagate")
-    if not np.isfinite(arr).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise MFTheoryError(f"image value {arr[idx]!r} at position {idx} is not finite")
-    if shape is not None and arr.shape[2:] != shape:
-        raise MFTheoryError(f"images have pixel shape {arr.shape[2:]}, expected {shape}")
-    return arr
-
-
-class _AOperator:
-    """``A_v * M`` on (image, pixel) matrices, with the kernel folded onto the image once.
-
-    A rank-one 2D/3D ``v`` (an outer product of 1D vectors, e.g. uniform or delta) is applied
-    one dimension at a time: ``3 + 3`` shifted copies of ``M`` for a 3x3 kernel instead of 9.
-    """
-
-    def __init__(self, v: FloatArray, shape: tuple[int, ...], batch: int) -> None:
-        self.shape, self.batch = shape, batch
-        d = len(shape)
-        factors = _rank_one_factors(v) if d > 1 else None
-        self.passes: list[tuple[tuple[int, ...], list[tuple[tuple[int, ...], float]]]] = []
-        if factors is None:
-            axes = tuple(range(1, d + 1)) + tuple(range(d + 2, 2 * d + 2))
-            self.passes.append((axes, _shifts(v, shape)))
-        else:
-            for k, u in enumerate(factors):
-                self.passes.append(((1 + k, d + 2 + k), _shifts(u, (shape[k],))))
-
-    def __call__(self, M: FloatArray) -> FloatArray:
-        tensor = M.reshape((self.batch, *self.shape, self.batch, *self.shape))
-        for axes, shifts in self.passes:
-            out = np.zeros_like(tensor)
-            for shift, w in shifts:
-                rolled = np.roll(tensor, shift, axis=axes)
-                if w != 1.0:
-                    rolled *= w
-                out += rolled
-            tensor = out
-        return tensor.reshape(M.shape)
-
-
-def _shifts(v: FloatArray, shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], float]]:
-    """``(np.roll shift, weight)`` per non-zero position of ``v`` folded onto ``shape``:
-    rolling by ``-m`` on both pixel indices reads ``M`` at ``a + m``."""
-    periodic = wrap_kernel(v, shape)
-    return [
-        (tuple(-int(x) for x in m) * 2, float(periodic[tuple(m)]))
-        for m in np.argwhere(periodic > 0)
-    ]
-
-
-def _rank_one_factors(v: FloatArray) -> list[FloatArray] | None:
-    """Non-negative 1D factors with ``v = u_1 (x) u_2 (x) ...`` exactly (to 1e-15), or None."""
-    factors = []
-    for axis in range(v.ndim):
-        u = v.sum(axis=tuple(k for k in range(v.ndim) if k != axis))
-        factors.append(u / (u.sum() if axis else 1.0))
-    outer = factors[0]
-    for u in factors[1:]:
-        outer = np.multiply.outer(outer, u)
-    if np.max(np.abs(outer - v)) > 1e-15 * float(np.max(v)):
-        return None
-    return factors
-
-
-def input_covariance(
-    images: ArrayLike, v: ArrayLike, *, sigma_w2: float, sigma_b2: float
-) -> FloatArray:
-    """Covariance of the first layer's pre-activations for raw images.
-
-    Parameters
-    ----------
-    images : array_like, shape ``(B, channels, *pixels)``
-        ``B`` images with 1 to 3 pixel dimensions, used as given (no normalisation).
-    v : array_like
-        Variance vector (same number of dimensions as the pixels, sums to 1).
-    sigma_w2, sigma_b2 : float
-        Weight and bias variances.
-
-    Returns
-    -------
-    ndarray, shape ``(B*N, B*N)``
-        ``Sigma^1 = sigma_w2 A_v * (X X^T / channels) + sigma_b2`` over (image, pixel) pairs,
-        pixels row-major, ``X`` the ``(B*N, channels)`` matrix of pixel values.
-
-    Notes
-    -----
-    docs/theory.md section 1: the first layer is affine in the image, ``h^1 = w * x + b`` with
-    ``w_ij(b) ~ N(0, sigma_w2 v_b / channels)``, so its covariance is exact for any width.
-    """
-    arr = _check_images(images)
-    shape = tuple(int(s) for s in arr.shape[2:])
-    w2, b2 = (float(x) for x in check_variances(sigma_w2, sigma_b2))
-    varr = _check_v_for_image(v, shape)
-    _require_normalised(varr)
-    B, channels = arr.shape[0], arr.shape[1]
-    X = np.moveaxis(arr, 1, -1).reshape(-1, channels)
-    gram = X @ X.T / channels
-    return w2 * _AOperator(varr, shape, B)(gram) + b2
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,6 +231,7 @@ def fit_decay_rate(
 
 
 def _resolved(amplitude: float, floor: float) -> float | None:
+    """The amplitude, or None where it is below the floor or NaN."""
     return float(amplitude) if amplitude > floor else None
 
 
@@ -393,6 +278,20 @@ class Propagation:
         How many layers used each C-transform method.
     history : ndarray or None
         ``(L, B*N, B*N)`` covariances when requested.
+    q_mean : ndarray, shape ``(L,)``
+        ``q^l``: the mean pixel variance of ``Sigma^l`` (over images and pixels).
+    correlation_amplitude, correlation_amplitude_diagonal : ndarray, shape ``(L, N)``
+        ``mode_amplitudes`` of ``J - Sigma^l / q^l`` (``J`` all ones): the distance of the
+        normalised covariance from perfect correlation. Defined with or without a fixed point;
+        modes ``f != 0`` are the same as those of the correlation matrix ``Sigma^l / q^l``.
+    correlation_floor : ndarray, shape ``(L,)``
+        Error floor of those amplitudes (relative to ``q^l``).
+    correlation_rate : ndarray, shape ``(N,)``
+        ``fit_decay_rate`` of each correlation amplitude series (NaN where unresolved).
+    correlation_fit_window : ndarray of int, shape ``(N, 2)``
+    unavailable : str or None
+        Why the ``Sigma* - Sigma^l`` analysis is missing (no finite ``q*``: its fields are
+        NaN), or None.
     """
 
     activation: Activation
@@ -419,6 +318,17 @@ class Propagation:
     settings: QuadratureSettings
     tol: float
     history: FloatArray | None = field(default=None, repr=False)
+    q_mean: FloatArray = field(default_factory=lambda: np.empty(0), repr=False)
+    correlation_amplitude: FloatArray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    correlation_amplitude_diagonal: FloatArray = field(
+        default_factory=lambda: np.empty((0, 0)), repr=False
+    )
+    correlation_floor: FloatArray = field(default_factory=lambda: np.empty(0), repr=False)
+    correlation_rate: FloatArray = field(default_factory=lambda: np.empty(0), repr=False)
+    correlation_fit_window: IntArray = field(
+        default_factory=lambda: np.empty((0, 2), dtype=np.int64), repr=False
+    )
+    unavailable: str | None = None
 
     @property
     def depth(self) -> int:
@@ -429,7 +339,9 @@ class Propagation:
         first: ``frequency``, ``lambda``, ``abs_lambda``, ``predicted_rate``,
         ``measured_rate``, ``fit_layers``, ``predicted_rate_diagonal``,
         ``measured_rate_diagonal``, ``second_order_rate``, ``amplitude_first``,
-        ``amplitude_last`` (None where below the error floor: numerical noise)."""
+        ``amplitude_last`` (None where below the error floor: numerical noise, or where
+        ``unavailable``), ``correlation_rate``, ``correlation_fit_layers``,
+        ``correlation_first``, ``correlation_last`` (the modes of ``J - Sigma^l / q^l``)."""
         n = np.array(self.image_shape)
         seen: set[tuple[int, ...]] = set()
         order = np.lexsort((*self.frequency[:, ::-1].T, -np.round(np.abs(self.lam), 12)))
@@ -441,6 +353,7 @@ class Propagation:
             seen.add(f)
             seen.add(tuple(int(x) for x in (-np.array(f)) % n))
             win = self.fit_window[i]
+            cwin = self.correlation_fit_window[i]
             rows.append(
                 {
                     "frequency": list(f),
@@ -456,6 +369,14 @@ class Propagation:
                     "second_order_rate": finite_or_none(self.second_order_rate[i]),
                     "amplitude_first": _resolved(self.amplitude[0, i], self.error_floor[0]),
                     "amplitude_last": _resolved(self.amplitude[-1, i], self.error_floor[-1]),
+                    "correlation_rate": finite_or_none(self.correlation_rate[i]),
+                    "correlation_fit_layers": None if cwin[0] < 0 else [int(cwin[0]), int(cwin[1])],
+                    "correlation_first": _resolved(
+                        self.correlation_amplitude[0, i], self.correlation_floor[0]
+                    ),
+                    "correlation_last": _resolved(
+                        self.correlation_amplitude[-1, i], self.correlation_floor[-1]
+                    ),
                 }
             )
         return rows
@@ -559,12 +480,17 @@ def propagate(
     Raises
     ------
     MFTheoryError
-        Bad images, ``v``, variances or depth; no finite fixed point (the amplitudes of
-        ``Sigma* - Sigma^l`` need a finite ``q*``); a covariance that stops being finite.
+        Bad images, ``v``, variances or depth; a covariance that stops being finite
+        (overflow).
 
     Notes
     -----
-    docs/theory.md sections 2-4.
+    docs/theory.md sections 2-4. Without a finite fixed point (a divergent point, e.g. relu at
+    ``sigma_w2 >= 2`` with a bias) the covariance is still iterated and recorded; the
+    ``Sigma* - Sigma^l`` fields are NaN and ``unavailable`` says why (so too where every ``q``
+    is a fixed point: relu at ``sigma_w2 = 2`` without bias), while the modes of the
+    correlation matrix ``J - Sigma^l / q^l`` (``correlation_*``) are measured as always
+    (docs/theory.md section 3, "Jumps, poles and degenerate fixed points").
 
     Examples
     --------
@@ -591,27 +517,114 @@ def propagate(
     batch = sigma.shape[0] // N
     fp = fixed_point(activation, sigma_w2=w2, sigma_b2=b2, settings=st)
     q_star, c_star = float(fp.q_star), float(fp.c_star)
+    unavailable = None
     if not (math.isfinite(q_star) and math.isfinite(c_star)):
-        raise MFTheoryError(
-            f"{activation.label} at sigma_w2 = {w2:g}, sigma_b2 = {b2:g} has no finite fixed"
-            " point q*: the variance diverges with depth, so Sigma* - Sigma^l is undefined"
+        unavailable = (
+            f"no finite fixed point q* ({activation.label} at sigma_w2 = {w2:g}, sigma_b2 ="
+            f" {b2:g}: the variance grows without bound), so Sigma* - Sigma^l and its rates are"
+            " undefined; the modes of the correlation matrix Sigma^l / q^l are shown instead"
         )
-    chi_c, chi_q = float(fp.chi_c), float(fp.chi_q)
-    sigma_star = np.full(sigma.shape, q_star * c_star)
-    np.fill_diagonal(sigma_star, q_star)
-
+    elif activation.homogeneous and b2 == 0.0 and q_star > 0.0:
+        unavailable = (
+            f"every q is a fixed point ({activation.label} without bias at chi_1 = 1: q^l stays"
+            " at the input's own variance), so Sigma* depends on the input and Sigma* -"
+            " Sigma^l and its rates are undefined; the modes of the correlation matrix"
+            " Sigma^l / q^l are shown instead"
+        )
     engine = CTransformEngine(
-        activation, sigma_w2=w2, sigma_b2=b2, q_ref=q_star, tol=tol, settings=st
+        activation,
+        sigma_w2=w2,
+        sigma_b2=b2,
+        q_ref=q_star if unavailable is None else None,
+        tol=tol,
+        settings=st,
     )
-    A = _AOperator(varr, shape, batch)
+    run = _iterate(
+        engine,
+        _AOperator(varr, shape, batch),
+        sigma,
+        shape,
+        first,
+        depth,
+        record,
+        progress,
+        None if unavailable is not None else (q_star, c_star),
+    )
+    frequency, lam = mode_eigenvalues(varr, shape)
+    abs_lam = np.abs(lam)
+    layers = np.arange(first, depth + 1)
+    measured, window = _fit_all(run["amp"], run["floor"], layers)
+    measured_d, _ = _fit_all(run["amp_d"], run["floor"], layers)
+    corr_rate, corr_window = _fit_all(run["corr"], run["corr_floor"], layers)
+    chi_c = float(fp.chi_c) if unavailable is None else math.nan
+    chi_q = float(fp.chi_q) if unavailable is None else math.nan
+    return Propagation(
+        activation=activation,
+        sigma_w2=w2,
+        sigma_b2=b2,
+        v=varr,
+        image_shape=shape,
+        batch=batch,
+        layers=layers.astype(np.int64),
+        covariance=run["sigma"],
+        fixed=fp,
+        frequency=frequency,
+        lam=lam,
+        amplitude=run["amp"],
+        amplitude_diagonal=run["amp_d"],
+        error_floor=run["floor"],
+        predicted_rate=chi_c * abs_lam,
+        predicted_rate_diagonal=chi_q * abs_lam,
+        measured_rate=measured,
+        measured_rate_diagonal=measured_d,
+        second_order_rate=chi_c**2 * _product_peak(abs_lam, shape),
+        fit_window=window,
+        methods=run["methods"],
+        settings=st,
+        tol=engine.tol,
+        history=run["history"],
+        q_mean=run["q_mean"],
+        correlation_amplitude=run["corr"],
+        correlation_amplitude_diagonal=run["corr_d"],
+        correlation_floor=run["corr_floor"],
+        correlation_rate=corr_rate,
+        correlation_fit_window=corr_window,
+        unavailable=unavailable,
+    )
+
+
+def _iterate(
+    engine: CTransformEngine,
+    A: _AOperator,
+    sigma: FloatArray,
+    shape: tuple[int, ...],
+    first: int,
+    depth: int,
+    record: bool,
+    progress: Callable[[int, int], None] | None,
+    star: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """Iterate the map from ``sigma`` (layer ``first``) to ``depth``, measuring per layer the
+    modes of ``Sigma* - Sigma^l`` (NaN where ``star = (q*, c*)`` is None) and of ``J - Sigma^l /
+    q^l`` (``q^l`` the mean variance, ``J`` all ones), with their error floors."""
+    N = math.prod(shape)
+    batch = sigma.shape[0] // N
     gather = DiagonalGather(shape, batch)
     total = depth - first + 1
-    amp = np.empty((total, N))
-    amp_d = np.empty((total, N))
+    amp = np.full((total, N), np.nan)
+    amp_d = np.full((total, N), np.nan)
+    corr = np.empty((total, N))
+    corr_d = np.empty((total, N))
     floor = np.empty(total)
+    corr_floor = np.empty(total)
+    q_mean = np.empty(total)
     history: list[FloatArray] | None = [] if record else None
     methods: dict[str, int] = {}
     acc_err = 0.0
+    sigma_star = None
+    if star is not None:
+        sigma_star = np.full(sigma.shape, star[0] * star[1])
+        np.fill_diagonal(sigma_star, star[0])
     for k in range(total):
         layer = first + k
         if k > 0:
@@ -624,53 +637,47 @@ def propagate(
                 )
             acc_err += stats.error_bound
             methods[stats.method] = methods.get(stats.method, 0) + 1
-        amp[k], amp_d[k] = gathered_mode_amplitudes(gather, sigma_star - sigma)
-        floor[k] = acc_err + _ROUNDING * q_star * (k + 1)
+        diag = np.diag(sigma)
+        q_mean[k] = float(np.mean(diag))
+        scale = star[0] if star is not None else float(np.max(diag))
+        floor[k] = acc_err + _ROUNDING * scale * (k + 1)
+        if sigma_star is not None:
+            amp[k], amp_d[k] = gathered_mode_amplitudes(gather, sigma_star - sigma)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr[k], corr_d[k] = gathered_mode_amplitudes(gather, 1.0 - sigma / q_mean[k])
+            # an entry of Sigma^l / q^l errs by its own error plus the ratio's times that of q^l
+            corr_floor[k] = 2.0 * (acc_err / q_mean[k]) + _ROUNDING * (k + 1)
         if history is not None:
             history.append(sigma.copy())
         if progress is not None:
             progress(layer, depth)
+    return {
+        "sigma": sigma,
+        "amp": amp,
+        "amp_d": amp_d,
+        "corr": corr,
+        "corr_d": corr_d,
+        "floor": floor,
+        "corr_floor": corr_floor,
+        "q_mean": q_mean,
+        "methods": methods,
+        "history": None if history is None else np.stack(history),
+    }
 
-    frequency, lam = mode_eigenvalues(varr, shape)
-    abs_lam = np.abs(lam)
-    layers = np.arange(first, depth + 1)
-    measured = np.full(N, np.nan)
-    measured_d = np.full(N, np.nan)
+
+def _fit_all(
+    amplitude: FloatArray, floor: FloatArray, layers: IntArray
+) -> tuple[FloatArray, IntArray]:
+    """``fit_decay_rate`` of every mode's series: rates (NaN where none) and windows (-1)."""
+    N = amplitude.shape[1]
+    rate = np.full(N, np.nan)
     window = np.full((N, 2), -1, dtype=np.int64)
     for f in range(N):
-        r, win = fit_decay_rate(amp[:, f], floor, layers=layers)
+        r, win = fit_decay_rate(amplitude[:, f], floor, layers=layers)
         if r is not None and win is not None:
-            measured[f] = r
+            rate[f] = r
             window[f] = win
-        rd, _ = fit_decay_rate(amp_d[:, f], floor, layers=layers)
-        if rd is not None:
-            measured_d[f] = rd
-    return Propagation(
-        activation=activation,
-        sigma_w2=w2,
-        sigma_b2=b2,
-        v=varr,
-        image_shape=shape,
-        batch=batch,
-        layers=layers.astype(np.int64),
-        covariance=sigma,
-        fixed=fp,
-        frequency=frequency,
-        lam=lam,
-        amplitude=amp,
-        amplitude_diagonal=amp_d,
-        error_floor=floor,
-        predicted_rate=chi_c * abs_lam,
-        predicted_rate_diagonal=chi_q * abs_lam,
-        measured_rate=measured,
-        measured_rate_diagonal=measured_d,
-        second_order_rate=chi_c**2 * _product_peak(abs_lam, shape),
-        fit_window=window,
-        methods=methods,
-        settings=st,
-        tol=engine.tol,
-        history=None if history is None else np.stack(history),
-    )
+    return rate, window
 
 
 def _product_peak(abs_lam: FloatArray, shape: tuple[int, ...]) -> FloatArray:

@@ -5,6 +5,12 @@ from mftheory.meanfield.critical import (
     CriticalPoint,
     critical_point,
 )
+from mftheory.meanfield.degenerate import (
+    Degeneracy,
+    degeneracy,
+    degenerate_count,
+    homogeneous_approach_constant,
+)
 from mftheory.meanfield.diagnosis import (
     INIT_SCHEMES,
     InitDiagnosis,
@@ -44,6 +50,7 @@ __all__ = [
     "PHASES",
     "TRAINABLE_DEPTH_FACTOR",
     "CriticalPoint",
+    "Degeneracy",
     "FixedPoint",
     "InitDiagnosis",
     "Roots",
@@ -51,9 +58,12 @@ __all__ = [
     "c_map",
     "check_variances",
     "critical_point",
+    "degeneracy",
+    "degenerate_count",
     "depth_scale",
     "diagnose_init",
     "fixed_point",
+    "homogeneous_approach_constant",
     "illinois",
     "init_scale",
     "newton_fixed_point",

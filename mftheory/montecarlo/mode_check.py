@@ -34,6 +34,7 @@ from mftheory.cnn.propagation import (
     propagate,
 )
 from mftheory.cnn.spatial import uniform_fixed_covariance
+from mftheory.errors import MFTheoryError
 from mftheory.montecarlo.backends import ArrayBackend
 from mftheory.montecarlo.ensembles import EnsembleResult, simulate_ensemble
 from mftheory.serialize import finite_or_none
@@ -188,6 +189,8 @@ def compare_modes(
         Sigma0=Sigma0,
         image_shape=image_shape,
     )
+    if mf.unavailable is not None:  # the comparison is of Sigma* - Sigma^l: needs a finite q*
+        raise MFTheoryError(mf.unavailable.split(", so")[0] + ": no Sigma* to compare against")
     size = mf.covariance.shape[0]
     q_star, c_star = float(mf.fixed.q_star), float(mf.fixed.c_star)
     ens = simulate_ensemble(

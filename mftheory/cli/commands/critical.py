@@ -29,8 +29,13 @@ __all__ = ["critical"]
 STATUS_NOTES = {
     "divergence-boundary": "the critical point lies on the boundary of the divergent region;"
     " q* is infinite there (null in JSON)",
-    "marginal": "every q is a fixed point on the critical line; q* is undefined (null in JSON)",
+    "marginal": "every q is a fixed point on the critical line; q* is undefined (null in JSON);"
+    " the normalised correlation map has slope 1 at c = 1, so correlations approach 1"
+    " polynomially (fixed-point gives the constant)",
     "none": "no critical point found (chi_1 does not reach 1 at finite q*); values are null",
+    "zero": "q* = 0 (no bias): at chi_1 = 1 the variance shrinks polynomially, not"
+    " geometrically, so xi_q = inf describes no exponential scale (docs/theory.md section 3,"
+    " degenerate fixed points)",
 }
 
 
@@ -122,13 +127,16 @@ def _points(cp: CriticalPoint) -> list[dict[str, Any]]:
                 "status": str(status[i]),
             }
         )
+        kind = "zero" if points[-1]["q_star"] == 0.0 else points[-1]["status"]
+        if kind in STATUS_NOTES:  # a degenerate point: what it is, in JSON too
+            points[-1]["note"] = STATUS_NOTES[kind]
     return points
 
 
 def _note_statuses(points: list[dict[str, Any]], label: str, messages: Messages) -> None:
     """A note per kind of special critical point (boundary, marginal, none)."""
-    for key, text in STATUS_NOTES.items():
-        where = [p["sigma_b2"] for p in points if p["status"] == key]
+    for text in STATUS_NOTES.values():
+        where = [p["sigma_b2"] for p in points if p.get("note") == text]
         if len(where) == 1:
             messages.warn(f"{label}, sigma_b2 = {where[0]:g}: {text}")
         elif where:

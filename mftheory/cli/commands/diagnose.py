@@ -114,6 +114,12 @@ def diagnose(
         mftheory diagnose --act relu --init he --format json
     """
     from mftheory.cli.common import activation_fields, resolve_scale, settings_of, start
+    from mftheory.cli.degenerate import (
+        DEGENERATE_ROWS,
+        degenerate_fields,
+        degenerate_title,
+        note_degenerate,
+    )
     from mftheory.cli.output import Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.meanfield.diagnosis import diagnose_init
@@ -144,12 +150,25 @@ def diagnose(
     }
     if result.fixed.phase == "divergent":
         messages.warn(f"no finite fixed point for {activation.label} at sigma_w2 = {w2:g}")
+    deg, degenerate = degenerate_fields(result.fixed)
+    verdict = result.verdict()
+    if deg is not None and deg.kind != "divergent":
+        note_degenerate(deg, messages)
+        # 6 xi_c needs an exponential correlation scale: there is none here
+        degenerate["max_trainable_depth"] = None
+        verdict = (
+            f"{result.fixed.phase}, degenerate ({deg.kind}): correlations"
+            f" {deg.correlation_approach}, no xi_c; gradients scale by chi_1 ="
+            f" {float(result.fixed.chi_1):.6g} per layer"
+        )
+        degenerate["verdict"] = verdict
+    record.update(degenerate)
     rows: list[dict[str, Any]] = [
         {"quantity": "init", "value": source, "meaning": "how the weights were given"}
     ]
     rows += [
         {"quantity": key, "value": record.get(key), "meaning": text}
-        for key, text in (*QUANTITIES, *EXTRA)
+        for key, text in (*QUANTITIES, *EXTRA, *(DEGENERATE_ROWS if deg is not None else ()))
         if key != "activation"
     ]
     report = Report(
@@ -157,9 +176,12 @@ def diagnose(
         payload=record,
         settings=settings_of(result.fixed),
         table=quantity_table(
-            rows, f"{activation.label} initialised by {source}: {result.verdict()}"
+            rows,
+            degenerate_title(f"{activation.label} initialised by {source}: {verdict}", deg),
         ),
-        csv=Records([Column(k) for k in record if k != "activation_params"], [record]),
+        csv=Records(
+            [Column(k) for k in record if k not in ("activation_params", "note")], [record]
+        ),
     )
     emit(report, fmt=fmt, output=output, messages=messages)
 

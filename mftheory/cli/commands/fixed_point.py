@@ -98,6 +98,12 @@ def fixed_point(
     """
     from mftheory.cli.common import activation_fields, resolve_scale, scalar, settings_of, start
     from mftheory.cli.common import scale_fields as scales
+    from mftheory.cli.degenerate import (
+        DEGENERATE_ROWS,
+        degenerate_fields,
+        degenerate_title,
+        note_degenerate,
+    )
     from mftheory.cli.output import Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.errors import MFTheoryError
@@ -127,16 +133,24 @@ def fixed_point(
             f"no finite fixed point: q* diverges for {activation.label} at sigma_w2 = {w2:g},"
             f" sigma_b2 = {b2:g} (phase 'divergent'; the quantities are null in JSON)"
         )
-    rows = [{"quantity": key, "value": record[key], "meaning": text} for key, text in QUANTITIES]
+    deg, degenerate = degenerate_fields(fp)
+    if deg is not None and deg.kind != "divergent":
+        note_degenerate(deg, messages)
     # JSON from the result's own as_dict() (non-finite values already null), plus the CLI's
     # fields; the table and CSV keep the floats (a table shows inf and nan).
     solved = fp.as_dict()
     payload = {**record, **{key: solved[key] for key in (*FIXED_POINT_FIELDS, "phase")}}
+    record.update(degenerate)
+    payload.update(degenerate)
+    shown = QUANTITIES + (DEGENERATE_ROWS if deg is not None else ())
+    rows = [{"quantity": key, "value": record[key], "meaning": text} for key, text in shown]
     report = Report(
         command="fixed-point",
         payload=payload,
         settings=settings_of(fp),
-        table=quantity_table(rows, f"Fixed point of {activation.label}"),
-        csv=Records([Column(key) for key in record if key != "activation_params"], [record]),
+        table=quantity_table(rows, degenerate_title(f"Fixed point of {activation.label}", deg)),
+        csv=Records(
+            [Column(key) for key in record if key not in ("activation_params", "note")], [record]
+        ),
     )
     emit(report, fmt=fmt, output=output, messages=messages)

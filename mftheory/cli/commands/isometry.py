@@ -86,6 +86,7 @@ def isometry(
         mftheory isometry --depth 1000 --sigma-b2 0.05 --format json
     """
     from mftheory.cli.common import resolve_scale, start
+    from mftheory.cli.degenerate import length_fields
     from mftheory.cli.output import Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.spectrum.isometry import isometry_table
@@ -100,6 +101,13 @@ def isometry(
             depth=depth, act=activation, sigma_b2=bias.value, max_spread=max_spread
         )
     rows = [_row(row) for row in table]
+    json_rows = []
+    for row in table:
+        spec = row.spectrum
+        deg, degenerate = length_fields(spec.activation, spec.sigma_w2, spec.sigma_b2, spec.q_star)
+        if deg is not None:
+            messages.note(f"{row.name}: {degenerate['note']}")
+        json_rows.append({**row.as_dict(), **degenerate})
     columns = [
         Column("network", justify="left"),
         Column("sigma_w2", "sigma_w^2"),
@@ -113,7 +121,7 @@ def isometry(
     ]
     report = Report(
         command="isometry",
-        payload={"depth": depth, "max_spread": max_spread, "rows": [r.as_dict() for r in table]},
+        payload={"depth": depth, "max_spread": max_spread, "rows": json_rows},
         settings=table[0].spectrum.settings.as_dict(),
         table=Records(
             columns,

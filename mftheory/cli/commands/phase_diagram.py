@@ -390,6 +390,32 @@ def phase_diagram(
                 f" of the {b2.size} x {w2.size} grid; -o FILE.npz writes all of it"
             )
     report = _report(fp, cp, color.value, log)
+    degenerate = _note_degenerate(fp, messages)
+    if degenerate is not None:
+        report.payload["degenerate"] = degenerate
     if output is None and fmt in (None, OutputFormat.table):
         messages.note("write the figure with -o phase.png, the grid with --format json or csv")
     emit(report, fmt=fmt, output=output, messages=messages, style=style)
+
+
+def _note_degenerate(fp: "FixedPoint", messages: Any) -> dict[str, Any] | None:
+    """Count the cells at degenerate fixed points (q* = 0, homogeneous phi without bias), say
+    what their chi_c and xi_c mean, and return the counts with that convention for JSON."""
+    from mftheory.meanfield.degenerate import degenerate_count
+
+    counts = degenerate_count(fp)
+    n_hom, n_zero = counts["homogeneous"], counts["zero"]
+    if not (n_hom or n_zero):
+        return None
+    convention = (
+        "cells keep chi_c and xi_c of the C-map at q* (chi_c = chi_1 where c* = 1); there the"
+        " normalised correlation map has slope 1 at c = 1 (homogeneous phi without bias: for"
+        " any sigma_w; q* = 0: in the limit), so correlations have no exponential depth scale"
+        " (see fixed-point at one cell)"
+    )
+    messages.note(
+        f"{n_hom + n_zero} grid point(s) are degenerate ({n_hom} homogeneous without bias,"
+        f" {n_zero} with q* = 0): their chi_c and xi_c are the C-map's at q*, not a"
+        " correlation depth scale (see fixed-point at one of them)"
+    )
+    return {**counts, "convention": convention}

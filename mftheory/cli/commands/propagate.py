@@ -79,6 +79,9 @@ def propagate(
     quarter of the layers where the amplitude is resolved above the numerical error floor),
     and the rate of second-order terms, which can outlive the linear one for weak modes.
     JSON has Sigma^L, the amplitudes of every mode at every layer, and all settings.
+    Without a finite fixed point (e.g. relu at sigma_w^2 >= 2 with a bias) Sigma* - Sigma^l is
+    undefined: the table then follows the modes of the correlation matrix (1 - Sigma^l / q^l,
+    q^l the mean variance), and JSON/CSV give null (empty) Sigma* fields and the reason.
     -o modes.png draws the amplitudes against depth with the predicted slopes.
 
     Example:
@@ -115,7 +118,10 @@ def propagate(
         res = run(
             activation, v=v_used, sigma_w2=w2, sigma_b2=b2, depth=depth, images=images, progress=bar
         )
-    note_slopes(res.fixed, messages)
+    if res.unavailable is None:
+        note_slopes(res.fixed, messages)
+    else:
+        messages.warn(res.unavailable)
     payload: dict[str, Any] = {
         "sigma_w": math.sqrt(w2),
         "sigma_w2": w2,
@@ -153,19 +159,16 @@ def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> 
             "fit": None if row["fit_layers"] is None else "{}-{}".format(*row["fit_layers"]),
             "amplitude_first": _or_floor(row["amplitude_first"], res.error_floor[0]),
             "amplitude_last": _or_floor(row["amplitude_last"], res.error_floor[-1]),
+            "correlation_fit": None
+            if row["correlation_fit_layers"] is None
+            else "{}-{}".format(*row["correlation_fit_layers"]),
+            "correlation_first": _or_floor(row["correlation_first"], res.correlation_floor[0]),
+            "correlation_last": _or_floor(row["correlation_last"], res.correlation_floor[-1]),
         }
         for row in rows[:shown]
     ]
     chi_c = float(fp.chi_c)
-    title = (
-        f"{head}\n"
-        f"q* = {float(fp.q_star):.6g}, c* = {float(fp.c_star):.6g}, chi_c* = {chi_c:.6g},"
-        f" chi_q* = {float(fp.chi_q):.6g}; amplitudes of Sigma* - Sigma^l resolved above"
-        f" {res.error_floor[-1]:.2g} (error floor at layer {layers_n})"
-    )
-    columns = mode_columns(
-        [Column("amplitude_first", "amplitude l=1"), Column("amplitude_last", f"l={layers_n}")]
-    )
+    title, columns = _title_and_columns(res, head, layers_n)
     payload: dict[str, Any] = {
         **activation_fields(fp.activation),
         **params,
@@ -174,6 +177,7 @@ def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> 
         "chi_c": chi_c,
         "chi_q": float(fp.chi_q),
         "phase": str(fp.phase),
+        "sigma_star_unavailable": res.unavailable,
         "covariance": res.covariance,
         "modes": rows,
         "amplitudes": {
@@ -183,6 +187,12 @@ def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> 
             "diagonal": res.amplitude_diagonal,
             "error_floor": res.error_floor,
         },
+        "correlation": {
+            "q_mean": res.q_mean,
+            "off_diagonal": res.correlation_amplitude,
+            "diagonal": res.correlation_amplitude_diagonal,
+            "error_floor": res.correlation_floor,
+        },
         "methods": res.methods,
     }
     csv_data = mode_layer_columns(
@@ -191,6 +201,11 @@ def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> 
         amplitude=res.amplitude,
         amplitude_diagonal=res.amplitude_diagonal,
         error_floor=res.error_floor[:, None],
+        q_mean=res.q_mean[:, None],
+        correlation_amplitude=res.correlation_amplitude,
+        correlation_amplitude_diagonal=res.correlation_amplitude_diagonal,
+        correlation_floor=res.correlation_floor[:, None],
+        **({} if res.unavailable is None else {"note": np.array(res.unavailable)}),
     )
     return Report(
         command="propagate",
@@ -208,10 +223,49 @@ def _report(res: Propagation, params: dict[str, Any], head: str, shown: int) -> 
             "predicted_rate": res.predicted_rate,
             "measured_rate": res.measured_rate,
             "covariance": res.covariance,
+            "q_mean": res.q_mean,
+            "correlation_amplitude": res.correlation_amplitude,
+            "correlation_rate": res.correlation_rate,
         },
         figure=lambda: _figure(res, title),
         json_indent=None if res.covariance.size > 4096 else 2,
     )
+
+
+def _title_and_columns(res: Propagation, head: str, layers_n: int) -> tuple[str, list[Any]]:
+    """The table's title and columns: Sigma* - Sigma^l modes, or (without a finite q*) the
+    correlation matrix's modes."""
+    from mftheory.cli.render import Column
+
+    fp = res.fixed
+    chi_c = float(fp.chi_c)
+    first = int(res.layers[0])
+    if res.unavailable is None:
+        title = (
+            f"{head}\n"
+            f"q* = {float(fp.q_star):.6g}, c* = {float(fp.c_star):.6g}, chi_c* = {chi_c:.6g},"
+            f" chi_q* = {float(fp.chi_q):.6g}; amplitudes of Sigma* - Sigma^l resolved above"
+            f" {res.error_floor[-1]:.2g} (error floor at layer {layers_n})"
+        )
+        columns = mode_columns(
+            [Column("amplitude_first", "amplitude l=1"), Column("amplitude_last", f"l={layers_n}")]
+        )
+    else:
+        title = (
+            f"{head}\n{'no finite q*' if not math.isfinite(float(fp.q_star)) else 'q* not unique'}:"
+            " Sigma* - Sigma^l is undefined; amplitudes of the"
+            f" correlation matrix's modes, 1 - Sigma^l / q^l (q^{layers_n} ="
+            f" {res.q_mean[-1]:.6g}), resolved above {res.correlation_floor[-1]:.2g}"
+        )
+        columns = [
+            Column("f", "f"),
+            Column("lambda", "lambda_f"),
+            Column("correlation_rate", "measured rate"),
+            Column("correlation_fit", "fit layers"),
+            Column("correlation_first", f"1 - Sigma/q l={first}"),
+            Column("correlation_last", f"l={layers_n}"),
+        ]
+    return title, columns
 
 
 def _or_floor(value: float | None, floor: float) -> float | str:
@@ -226,12 +280,14 @@ def _figure(res: Propagation, title: str) -> Any:
     idx = figure_modes(res)
     labels = [mode_legend(res.frequency[i], res.lam[i]) for i in idx]
     anchor = np.array([max(int(res.fit_window[i, 0]), int(res.layers[0])) for i in idx])
+    # without Sigma*: the correlation modes, no predicted slopes (NaN: no dashed lines)
+    available = res.unavailable is None
     return mode_amplitude_figure(
         res.layers,
-        res.amplitude[:, idx],
+        (res.amplitude if available else res.correlation_amplitude)[:, idx],
         labels,
         res.predicted_rate[idx],
-        floor=res.error_floor,
+        floor=res.error_floor if available else res.correlation_floor,
         anchor=anchor,
         title=mathtext_label(title.split("\n")[0]),
     )

@@ -132,6 +132,7 @@ def spectrum(
         mftheory spectrum --weights gaussian --depth 8 --empirical 400 -o spectrum.png
     """
     from mftheory.cli.common import resolve_scale, start
+    from mftheory.cli.degenerate import length_fields
     from mftheory.cli.output import FigureStyle, emit
     from mftheory.spectrum.density import SpectrumSettings, jacobian_spectrum
 
@@ -186,7 +187,10 @@ def spectrum(
                 f" ({sampled.floor:.3g}): their quantiles are not measurable this way"
             )
     label = "" if sampled is None else f"N = {empirical}, {draws} draw(s)"
-    report = _report(spec, sampled, label, settings.as_dict())
+    deg, degenerate = length_fields(activation, spec.sigma_w2, spec.sigma_b2, spec.q_star)
+    if deg is not None:
+        messages.warn(degenerate["note"])
+    report = _report(spec, sampled, label, settings.as_dict(), degenerate)
     emit(report, fmt=fmt, output=output, messages=messages, style=style)
 
 
@@ -232,9 +236,11 @@ def _require_budget(points: int, depth: int, empirical: int | None, draws: int) 
     require_time(draws * depth * n**3 / SAMPLE_RATE, what)
 
 
-def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Report:
-    """JSON from ``spec.as_dict()`` (and the sample's), the summary table, the density CSV
-    and the figure."""
+def _report(
+    spec: Any, sampled: Any, label: str, settings: dict[str, Any], degenerate: dict[str, Any]
+) -> Report:
+    """JSON from ``spec.as_dict()`` (and the sample's, and ``degenerate``: what a degenerate
+    fixed point means here), the summary table, the density CSV and the figure."""
     import numpy as np
 
     from mftheory.cli.common import activation_fields
@@ -246,6 +252,7 @@ def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Re
         columns.append(Column("sampled", f"sampled ({label})"))
     payload: dict[str, Any] = {**activation_fields(spec.activation), **spec.as_dict()}
     payload.pop("settings", None)
+    payload.update(degenerate)
     if sampled is not None:
         payload["empirical"] = sampled.as_dict()
     density_rows = [
@@ -272,11 +279,15 @@ def _report(spec: Any, sampled: Any, label: str, settings: dict[str, Any]) -> Re
         f"Jacobian spectrum: {spec.activation.label}, {spec.weights} weights, depth {spec.depth},"
         f" sigma_w^2 = {spec.sigma_w2:.6g}, sigma_b^2 = {spec.sigma_b2:g}"
     )
+    rows = _summary_rows(spec, sampled)
+    if degenerate:
+        title += f"\n{degenerate['convention']}"
+        rows[0]["quantity"] = "q used (q* degenerate)"
     return Report(
         command="spectrum",
         payload=payload,
         settings=settings,
-        table=Records(columns, _summary_rows(spec, sampled), title=title),
+        table=Records(columns, rows, title=title),
         csv=Records([Column("log10_x"), Column("x"), Column("p"), Column("p_log10")], density_rows),
         figure=figure,
     )
