@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,11 @@ CONFIG_KEYS: tuple[str, ...] = (
     "device",
     "threads",
 )
-"""Keys every cell config has (extra keys, such as the experiment's labels, are kept)."""
+"""Keys every cell config has (extra keys, such as the experiment's labels, are kept).
+
+An optional key ``stop_at`` (a training accuracy in (0, 1], ``"auto"`` for halfway from
+chance to 1, or None) ends the run at the first evaluation whose training accuracy reaches
+it; the step is recorded as ``stopped_at_step``."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,6 +88,40 @@ def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> t
     return correct / len(x), loss / len(x)
 
 
+def _optimizer(net: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum, at the config's constant learning rate."""
+    lr = float(config["lr"])
+    if config["optimizer"] == "adam":
+        return torch.optim.Adam(net.parameters(), lr=lr)
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+
+
+def _minibatches(
+    n_train: int, batch: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Index minibatches without end: a new permutation whenever a batch would run over."""
+    perm = torch.randperm(n_train, generator=generator).to(device)
+    pos = 0
+    while True:
+        if pos + batch > n_train:
+            perm = torch.randperm(n_train, generator=generator).to(device)
+            pos = 0
+        yield perm[pos : pos + batch]
+        pos += batch
+
+
+def _stop_accuracy(value: Any, chance: float) -> float | None:
+    """The training accuracy that ends a run early: given, ``"auto"`` (halfway), or None."""
+    if value is None:
+        return None
+    if value == "auto":
+        return 0.5 * (1.0 + chance)
+    f = float(value)
+    if not 0 < f <= 1:
+        raise MFTheoryError(f"stop_at must be in (0, 1] or 'auto', got {value!r}")
+    return f
+
+
 def train_cell(config: dict[str, Any]) -> dict[str, Any]:
     """Build, initialise and train the network of one cell; return its learning curve.
 
@@ -102,7 +141,8 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         ``curve`` (lists ``step``, ``epoch``, ``train_loss``, ``train_accuracy``,
         ``test_accuracy``; a non-finite loss is None), ``final`` (the last evaluation; its
         accuracies and loss None when the run diverged), ``diverged`` and
-        ``diverged_at_step``, ``chance``, ``dataset`` (its description), ``notes`` (from the
+        ``diverged_at_step``, ``stop_at`` and ``stopped_at_step`` (early stopping, None
+        when off or not reached), ``chance``, ``dataset`` (its description), ``notes`` (from the
         initialiser), ``wall_time_s``, ``device``, ``torch_version``,
         ``mftheory_version``.
 
@@ -141,21 +181,15 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         generator=init_gen,
     )
     net.to(device)
-    x_train = torch.as_tensor(data.x_train, device=device)
-    y_train = torch.as_tensor(data.y_train, device=device)
-    x_test = torch.as_tensor(data.x_test, device=device)
-    y_test = torch.as_tensor(data.y_test, device=device)
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
+    x_train, y_train, x_test, y_test = (torch.as_tensor(a, device=device) for a in arrays)
     eval_size = min(int(config["eval_size"]), len(x_train))
     x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
     batch = int(config["batch_size"])
     steps = int(config["steps"])
     eval_every = max(1, int(config["eval_every"]))
     n_train = len(x_train)
-    lr = float(config["lr"])
-    if config["optimizer"] == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    else:
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=float(config["momentum"]))
+    opt = _optimizer(net, config)
     curve: dict[str, list[float]] = {
         k: [] for k in ("step", "epoch", "train_loss", "train_accuracy", "test_accuracy")
     }
@@ -170,18 +204,22 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         curve["test_accuracy"].append(test_acc)
         return math.isfinite(train_loss)
 
+    chance = float(np.max(np.bincount(data.y_test)) / len(data.y_test))
+    stop_at = _stop_accuracy(config.get("stop_at"), chance)
+    stopped_at: int | None = None
+
+    def reached() -> bool:
+        return stop_at is not None and curve["train_accuracy"][-1] >= stop_at
+
     diverged_at: int | None = None
     if not record(0):
         diverged_at = 0
-    perm = torch.randperm(n_train, generator=order_gen).to(device)
-    pos = 0
+    elif reached():
+        stopped_at = 0
+    batches = _minibatches(n_train, batch, order_gen, device)
     step = 0
-    while diverged_at is None and step < steps:
-        if pos + batch > n_train:
-            perm = torch.randperm(n_train, generator=order_gen).to(device)
-            pos = 0
-        idx = perm[pos : pos + batch]
-        pos += batch
+    while diverged_at is None and stopped_at is None and step < steps:
+        idx = next(batches)
         loss = nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
         step += 1
         if not torch.isfinite(loss):
@@ -190,20 +228,23 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if (step % eval_every == 0 or step == steps) and not record(step):
-            diverged_at = step
+        if step % eval_every == 0 or step == steps:
+            if not record(step):
+                diverged_at = step
+            elif reached():
+                stopped_at = step
     final: dict[str, float | None] = {k: v[-1] for k, v in curve.items()}
     if diverged_at is not None:
-        final = dict.fromkeys(curve, None) | {
-            "step": diverged_at,
-            "epoch": diverged_at * batch / n_train,
-        }
+        epoch = diverged_at * batch / n_train
+        final = dict.fromkeys(curve, None) | {"step": diverged_at, "epoch": epoch}
     result = {
         "curve": curve,
         "final": final,
         "diverged": diverged_at is not None,
         "diverged_at_step": diverged_at,
-        "chance": float(np.max(np.bincount(data.y_test)) / len(data.y_test)),
+        "stop_at": stop_at,
+        "stopped_at_step": stopped_at,
+        "chance": chance,
         "dataset": data.as_dict(),
         "notes": notes,
         "wall_time_s": time.perf_counter() - start,
