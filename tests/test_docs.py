@@ -3,9 +3,14 @@ reference generated from the app itself, tutorials and metadata in place."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -110,3 +115,155 @@ def test_citation_cff() -> None:
     years = sorted(ref["year"] for ref in data["references"])
     assert years == [2016, 2017, 2017, 2018]
     assert all(ref["type"] == "conference-paper" and ref["authors"] for ref in data["references"])
+
+
+def _doc_outputs() -> ModuleType:
+    """docs/gen_outputs.py, the generator of the docs' real-output blocks, as a module."""
+    spec = importlib.util.spec_from_file_location("gen_outputs", DOCS / "gen_outputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gen_outputs", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_output_markers_parse_and_blocks_show_their_commands() -> None:
+    """Every `<!-- output` marker of README.md and docs/*.md parses, is followed by a fenced
+    block, and that block shows exactly the marked commands, in order, as `$ COMMAND` lines."""
+    gen = _doc_outputs()
+    blocks = [b for path in gen.markdown_files(ROOT) for b in gen.parse_blocks(path)]
+    assert len(blocks) >= 20  # README, quick start, limits, spectrum, signal propagation
+    for path in gen.markdown_files(ROOT):
+        text = path.read_text(encoding="utf-8")
+        markers, example = 0, False
+        for line in text.splitlines():
+            example ^= line.startswith("````")  # a marker shown as an example (development.md)
+            markers += line.startswith("<!-- output") and not example
+        assert markers == len(gen.parse_blocks(path)), path.name
+    for block in blocks:
+        shown = [line[2:] for line in block.body if line.startswith("$ ")]
+        assert shown == block.commands, block.where()
+        assert block.body[:1] == [f"$ {block.commands[0]}"], block.where()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- output: mftheory critical -->\nno fence\n",
+        "<!-- output: mftheory critical -->\n```\n$ mftheory critical\n",
+        "<!-- output colour=2: mftheory critical -->\n```\n```\n",
+        "<!-- output: python -c 1 -->\n```\n```\n",
+        "<!-- output\nmftheory critical\n",
+        "<!-- outputs: mftheory critical -->\n```\n```\n",
+    ],
+)
+def test_malformed_output_markers_are_refused(text: str) -> None:
+    gen = _doc_outputs()
+    with pytest.raises(gen.MarkerError):
+        gen.parse_blocks(Path("x.md"), text)
+
+
+def test_output_marker_forms() -> None:
+    gen = _doc_outputs()
+    text = (
+        "````\n<!-- output: mftheory critical -->\n```\n$ mftheory critical\n```\n````\n"
+        "```\n<!-- output: mftheory critical -->\n```\n"
+        "<!-- output width=90: mftheory critical --act erf -->\n```text\n$ old\n```\n"
+        "<!-- output exit=2\nmftheory critical --sigma-b2 -1\n\nmftheory kernel --gain 1e308\n-->\n"
+        "```\n```\n"
+    )
+    one, two = gen.parse_blocks(Path("x.md"), text)
+    assert (one.commands, one.width, one.exit_code, one.fence) == (
+        ["mftheory critical --act erf"],
+        90,
+        0,
+        "```text",
+    )
+    assert (one.body_start, one.body_end, one.body) == (11, 12, ["$ old"])
+    assert two.commands == ["mftheory critical --sigma-b2 -1", "mftheory kernel --gain 1e308"]
+    assert (two.exit_code, two.width, two.body) == (2, gen.DEFAULT_WIDTH, [])
+
+
+def test_marked_commands_are_known_mftheory_commands() -> None:
+    """Each marked command names a real (sub)command and only options it has, and a block
+    expected to succeed parses as the CLI parses it (a refusal block shows bad values on
+    purpose, so there only the option names are checked). The real run of every block is CI's
+    `python docs/gen_outputs.py --check` step."""
+    import typer
+
+    from mftheory.cli import app
+
+    gen = _doc_outputs()
+    root: Any = typer.main.get_command(app)  # typer's own click: a group by its commands
+    assert hasattr(root, "commands")
+    blocks = [b for p in gen.markdown_files(ROOT) for b in gen.parse_blocks(p)]
+    for command, strict in [(c, b.exit_code == 0) for b in blocks for c in b.commands]:
+        args = shlex.split(command)
+        assert args[0] == "mftheory", command
+        cmd, rest, name = root, args[1:], "mftheory"
+        while hasattr(cmd, "commands"):  # a group: its options, then a subcommand's name
+            word = _first_word(rest)
+            _assert_known_options(cmd, rest[:word], command)
+            assert word < len(rest) and rest[word] in cmd.commands, command
+            name, cmd, rest = rest[word], cmd.commands[rest[word]], rest[word + 1 :]
+            assert not cmd.hidden, command
+        _assert_known_options(cmd, rest, command)
+        if strict:
+            cmd.make_context(name, rest)  # raises on a bad option, argument or value
+
+
+def _first_word(args: list[str]) -> int:
+    """Index of the first argument that is neither an option nor an option's value."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 1 if "=" in args[i] else 2
+    return i
+
+
+def _assert_known_options(cmd: Any, args: list[str], command: str) -> None:
+    known = {o for p in cmd.params for o in [*p.opts, *getattr(p, "secondary_opts", [])]}
+    for arg in args:
+        if arg.startswith("-") and not _is_number(arg):
+            assert arg.split("=")[0] in known, (command, arg)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_gen_outputs_check_and_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check reports a stale block with a diff and exit 1 and leaves the file alone; --write
+    replaces exactly the block's body; a command with an unexpected exit status fails both
+    modes and is never written. The commands themselves are stubbed: CI runs the real ones."""
+    gen = _doc_outputs()
+    page = tmp_path / "page.md"
+    text = (
+        "Intro.\n\n<!-- output: mftheory critical -->\n```text\n$ mftheory critical\nold\n```\n\n"
+        "<!-- output exit=2\nmftheory kernel --gain 1e308\n-->\n"
+        "```\n$ mftheory kernel --gain 1e308\nError: kept\n```\nEnd.\n"
+    )
+    page.write_text(text, encoding="utf-8")
+    outputs = {
+        "mftheory critical": (0, ["new 1", "new 2"]),
+        "mftheory kernel --gain 1e308": (2, []),
+    }
+    monkeypatch.setattr(gen, "run_command", lambda command, width: outputs[command])
+    assert gen.main(["--check", str(page)]) == 1
+    out = capsys.readouterr().out
+    assert "-old" in out and "+new 1" in out and "+new 2" in out
+    assert "Error: kept" in out  # the second block: its stub prints nothing, so it is stale
+    assert page.read_text(encoding="utf-8") == text
+    outputs["mftheory kernel --gain 1e308"] = (2, ["Error: kept"])
+    assert gen.main(["--write", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == text.replace("old\n", "new 1\nnew 2\n")
+    assert gen.main(["--check", str(page)]) == 0
+    outputs["mftheory critical"] = (1, ["Error: broken"])
+    assert gen.main(["--write", str(page)]) == 1
+    assert "exited 1, expected 0" in capsys.readouterr().err
+    assert "broken" not in page.read_text(encoding="utf-8")

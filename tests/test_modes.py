@@ -321,3 +321,19 @@ def test_zero_rate_depth_scale_is_zero() -> None:
     t = mode_table(variance_vector("uniform"), 3, chi_c=0.0, chi_q=0.8)
     assert np.all(t.xi == 0.0)  # chi_c = 0: every mode is gone after one layer
     assert np.all(t.xi_q_f[:1] > 0)
+
+
+def test_depth_scales_unresolved_within_8_ulp_of_one() -> None:
+    """A factor a few ulp below 1 (a critical point computed in floats) has xi = inf in every
+    depth scale: xi_c, xi_grad and the mode scale xi_0 agree (the convention of depth_scale)."""
+    from mftheory.cnn.modes import mode_depth_scale
+    from mftheory.meanfield import critical_point, fixed_point
+
+    eps = np.finfo(np.float64).eps
+    assert np.isinf(mode_depth_scale([1 - eps, 1 - 8 * eps])).all()
+    assert np.isfinite(mode_depth_scale([1 - 16 * eps]))[0]
+    w2 = critical_point("tanh", sigma_b2=0.05).sigma_w2
+    fp = fixed_point("tanh", sigma_w2=w2, sigma_b2=0.05)
+    assert fp.phase == "critical"
+    assert math.isinf(fp.xi_c) and math.isinf(fp.xi_grad)
+    assert np.isinf(mode_depth_scale([fp.chi_c]))[0]

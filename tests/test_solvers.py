@@ -230,3 +230,20 @@ def test_solvers_module_is_the_one_copy() -> None:
         for old in ("_bracketed_newton", "_newton_from_one", "_newton_from_zero", "_illinois"):
             assert not hasattr(mod, old)
     assert solvers.MAXITER == fixed_points.Q_MAXITER == fixed_points.C_MAXITER
+
+
+def test_positive_newton_polishes_and_guards_positivity():
+    """Roots of x^2 - a (closed form sqrt(a)); a start whose step would go negative halves."""
+    from mftheory.meanfield.solvers import positive_newton
+
+    a = np.array([2.0, 9.0, 1e-12])
+
+    def fun(x, idx):
+        return x * x - a[idx], 2.0 * x
+
+    roots = positive_newton(fun, np.array([1.3, 0.01, 1e-6]))
+    assert roots.all_converged
+    # Newton for sqrt converges to within an ulp: 2 ulp of rounding slack
+    np.testing.assert_allclose(roots.x, np.sqrt(a), rtol=4.5e-16)
+    stuck = positive_newton(lambda x, i: (np.ones_like(x), np.zeros_like(x)), np.ones(1), maxiter=5)
+    assert not stuck.converged[0] and stuck.x[0] == 1.0 / 32

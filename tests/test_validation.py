@@ -40,7 +40,7 @@ from mftheory.validation.train import train_cell  # noqa: E402
 def test_plans_have_the_grid_they_say() -> None:
     plan = plan_experiment("trainability", "cpu")
     s = plan.settings
-    assert len(plan.cells) == len(s["depths"]) * len(s["sigma_w2"])
+    assert len(plan.cells) == len(s["depths"]) * len(s["sigma_w2"]) * s["seeds"]
     assert {c.config["scheme"] for c in plan.cells} == {"gaussian"}
     speed = plan_experiment("learning-speed", "tiny")
     assert [c.config["scheme"] for c in speed.cells] == [
@@ -162,7 +162,7 @@ def test_gaussian_layers_have_the_theorys_variance() -> None:
 
 def _tiny_config(**kw: Any) -> dict[str, Any]:
     plan = plan_experiment("trainability", "tiny", {"depths": [2], "sigma_w2": [1.76]})
-    return plan.cells[0].config | {"threads": 1} | kw
+    return plan.cells[0].config | {"threads": 1, "stop_at": None} | kw  # no early stop
 
 
 def test_train_cell_is_reproducible_and_counts_right() -> None:
@@ -236,8 +236,8 @@ def test_trainability_agreement_against_the_reference() -> None:
     six_xi = {w2: 6 * ref_fixed_point(tanh, w2, 0.05)["xi_c"] for w2 in (0.5, 1.5, 3.0)}
     # measured: everything trains except depth 30 at sigma_w2 = 0.5, and one diverged cell
     acc = {c.key: 0.9 for c in plan.cells}
-    acc["depth=00030_sigma_w2=0.5000"] = 0.1
-    acc["depth=00004_sigma_w2=3.0000"] = None
+    acc["depth=00030_sigma_w2=0.5000_seed=0"] = 0.1
+    acc["depth=00004_sigma_w2=3.0000_seed=0"] = None
     summary = summarise(plan, _fake_results(plan, acc))
     assert summary["threshold"] == pytest.approx(0.55)
     agree = 0
@@ -288,6 +288,10 @@ def test_validate_tiny_end_to_end(tmp_path: Path, experiment: str) -> None:
     assert on_disk["mftheory_version"] == doc["version"]
     assert (out / f"{experiment}.png").stat().st_size > 1000
     assert "![" in (out / "report.md").read_text()
+    # tiny is a smoke test, and says so everywhere (issue 16)
+    assert "smoke test, not a result" in result.stderr
+    assert "smoke test, not a result" in doc["summary"]["notice"]
+    assert "smoke test, not a result" in (out / "report.md").read_text()
     cells = sorted((out / "cells").glob("*.json"))
     assert len(cells) == len(doc["summary"]["cells"])
     # a rerun resumes: nothing is trained again, the files are untouched

@@ -210,13 +210,17 @@ def test_a_cell_stops_at_its_first_evaluation_reaching_stop_at() -> None:
     plan = plan_experiment(
         "ultra-deep", "tiny", {"depths": [2], "steps": 12, "eval_every": 4, "threads": 1}
     )
-    config = plan.cells[0].config | {"stop_at": 0.0, "test_at_end": True}
+    config = plan.cells[0].config | {"stop_at": 1e-9, "test_at_end": True}
     r = train_cell(config)
-    # accuracy >= 0 at the first evaluation after step 0: stop there
-    assert r["stopped_early"] and r["curve"]["step"] == [0, 4]
-    assert r["curve"]["test_accuracy"][0] is None and r["curve"]["test_accuracy"][1] is not None
-    full = train_cell(plan.cells[0].config | {"stop_at": 1.01})  # never reached: the budget
-    assert not full["stopped_early"] and full["curve"]["step"] == [0, 4, 8, 12]
+    # any accuracy reaches 1e-9 at the first evaluation (step 0): stop there, test set once
+    assert r["stopped_at_step"] == 0 and r["curve"]["step"] == [0]
+    assert r["curve"]["test_accuracy"][0] is not None
+    mid = train_cell(plan.cells[0].config | {"stop_at": 1.0, "test_at_end": True})
+    assert mid["curve"]["step"] == [0, 4, 8, 12] and mid["stopped_at_step"] is None
+    assert mid["curve"]["test_accuracy"][:3] == [None] * 3
+    assert mid["curve"]["test_accuracy"][3] is not None
+    full = train_cell(plan.cells[0].config)  # no stop: the budget
+    assert full["stopped_at_step"] is None and full["curve"]["step"] == [0, 4, 8, 12]
     assert None not in full["curve"]["test_accuracy"]  # test set at every evaluation
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_DEPTH",
     "Backend",
     "BackendName",
+    "Bootstrap",
     "Channels",
     "Depth",
     "Device",
@@ -129,6 +130,16 @@ Networks = Annotated[
     int,
     typer.Option(
         "--networks", metavar="INT", help="Random networks in the ensemble.", parser=Int(2)
+    ),
+]
+Bootstrap = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap",
+        metavar="INT",
+        help="Bootstrap resamples of the networks (drawn from --seed) behind every standard "
+        "error of a measured rate.",
+        parser=Int(2, 100_000),
     ),
 ]
 Seed = Annotated[
@@ -274,6 +285,9 @@ MAP_COPIES, MAP_SECONDS = 10, 1e-6
 SAMPLE_RATE = 2e8
 #: One chunk of sampled networks (``mftheory.montecarlo.sampler.auto_chunk``'s target).
 CHUNK_BYTES = 128 * 1024**2
+#: The per-network records kept for the bootstrap, at most
+#: (``mftheory.montecarlo.mode_check.BOOTSTRAP_BYTES``).
+BOOTSTRAP_BYTES = 256 * 1024**2
 
 
 def require_cnn_budget(
@@ -284,7 +298,8 @@ def require_cnn_budget(
 
     ``M`` is images x pixels (the covariance is ``M x M``), ``N`` pixels per image. The map holds
     ``MAP_COPIES`` float64 ``M x M`` arrays and ``6 x depth x N`` amplitudes; an ensemble adds
-    its records (``4 x depth`` matrices ``M x M``) and a chunk of networks, and runs ``networks x
+    its records (``4 x depth`` matrices ``M x M``), a chunk of networks and the bootstrap's
+    records (``networks x depth`` matrices, at most ``BOOTSTRAP_BYTES``), and runs ``networks x
     depth x (c P^2 + P^3)`` multiply-adds with ``P = 2 M`` (the control input).
     """
     from mftheory.cli.budget import require_memory, require_time
@@ -296,6 +311,7 @@ def require_cnn_budget(
     if channels is not None and networks is not None:
         what += f" with {networks} networks of {channels} channels"
         need += 8.0 * 4 * depth * m2 + CHUNK_BYTES
+        need += min(8.0 * networks * depth * m2, BOOTSTRAP_BYTES)
         P = 2.0 * M
         seconds += networks * depth * (channels * P * P + P**3) / SAMPLE_RATE
     require_memory(need, what + f" (covariances of {M} x {M})")
@@ -334,7 +350,6 @@ def comparison_report(
     shown: int | None,
 ) -> Report:
     """The report of a Monte Carlo comparison: measured against predicted rate per mode."""
-    from mftheory.cli.common import settings_of
     from mftheory.cli.output import Report
     from mftheory.cli.render import Column, ColumnArrays, Records
 
@@ -358,6 +373,7 @@ def comparison_report(
         f"{head}\nq* = {float(fp.q_star):.6g}, c* = {float(fp.c_star):.6g},"
         f" chi_c* = {float(fp.chi_c):.6g}; {ens.networks} networks of {ens.channels} channels"
         f" ({ens.backend}, seed {ens.seed}); measured = Monte Carlo fit +- standard error"
+        f" (bootstrap over networks, {cmp.bootstrap} resamples); one fit rule for both rates"
     )
     columns = [
         Column("f", "f"),
@@ -365,7 +381,7 @@ def comparison_report(
         Column("predicted_rate", "chi_c*|lambda_f|"),
         Column("measured", "measured rate"),
         Column("relative_difference", "measured/predicted - 1"),
-        Column("mean_field_rate", "mean-field map, same layers"),
+        Column("mean_field_rate", "mean-field map, same fit"),
         Column("fit", "fit layers"),
     ]
     resolved = [r for r in rows if r["measured_rate"] is not None]
@@ -383,7 +399,13 @@ def comparison_report(
         mf,
         amplitude_measured=cmp.amplitude,
         noise=cmp.noise[:, None],
+        amplitude_bootstrap_se=cmp.amplitude_se,
         amplitude_mean_field=mf.amplitude[mf_idx],
+        fit_weight=cmp.fit_weight,
+        predicted_rate=mf.predicted_rate[None, :],
+        measured_rate=cmp.measured_rate[None, :],
+        measured_rate_se=cmp.measured_rate_se[None, :],
+        mean_field_rate=cmp.mean_field_rate[None, :],
     )
     full = {
         **payload,
@@ -397,13 +419,15 @@ def comparison_report(
             "frequency": mf.frequency,
             "measured": cmp.amplitude,
             "noise": cmp.noise,
+            "bootstrap_se": cmp.amplitude_se,
             "mean_field": mf.amplitude[mf_idx],
+            "fit_weight": cmp.fit_weight,
         },
     }
     return Report(
         command=command,
         payload=full,
-        settings={**settings_of(fp), **ens.settings(), "fit_margin_se": 5.0},
+        settings=_comparison_settings(cmp),
         table=Records(columns, table_rows, title=title),
         csv=ColumnArrays([Column(k) for k in csv_data], csv_data),
         arrays={
@@ -412,13 +436,36 @@ def comparison_report(
             "abs_lambda": np.abs(mf.lam),
             "amplitude_measured": cmp.amplitude,
             "noise": cmp.noise,
+            "amplitude_bootstrap_se": cmp.amplitude_se,
             "amplitude_mean_field": mf.amplitude[mf_idx],
+            "fit_weight": cmp.fit_weight,
             "predicted_rate": mf.predicted_rate,
             "measured_rate": cmp.measured_rate,
             "measured_rate_se": cmp.measured_rate_se,
+            "mean_field_rate": cmp.mean_field_rate,
         },
         figure=lambda: _comparison_figure(cmp, head),
     )
+
+
+def _comparison_settings(cmp: ModeComparison) -> dict[str, Any]:
+    """Numerical settings of a Monte Carlo comparison: the fixed point's, the ensemble's, the
+    fit rule and the bootstrap."""
+    from mftheory.cli.common import settings_of
+    from mftheory.montecarlo.mode_check import FIT_RULE, MC_MARGIN
+
+    ens = cmp.ensemble
+    return {
+        **settings_of(cmp.mean_field.fixed),
+        **ens.settings(),
+        "fit_margin_se": MC_MARGIN,
+        "fit_rule": FIT_RULE,
+        "bootstrap_resamples": cmp.bootstrap,
+        "bootstrap_units": "networks"
+        if cmp.bootstrap_groups == ens.networks
+        else f"{cmp.bootstrap_groups} groups of consecutive networks",
+        "bootstrap_rng": f"numpy.random.default_rng({ens.seed})",
+    }
 
 
 def mode_legend(frequency: Any, lam: complex) -> str:

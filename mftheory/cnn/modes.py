@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.errors import MFTheoryError
+from mftheory.meanfield.depth_scales import UNRESOLVED_NEAR_ONE
 from mftheory.serialize import finite_or_none
 
 __all__ = [
@@ -403,7 +404,8 @@ def mode_depth_scale(rate: ArrayLike) -> FloatArray:
     -------
     ndarray of float64
         ``0`` where ``rate == 0`` (gone after one layer), ``inf`` where ``rate >= 1`` (never
-        decays), NaN for a negative or NaN rate, ``-1/log(rate)`` otherwise.
+        decays) or within 8 ulp of 1 (not resolvable, as ``meanfield.depth_scale``), NaN
+        for a negative or NaN rate, ``-1/log(rate)`` otherwise.
 
     Notes
     -----
@@ -411,7 +413,7 @@ def mode_depth_scale(rate: ArrayLike) -> FloatArray:
     """
     r = np.asarray(rate, dtype=np.float64)
     out = np.full(r.shape, np.inf)
-    pos = (r > 0) & (r < 1)
+    pos = (r > 0) & (r < 1 - UNRESOLVED_NEAR_ONE)
     out[pos] = -1.0 / np.log(r[pos])
     out[r == 0] = 0.0
     out[np.isnan(r) | (r < 0)] = np.nan

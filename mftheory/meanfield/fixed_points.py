@@ -19,6 +19,9 @@ docs/theory.md section 3. For a point ``(sigma_w2, sigma_b2)``:
   ``xi_grad = 1/|log(chi_1)|`` (gradients vanish for chi_1 < 1 and explode for chi_1 > 1).
 * phase: ``critical`` where ``|chi_1 - 1| <= critical_tol`` (default 1e-10), else
   ``ordered`` (chi_1 < 1) or ``chaotic``; ``divergent`` where q* is infinite.
+* next to the critical line (``|chi_1 - 1| < NEAR_CRITICAL``, not ``critical``) q* is
+  polished in extended precision and ``xi_c = -1/log1p(-(1 - chi_c))`` from a deficit formed
+  without cancellation (``mftheory.meanfield.near_critical``; docs/accuracy.md).
 
 At degenerate points (q* = 0, q* = inf, a homogeneous phi without bias) ``chi_c`` is still the
 C-map's slope at q*, which is not the rate at which correlations converge there:
@@ -29,12 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, Protocol, overload
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mftheory.activations.builtins import Activation, get_activation
+from mftheory.activations.closed_forms import Erf, Sin
 from mftheory.checks import plain, plain_fields
 from mftheory.errors import MFTheoryError
 from mftheory.gaussian.expectations import (
@@ -49,7 +53,22 @@ from mftheory.gaussian.expectations import (
     second_moment_slope,
 )
 from mftheory.gaussian.quadrature import DEFAULT_SETTINGS, QuadratureSettings
+from mftheory.meanfield.depth_scales import (
+    TRAINABLE_DEPTH_FACTOR,
+    _gradient_scale,
+    depth_scale,
+    trainable_depth,
+    xi_from_chi_or_deficit,
+)
 from mftheory.meanfield.maps import check_variances
+from mftheory.meanfield.near_critical import (
+    NEAR_CRITICAL,
+    chaotic_deficit,
+    hermite_deficit,
+    one_minus_chi_1,
+    polish_q_star,
+    quadrature_chaotic_deficit,
+)
 from mftheory.meanfield.solvers import (
     MAXITER,
     PROBES,
@@ -78,74 +97,6 @@ Q_MAXITER = MAXITER  # Newton steps of the q* solve
 C_MAXITER = MAXITER  # Newton steps of each c* solve (Hermite stages, nested rule)
 _MAX_BRACKET = 200  # steps of the downward search for a bracket of q*
 Q_MIN = 1e-30  # below this (with sigma_b2 = 0) q* is the fixed point at 0
-
-
-@overload
-def depth_scale(chi: float) -> float: ...
-@overload
-def depth_scale(chi: ArrayLike) -> Array | float: ...
-def depth_scale(chi: ArrayLike) -> Array | float:
-    """``-1 / log(chi)`` for ``0 <= chi < 1``; ``inf`` at ``chi = 1`` (within 8 ulp); else NaN.
-
-    A scalar ``chi`` gives a plain ``float``, an array an array of its shape.
-
-    Notes
-    -----
-    docs/theory.md section 4 (``xi_c``, ``xi_q``, ``xi_f``).
-    """
-    x = np.asarray(chi, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = -1.0 / np.log(x)
-    # chi is known to a few ulp: within 8 ulp of 1 the scale is not resolvable, call it inf
-    at_one = np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps
-    out = np.where(at_one, np.inf, out)
-    return plain(np.where(((x >= 0) & (x <= 1)) | at_one, out, np.nan))
-
-
-#: Training is predicted to fail beyond this many correlation depth scales (docs/theory.md §5).
-TRAINABLE_DEPTH_FACTOR = 6.0
-
-
-@overload
-def trainable_depth(xi_c: float) -> float: ...
-@overload
-def trainable_depth(xi_c: ArrayLike) -> Array | float: ...
-def trainable_depth(xi_c: ArrayLike) -> Array | float:
-    """The depth beyond which training is predicted to fail: ``6 xi_c``, vectorised.
-
-    Parameters
-    ----------
-    xi_c : array_like
-        Correlation depth scales (``FixedPoint.xi_c``).
-
-    Returns
-    -------
-    ndarray or float
-        A plain ``float`` for a scalar ``xi_c``, else an array of its shape:
-        ``TRAINABLE_DEPTH_FACTOR * xi_c`` where ``xi_c`` is finite; ``inf`` where it is
-        ``inf`` (the critical line: any depth); ``0`` where it is NaN (a divergent point,
-        no finite fixed point: no depth trains).
-
-    Notes
-    -----
-    docs/theory.md section 5: a network of depth ``L`` trains when ``L <~ 6 xi_c`` (Schoenholz
-    et al. 2017).
-
-    Examples
-    --------
-    >>> trainable_depth([2.0, float("inf"), float("nan")]).tolist()
-    [12.0, inf, 0.0]
-    """
-    xi = np.asarray(xi_c, dtype=np.float64)
-    return plain(np.where(np.isnan(xi), 0.0, TRAINABLE_DEPTH_FACTOR * xi))
-
-
-def _gradient_scale(chi_1: Array) -> Array:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = 1.0 / np.abs(np.log(chi_1))
-    # chi_1 = inf (a jump in phi): gradients explode at once, scale 0
-    finite = np.isfinite(chi_1) & (chi_1 > 0)
-    return np.where(finite, out, np.where((chi_1 == 0) | (chi_1 == np.inf), 0.0, np.nan))
 
 
 @dataclass(frozen=True)
@@ -388,12 +339,20 @@ def _solve_c_star(
     q: Array,
     st: QuadratureSettings,
     moments: QMoments | None = None,
+    q_lo: Array | None = None,
+    deficit: Array | None = None,
+    chi_1_excess: Array | None = None,
 ) -> tuple[Array, Array]:
     """c* in [0, 1) and chi_c there, for chaotic points (flat arrays).
 
     ``moments`` (a table) supplies F and G for the Hermite tail bounds instead of quadrature.
+    ``deficit``, if given, receives ``1 - chi_c`` formed without cancellation where the path
+    allows (Hermite series; erf and sin near the line, with ``q* = q + q_lo``), else
+    ``1 - chi_c``; ``chi_1_excess`` (``chi_1 - 1`` in extended precision, NaN off the line)
+    anchors the Hermite path next to the line (``near_critical.hermite_deficit``).
     Raises ``MFTheoryError`` naming the first point where no stage converged.
     """
+    out = np.empty(q.size) if deficit is None else deficit
     if act.closed_form is not None and not act.homogeneous:  # erf, sin: smooth in c
 
         def cmap_and_slope(c: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
@@ -405,14 +364,35 @@ def _solve_c_star(
         start = probe_start(lambda c, i: cmap_and_slope(c, i)[0], q.size)
         roots, _ = newton_fixed_point(cmap_and_slope, start, maxiter=C_MAXITER)
         c = require_converged(roots, "c*", sigma_w2=w, sigma_b2=b)
-        return c, cmap_and_slope(c, np.arange(q.size))[1]
+        chi_c = cmap_and_slope(c, np.arange(q.size))[1]
+        out[:] = 1.0 - chi_c
+        cf = act.closed_form
+        if isinstance(cf, (Erf, Sin)) and chi_1_excess is not None:  # next to the line
+            d0 = 1.0 - c
+            qs = q * cf.scale**2 if isinstance(cf, Erf) else q
+            near = np.flatnonzero(np.isfinite(chi_1_excess) & (d0 <= 0.1) & (d0 * qs <= 1.0))
+            ql = np.zeros(q.size) if q_lo is None else q_lo
+            dr, out[near] = chaotic_deficit(cf, w[near], q[near], ql[near], d0[near])
+            d = require_converged(dr, "c*", sigma_w2=w[near], sigma_b2=b[near])
+            c[near], chi_c[near] = 1.0 - d, 1.0 - out[near]
+        return c, chi_c
 
     c = np.zeros(q.size)
     chi_c = np.zeros(q.size)
-    bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c)
+    ex = np.full(q.size, np.nan) if chi_1_excess is None else chi_1_excess
+    bad = _hermite_c_star(act, w, b, q, st, moments, c, chi_c, out, ex)
+    close = bad & np.isfinite(ex)
+    if np.any(close):  # next to the line: 2D quadrature of a cancellation-free form
+        idx = np.flatnonzero(close)
+        dr, dd = quadrature_chaotic_deficit(act, w[idx], q[idx], ex[idx], 1.0 - c[idx], st)
+        ok = idx[dr.converged]
+        c[ok], out[ok] = 1.0 - dr.x[dr.converged], dd[dr.converged]
+        chi_c[ok] = 1.0 - out[ok]
+        bad[ok] = False
     if np.any(bad):
         idx = np.flatnonzero(bad)
         c[idx], chi_c[idx] = _nested_c_star(act, w[idx], b[idx], q[idx], st)
+        out[idx] = 1.0 - chi_c[idx]
     return c, chi_c
 
 
@@ -425,8 +405,10 @@ def _hermite_c_star(
     moments: QMoments | None,
     c: Array,
     chi_c: Array,
+    deficit: Array,
+    excess: Array,
 ) -> NDArray[np.bool_]:
-    """c* and chi_c (filled in place) from Hermite series with growing numbers of terms.
+    """c*, chi_c, ``deficit = 1 - chi_c`` (in place) from Hermite series of growing length.
 
     Each stage only takes the points whose truncation bound is still above tol or whose
     Newton iteration did not converge; returns where that is still so after the last stage
@@ -463,7 +445,13 @@ def _hermite_c_star(
         c[idx] = roots.x
         _, dp = tail_poly(c[idx], np.arange(idx.size))
         one_minus = (1.0 - c[idx]) * dp
+        pol = np.flatnonzero(np.isfinite(excess[idx]) & roots.converged)
+        if pol.size:  # next to the line: with chi_1 - 1 from extended precision
+            dr, dd = hermite_deficit(tails[pol], ratio[pol], excess[idx[pol]], 1.0 - c[idx[pol]])
+            ok = pol[dr.converged]
+            c[idx[ok]], one_minus[ok] = 1.0 - dr.x[dr.converged], dd[dr.converged]
         chi_c[idx] = 1.0 - one_minus
+        deficit[idx] = one_minus
         bad[idx] = _loose_tails(ser, c[idx], ratio, dp, one_minus, st) | ~roots.converged
     return bad
 
@@ -536,11 +524,15 @@ def _assemble(
     st: QuadratureSettings,
     mom: QMoments,
     c_solver: CStarSolver,
+    near_critical: bool = False,
 ) -> dict[str, NDArray[Any]]:
     """q*, slopes, phase and (through ``c_solver`` on the chaotic points) c* and chi_c.
 
     Flat arrays in, flat arrays out; shared by ``fixed_point`` (exact quadrature) and
-    ``mftheory.meanfield.grid.phase_grid`` (tables and interpolation along rows).
+    ``mftheory.meanfield.grid.phase_grid`` (tables and interpolation along rows). With
+    ``near_critical``, points with ``|chi_1 - 1| < NEAR_CRITICAL`` take the path of
+    ``mftheory.meanfield.near_critical`` (polished q*, ``1 - chi_c`` without cancellation,
+    returned as ``one_minus_chi_c``; NaN elsewhere) and ``c_solver`` is not used.
     """
     q = solve_q_star(a, w, b, q0=q0, settings=st, moments=mom)
     finite = np.isfinite(q)
@@ -551,6 +543,13 @@ def _assemble(
     chi_q[finite] = w[finite] * mom.F_q(qf)
     if a.homogeneous:
         chi_1 = np.where(finite, chi_1, w * homogeneous_kappa(a))
+    deficit, q_lo = np.full(w.shape, np.nan), np.zeros(w.shape)
+    near = finite & (np.abs(chi_1 - 1.0) < NEAR_CRITICAL) & near_critical
+    if np.any(near):
+        if not a.homogeneous:
+            q[near], q_lo[near] = polish_q_star(a, w[near], b[near], q[near], chi_q[near], st)
+        deficit[near] = one_minus_chi_1(a, w[near], q[near], q_lo[near], st)
+        chi_1[near] = 1.0 - deficit[near]
     phase = np.full(w.shape, "divergent", dtype="<U9")
     crit = finite & (np.abs(chi_1 - 1.0) <= critical_tol)
     phase[finite & (chi_1 < 1.0)] = "ordered"
@@ -559,8 +558,22 @@ def _assemble(
     c_star = np.where(finite, 1.0, np.nan)
     chi_c = np.where(finite, chi_1, np.nan)
     chaos = np.flatnonzero(phase == "chaotic")
-    if chaos.size:
+    if chaos.size and near_critical:
+        dc = np.empty(chaos.size)
+        c_star[chaos], chi_c[chaos] = _solve_c_star(
+            a,
+            w[chaos],
+            b[chaos],
+            q[chaos],
+            st,
+            q_lo=q_lo[chaos],
+            deficit=dc,
+            chi_1_excess=-deficit[chaos],
+        )
+        deficit[chaos] = np.where(near[chaos], dc, np.nan)
+    elif chaos.size:
         c_star[chaos], chi_c[chaos] = c_solver(a, w[chaos], b[chaos], q[chaos], st)
+    deficit[phase == "critical"] = np.nan
     return {
         "q_star": q,
         "c_star": c_star,
@@ -568,6 +581,7 @@ def _assemble(
         "chi_c": chi_c,
         "chi_q": chi_q,
         "phase": phase,
+        "one_minus_chi_c": deficit,
     }
 
 
@@ -646,7 +660,7 @@ def fixed_point(
                 return on_grid
     shape = w_arr.shape
     w, b = w_arr.ravel(), b_arr.ravel()
-    fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star)
+    fields = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star, True)
     fields = {k: np.asarray(v).reshape(shape) for k, v in fields.items()}
     return _result(a, w.reshape(shape), b.reshape(shape), fields, st, q0, critical_tol)
 
@@ -670,7 +684,7 @@ def _result(
         chi_1=fields["chi_1"],
         chi_c=fields["chi_c"],
         chi_q=fields["chi_q"],
-        xi_c=depth_scale(np.asarray(fields["chi_c"])),
+        xi_c=xi_from_chi_or_deficit(fields["chi_c"], fields.get("one_minus_chi_c")),
         xi_q=depth_scale(np.asarray(fields["chi_q"])),
         xi_grad=_gradient_scale(fields["chi_1"]),
         phase=fields["phase"],

@@ -34,7 +34,7 @@ in c).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,6 +54,7 @@ from mftheory.meanfield.fixed_points import (
     solve_q_star,
 )
 from mftheory.meanfield.maps import check_variances
+from mftheory.meanfield.near_critical import NEAR_CRITICAL
 
 __all__ = [
     "GRID_FROM",
@@ -177,6 +178,7 @@ def phase_grid(
         deferred.solve(a, st, solver, phase[r0:r1], out["c_star"][r0:r1], out["chi_c"][r0:r1])
         if progress is not None:
             progress(r1, B)
+    _near_critical_pass(a, out, phase, w_axis, b_axis, q0, critical_tol, st)
     out["phase"] = phase
     return _result(
         a,
@@ -187,6 +189,41 @@ def phase_grid(
         q0,
         critical_tol,
     )
+
+
+#: ``|chi_1 - 1|`` below which ``phase_grid`` re-solves a point of a numerical activation on
+#: the near-critical path (tables and interpolation keep xi_c within 1e-10 above it).
+GRID_NEAR = 1e-4
+
+
+def _near_critical_pass(
+    a: Activation,
+    out: dict[str, Array],
+    phase: NDArray[np.str_],
+    w_axis: Array,
+    b_axis: Array,
+    q0: float,
+    critical_tol: float,
+    st: QuadratureSettings,
+) -> None:
+    """Re-solve the points next to the critical line pointwise, on the near-critical path.
+
+    Band: ``|chi_1 - 1| < NEAR_CRITICAL`` for closed forms and kinked activations (both
+    solved exactly at every point anyway), ``GRID_NEAR`` for the interpolated ones.
+    Adds ``out["one_minus_chi_c"]`` (NaN off the band).
+    """
+    band = NEAR_CRITICAL if a.closed_form is not None or a.kinks else GRID_NEAR
+    chi_1 = out["chi_1"]
+    near = np.isfinite(chi_1) & (np.abs(chi_1 - 1.0) < band) & (phase != "critical")
+    out["one_minus_chi_c"] = np.full(chi_1.shape, np.nan)
+    ib, iw = np.nonzero(near)
+    if ib.size == 0:
+        return
+    w, b = w_axis[iw], b_axis[ib]
+    f = _assemble(a, w, b, q0, critical_tol, st, ExactMoments(a, st), _solve_c_star, True)
+    for k, arr in out.items():
+        arr[ib, iw] = f[k]
+    phase[ib, iw] = f["phase"]
 
 
 def grid_applies(
@@ -231,7 +268,8 @@ def fixed_point_on_grid(
     ib = np.searchsorted(b_axis, sigma_b2)
     fields = {k: getattr(g, k)[ib, iw] for k in ("q_star", "c_star", "chi_1", "chi_c", "chi_q")}
     fields["phase"] = np.asarray(g.phase)[ib, iw]
-    return _result(a, sigma_w2, sigma_b2, fields, settings, q0, critical_tol)
+    out = _result(a, sigma_w2, sigma_b2, fields, settings, q0, critical_tol)
+    return replace(out, xi_c=np.asarray(g.xi_c)[ib, iw])  # as computed there (near the line)
 
 
 class _Deferred:

@@ -15,6 +15,8 @@ active after ``maxiter`` iterations is **not** converged; callers check (see
   at 1 (monotone from the right; the chaotic ``c*`` from the Hermite series).
 * ``newton_fixed_point``: Newton on ``g(c) = C(c) - c`` for a convex map ``C`` on
   ``[0, 1]`` started left of the root (monotone from the left; ``c*`` by quadrature).
+* ``positive_newton``: Newton for a positive root from a close start (the polish of
+  ``1 - c*`` next to the critical line, ``mftheory.meanfield.near_critical``).
 
 Notes
 -----
@@ -41,6 +43,7 @@ __all__ = [
     "illinois",
     "newton_fixed_point",
     "newton_from_one",
+    "positive_newton",
     "probe_start",
     "require_converged",
     "step_converged",
@@ -324,6 +327,42 @@ def newton_fixed_point(
         slope_out[active] = slope
         active = active[~done]
     return _roots(c, active, maxiter), slope_out
+
+
+def positive_newton(
+    fun: ValueAndSlope, x0: Array, *, rtol: float = 1e-15, maxiter: int = MAXITER
+) -> Roots:
+    """Newton's method for positive roots from close starting points (a polish).
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, idx)`` returns ``(f, f')`` at iterates ``x`` of problems ``idx``.
+    x0 : ndarray
+        Positive starting points near the roots (e.g. from a less accurate solve).
+    rtol : float
+        Relative step at which a problem has converged.
+    maxiter : int
+
+    Returns
+    -------
+    Roots
+        A step that would leave ``x > 0`` (or is not finite) halves ``x`` instead.
+    """
+    x = np.asarray(x0, dtype=np.float64).copy()
+    active = np.arange(x.size)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        xa = x[active]
+        f, df = fun(xa, active)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xn = xa - f / df
+        xn = np.where(np.isfinite(xn) & (xn > 0), xn, 0.5 * xa)
+        done = np.abs(xn - xa) <= rtol * xa
+        x[active] = xn
+        active = active[~done]
+    return _roots(x, active, maxiter)
 
 
 def _roots(x: Array, active: Index, maxiter: int) -> Roots:

@@ -115,6 +115,13 @@ class EnsembleResult:
         ``"gram"`` or ``"weights"``.
     activation : str
         Label of ``phi``.
+    difference_groups : ndarray of float64, shape ``(G, L, M, M)``, or None
+        Mean of ``D^l`` over each of ``G`` groups of consecutive networks (network ``k`` in
+        group ``floor(k G / networks)``); with ``G = networks``, every network's own ``D^l``.
+        What a bootstrap over networks resamples. None unless ``groups`` was asked for (and
+        a control given).
+    group_sizes : ndarray of int64, shape ``(G,)``, or None
+        Networks per group (they differ by at most one).
 
     Notes
     -----
@@ -137,6 +144,8 @@ class EnsembleResult:
     device: str = "cpu"
     method: str = "gram"
     activation: str = ""
+    difference_groups: FloatArray | None = None
+    group_sizes: IntArray | None = None
 
     @property
     def has_control(self) -> bool:
@@ -186,6 +195,7 @@ def simulate_ensemble(
     method: Literal["gram", "weights"] | str = "gram",
     chunk: int | None = None,
     progress: Callable[[int, int], Any] | None = None,
+    groups: int | None = None,
 ) -> EnsembleResult:
     """Mean and standard error of the empirical covariance of an ensemble of random CNNs.
 
@@ -246,6 +256,11 @@ def simulate_ensemble(
         ``chunk`` at least ``PROGRESS_STEPS`` times (every network when there are fewer),
         increasing, the last call ``(networks, networks)``. The function itself prints
         nothing.
+    groups : int, optional
+        Also keep the mean of ``D^l`` over this many groups of consecutive networks
+        (``2 <= groups <= networks``; ``networks`` keeps every network): the input of a
+        bootstrap over networks (``mftheory.montecarlo.mode_check``). Needs a control; costs
+        ``8 groups L M^2`` bytes.
 
     Returns
     -------
@@ -330,9 +345,16 @@ def simulate_ensemble(
     else:
         chunk_i = int_at_least(chunk, "chunk", 1)
 
+    groups_i = None
+    if groups is not None:
+        groups_i = int_at_least(groups, "groups", 2)
+        if groups_i > n_net:
+            raise MFTheoryError(f"groups must be at most networks ({n_net}), got {groups_i}")
+        if star is None:
+            raise MFTheoryError("groups needs a control input (Sigma_star or q_star, c_star)")
     ops = arrays.bind(activation, seed_i, n_net)
     with np.errstate(over="ignore", invalid="ignore"):
-        main, diff, records = run_ensemble(ops, plan, n_net, chunk_i, progress)
+        main, diff, records, kept = run_ensemble(ops, plan, n_net, chunk_i, progress, groups_i)
     first_layer = 0 if plan.root0 is not None else 1
     return EnsembleResult(
         layers=np.arange(first_layer, first_layer + records, dtype=np.int64),
@@ -349,4 +371,6 @@ def simulate_ensemble(
         device=str(ops.device),
         method=str(method),
         activation=activation.label,
+        difference_groups=None if kept is None else kept.means(),
+        group_sizes=None if kept is None else kept.sizes,
     )

@@ -26,7 +26,14 @@ from mftheory.cnn.modes import kernel_offsets, wrap_kernel
 from mftheory.errors import MFTheoryError
 from mftheory.montecarlo.backends import ArrayOps
 
-__all__ = ["EnsemblePlan", "Welford", "apply_A_batched", "auto_chunk", "run_ensemble"]
+__all__ = [
+    "EnsemblePlan",
+    "GroupSums",
+    "Welford",
+    "apply_A_batched",
+    "auto_chunk",
+    "run_ensemble",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -196,23 +203,52 @@ class Welford:
         return np.sqrt(self.m2 / (n - 1) / n)
 
 
+class GroupSums:
+    """Sums of a per-network record over groups of consecutive networks.
+
+    Network ``k`` of ``networks`` belongs to group ``floor(k * groups / networks)``, so the
+    groups hold whole networks and their sizes differ by at most one; with
+    ``groups == networks`` every network is its own group (what a bootstrap over networks
+    resamples).
+    """
+
+    def __init__(self, groups: int, networks: int, records: int, M: int) -> None:
+        self.sums = np.zeros((groups, records, M, M))
+        self.group_of = (np.arange(networks) * groups) // networks
+        self.sizes = np.bincount(self.group_of, minlength=groups).astype(np.int64)
+
+    def add(self, record: int, first: int, values: FloatArray) -> None:
+        """Add ``values[k]`` as network ``first + k`` of layer record ``record``."""
+        for k in range(values.shape[0]):
+            self.sums[self.group_of[first + k], record] += values[k]
+
+    def means(self) -> FloatArray:
+        """Mean of the record over each group, ``(groups, records, M, M)``."""
+        return self.sums / self.sizes[:, None, None, None]
+
+
 def run_ensemble(
     ops: ArrayOps,
     plan: EnsemblePlan,
     networks: int,
     chunk: int,
     progress: Callable[[int, int], Any] | None,
-) -> tuple[Welford, Welford | None, int]:
+    groups: int | None = None,
+) -> tuple[Welford, Welford | None, int, GroupSums | None]:
     """Simulate ``networks`` networks, ``chunk`` at a time, and accumulate their statistics.
 
     Returns the running statistics of ``Sigma_hat_main^l`` and of the control difference
-    ``D^l`` (None without a control), and the number of recorded layers. Raises
-    ``MFTheoryError`` when a network's pre-activations stop being finite.
+    ``D^l`` (None without a control), the number of recorded layers, and with ``groups``
+    (and a control) the sums of ``D^l`` over that many groups of networks (``GroupSums``;
+    else None). Raises ``MFTheoryError`` when a network's pre-activations stop being finite.
     """
     records = plan.depth + 1 if plan.root0 is not None else plan.depth
     first_layer = 0 if plan.root0 is not None else 1
     main = Welford(records, plan.M)
     diff = Welford(records, plan.M) if plan.root_star is not None else None
+    kept = None
+    if groups is not None and diff is not None:
+        kept = GroupSums(groups, networks, records, plan.M)
     M = plan.M
     for start in range(0, networks, chunk):
         nets = range(start, min(start + chunk, networks))
@@ -230,7 +266,10 @@ def run_ensemble(
                 gn = ops.to_numpy(g)
                 main.add(record, start, gn[:, :M, :M])
                 if diff is not None:
-                    diff.add(record, start, gn[:, M:, M:] - gn[:, :M, :M])
+                    d = gn[:, M:, M:] - gn[:, :M, :M]
+                    diff.add(record, start, d)
+                    if kept is not None:
+                        kept.add(record, start, d)
         except _Diverged as exc:
             where = layer if exc.layer < 0 else exc.layer
             raise MFTheoryError(
@@ -240,7 +279,7 @@ def run_ensemble(
             ) from None
         if progress is not None:
             progress(nets.stop, networks)
-    return main, diff, records
+    return main, diff, records, kept
 
 
 def auto_chunk(plan: EnsemblePlan, c_in: int) -> int:

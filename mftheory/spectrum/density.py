@@ -195,7 +195,14 @@ def jacobian_spectrum(
     else:
         solver = SubordinationSolver(law, w2, L, gaussian, st)
         t_walk, z_walk, m_walk, _ = solver.walk(continuous, st)
-        t_grid, rho = _fine_grid(solver, t_walk, z_walk, m_walk, st)
+        # Belinschi's mass L p - (L - 1) = 0 exactly (half atoms at depth 2): no atom, but an
+        # integrable singularity at (sigma_w2 a)^L, the edge of the support.
+        singular = tuple(
+            L * math.log(w2 * a)
+            for a, p in law.atoms
+            if not gaussian and a > 0 and abs(L * p - (L - 1)) < 1e-9
+        )
+        t_grid, rho = _fine_grid(solver, t_walk, z_walk, m_walk, st, singular)
         spec = JacobianSpectrum(
             activation=a, sigma_w2=w2, sigma_b2=b2, q_star=q, depth=L, weights=weights,
             mu_1=mu1, mu_2=mu2, chi_1=chi, mean=mean, variance=variance,
@@ -252,30 +259,62 @@ def _atoms(
 
 
 def _fine_grid(
-    solver: SubordinationSolver, t_walk: Array, z_walk: CArray, m_walk: CArray, st: SpectrumSettings
+    solver: SubordinationSolver,
+    t_walk: Array,
+    z_walk: CArray,
+    m_walk: CArray,
+    st: SpectrumSettings,
+    singular: tuple[float, ...] = (),
 ) -> tuple[Array, Array]:
     """The reported grid over the walk's support, solved in one vectorised Newton run.
 
     The support's ends are located by bisection between the walk's points; the grid points
-    are equidistributed in (share of the t range) + (share of the mass) + (share of
-    ``sqrt`` of the distance to each end), so they are even in t where the density is flat,
-    dense where the mass is, and clustered at square-root edges, where the trapezoid rule
-    would otherwise lose accuracy.
+    are equidistributed in (share of the t range) + (share of the mass) + (share of the
+    mean ``E[x]``) + (share of ``sqrt`` of the distance to each end), so they are even in t
+    where the density is flat, dense where the mass and the mean are, and clustered at
+    square-root edges, where the trapezoid rule would otherwise lose accuracy. With
+    ``singular`` (an integrable ``1/sqrt`` singularity at an end: two half atoms at depth 2)
+    the fourth root replaces the square root, so the points crowd the singularity closely
+    enough for the trapezoid (error ~ N^-2 instead of N^-1); ``_singular_ends`` fixes the
+    end value.
     """
     tw, zw, mw = t_walk[::-1], z_walk[::-1], m_walk[::-1]  # ascending in t
     rw = -mw.imag / math.pi
-    floor = 1e-9 * float(np.max(rw))
-    inside = rw > floor
-    idx = np.flatnonzero(inside)
-    lo_i, hi_i = int(idx[0]), int(idx[-1])
-    t_hi = _edge(solver, tw, zw, hi_i, hi_i + 1, floor) if hi_i + 1 < tw.size else tw[hi_i]
-    t_lo = _edge(solver, tw, zw, lo_i, lo_i - 1, floor) if lo_i > 0 else tw[0]
+    # Orthogonal weights: the top edge is where the density falls below 1e-6 of its peak (the
+    # bins of the law of phi'^2 leave a faint smoothing tail beyond the hard edge). Gaussian
+    # weights taper the top instead, where the mean is carried: 1e-9, as the bottom, which
+    # keeps the walk's far tail.
+    # (Below the peak's 1e-9 or half the walk's last value, whichever is lower: a singular
+    # peak must not cut off a far tail the walk followed.)
+    floor_lo = 1e-9 * float(np.max(rw))
+    if rw[0] > 0:
+        floor_lo = min(floor_lo, 0.5 * float(rw[0]))
+    floor_hi = floor_lo if solver.gaussian else 1e-6 * float(np.max(rw))
+    lo_i = int(np.flatnonzero(rw > floor_lo)[0])
+    hi_i = int(np.flatnonzero(rw > floor_hi)[-1])
+    t_hi = _edge(solver, tw, zw, hi_i, hi_i + 1, floor_hi) if hi_i + 1 < tw.size else tw[hi_i]
+    t_lo = _edge(solver, tw, zw, lo_i, lo_i - 1, floor_lo) if lo_i > 0 else tw[0]
+    snapped = False
+    for t_s in singular:  # the singularity is the edge: the bisection stops past it
+        if 0 <= t_hi - t_s < 1e-3 * (t_hi - t_lo):
+            t_hi, snapped = t_s, True
+        elif 0 <= t_s - t_lo < 1e-3 * (t_hi - t_lo):
+            t_lo, snapped = t_s, True
     keep = (tw >= t_lo) & (tw <= t_hi)
     tk, rk = np.concatenate([[t_lo], tw[keep], [t_hi]]), np.concatenate([[0.0], rw[keep], [0.0]])
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (rk[1:] + rk[:-1]) * np.diff(tk))])
     span = t_hi - t_lo
     u = (tk - t_lo) / span
-    monitor = u + cum / max(float(cum[-1]), 1e-300) + np.sqrt(u) - np.sqrt(1.0 - u)
+    power = 0.25 if snapped else 0.5
+    rm = rk * np.exp(tk - t_hi)  # where the mean is carried (the top, for deep networks)
+    cum_mean = np.concatenate([[0.0], np.cumsum(0.5 * (rm[1:] + rm[:-1]) * np.diff(tk))])
+    monitor = (
+        u
+        + cum / max(float(cum[-1]), 1e-300)
+        + cum_mean / max(float(cum_mean[-1]), 1e-300)
+        + u**power
+        - (1.0 - u) ** power
+    )
     t = np.interp(np.linspace(monitor[0], monitor[-1], st.points), monitor, tk)
     guess = np.interp(t, tw, zw.real) + 1j * np.interp(t, tw, zw.imag)
     guess = np.where(guess.imag > 0, guess, guess.real + 1e-12j * np.abs(guess))
@@ -296,7 +335,7 @@ def _fine_grid(
                 f"spectrum: Newton did not converge at {bad.size} grid points (first at"
                 f" ln x = {bad[0]:.6g})"
             )
-    return t, np.maximum(-m.imag / math.pi, 0.0)
+    return t, _singular_ends(t, np.maximum(-m.imag / math.pi, 0.0))
 
 
 def _edge(
@@ -342,6 +381,31 @@ def _trapezoid(y: NDArray[np.float64], x: NDArray[np.float64]) -> float:
     (written out because numpy < 2 has no ``np.trapezoid`` and ``np.trapz`` is gone from
     numpy 2)."""
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
+
+
+def _singular_ends(t: Array, rho: Array) -> Array:
+    """``rho`` with the value at a singular end of the grid set so the trapezoid is exact.
+
+    Beside an integrable singularity ``rho ~ A s^alpha``, ``-1 < alpha < 0``, at distance
+    ``s`` from a grid end (the free product of two half atoms, depth 2), the density there is
+    infinite and the value the solver finds at the end point is only the smoothing past it.
+    The end segment's mass is ``rho_in s_in / (alpha + 1)`` (``alpha`` from the two inner
+    points); the end value is the one whose trapezoid gives that mass, so the reported grid
+    integrates right with the trapezoid rule (docs/theory.md section 5).
+    """
+    rho = rho.copy()
+    n = t.size
+    if n < 4:
+        return rho
+    for end, i1, i2 in ((n - 1, n - 2, n - 3), (0, 1, 2)):
+        s1, s2 = abs(t[end] - t[i1]), abs(t[end] - t[i2])
+        y1, y2 = rho[i1], rho[i2]
+        if not (y1 > y2 > 0 and s2 > s1 > 0):
+            continue
+        alpha = math.log(y1 / y2) / math.log(s1 / s2)
+        if -0.95 < alpha < -0.05:
+            rho[end] = y1 * (2.0 / (alpha + 1.0) - 1.0)
+    return rho
 
 
 def _checks(spec: JacobianSpectrum, grid_mass: float, continuous: float) -> dict[str, float]:

@@ -229,6 +229,14 @@ def derivative_law(a: Activation, q: float, st: QuadratureSettings) -> Derivativ
     keep = w > 0
     d, w = d[keep], w[keep]
     zero = d == 0
+    if np.any(zero) and not a.kinks and np.any(~zero):
+        # A smooth phi' vanishes on no interval: phi'^2 == 0.0 at a node is underflow (sigmoid's
+        # s (1 - s) for h >= 37), not rank loss; its mass joins the smallest positive value.
+        low = int(np.argmin(np.where(zero, np.inf, d)))
+        w = w.copy()
+        w[low] += float(np.sum(w[zero]))
+        d, w = d[~zero], w[~zero]
+        zero = d == 0
     zero_mass = float(np.sum(w[zero]))
     vals, inverse, counts = np.unique(d[~zero], return_inverse=True, return_counts=True)
     mass = np.bincount(inverse, weights=w[~zero])

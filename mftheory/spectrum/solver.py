@@ -83,6 +83,19 @@ class SpectrumSettings:
         }
 
 
+#: Largest relative distance of an accepted root from the walk's linear predictor: a root
+#: farther away is on another branch of the equation (deep orthogonal lower tails have two).
+_PREDICTOR = 0.05
+
+
+def _segment_mass(rho0: float, rho1: float, h: float) -> float:
+    """Mass of a walk step of width ``h``: exact for an exponential between the ends (the
+    trapezoid over-counts the convex, exponentially decaying tails)."""
+    if rho0 > 0 and rho1 > 0 and abs(rho0 - rho1) > 1e-9 * max(rho0, rho1):
+        return h * (rho0 - rho1) / math.log(rho0 / rho1)
+    return 0.5 * (rho0 + rho1) * h
+
+
 #: |x| = w / (2 |z - y|) below which a bin's integral uses its series (error < 1e-16).
 _SERIES_X = 0.06
 
@@ -242,6 +255,7 @@ class SubordinationSolver:
             rho1 = -m1[0].imag / math.pi if ok[0] else math.nan
             accept = (
                 bool(ok[0])
+                and abs(z1[0] - guess) <= _PREDICTOR * abs(guess)
                 and abs(m1[0] - m) <= 0.25 * (abs(m) + 1e-3)
                 and abs(rho1 - rho0) <= 0.2 * max(rho0, rho1) + 1e-3 * mass
                 and h * max(rho0, rho1) <= 0.01 * mass
@@ -256,17 +270,17 @@ class SubordinationSolver:
                         f" ({mass - cum:.3g} of the mass below it unresolved)"
                     )
                 continue
-            cum += 0.5 * (rho0 + rho1) * h
+            cum += _segment_mass(rho0, rho1, h)
             t, zd, m = tn, complex(z1[0]), complex(m1[0])
             ts.append(t)
             zs.append(zd)
             ms.append(m)
-            if cum >= mass - st.tail:
-                break  # all the mass is above (see the module notes on the far tail)
             if mass - cum < 0.01:
                 if rho1 <= 0.0:
                     break
                 if rho1 < rho0:
+                    # Exponential extrapolation of the decay: the mass left below is
+                    # rho1 * decay (the walk's running sum is too coarse to stop on).
                     decay = h / math.log(rho0 / rho1)
                     if rho1 * decay < st.tail:
                         break

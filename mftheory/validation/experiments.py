@@ -41,12 +41,14 @@ from mftheory.cnn.modes import mode_eigenvalues, variance_vector
 from mftheory.errors import MFTheoryError
 from mftheory.meanfield.critical import critical_point
 from mftheory.meanfield.fixed_points import fixed_point, trainable_depth
+from mftheory.validation.agreement import agreement_groups, wilson_interval
 from mftheory.validation.runner import Cell
 from mftheory.validation.ultradeep import ultra_deep_summary
 
 __all__ = [
     "EXPERIMENTS",
     "SCALES",
+    "SMOKE_TEST_NOTICE",
     "Plan",
     "plan_experiment",
     "summarise",
@@ -98,17 +100,23 @@ _COMMON: dict[str, dict[str, Any]] = {
 _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
     "trainability": {
         "tiny": {"depths": [2, 8], "sigma_w2": [0.5, 1.76, 4.0], "steps": 8, "eval_every": 4},
+        # both sides: 6 xi_c = 21.8 (ordered, 1.0), 41.9 (4.0) and 20.8 (20.0) at sigma_b2 = 0.05;
+        # depth 32 is past the limit on both sides; 3 seeds per cell; ~35 minutes on one loaded
+        # core (a cell costs ~4 s per layer when it runs its 200 steps; depth 128 would be ~9 min)
         "cpu": {
-            "depths": [2, 4, 8, 16, 32],
-            "sigma_w2": [0.5, 0.75, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 5.0],
-            "steps": 300,
-            "eval_every": 50,
+            "depths": [4, 8, 16, 32],
+            "sigma_w2": [1.0, 4.0, 20.0],
+            "seeds": 3,
+            "steps": 200,
+            "eval_every": 25,
+            "eval_size": 500,
             "optimizer": "adam",
             "lr": 0.001,
         },
         "paper": {
             "depths": [10, 50, 100, 200, 300, 400, 500, 600],
             "sigma_w2": [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 3.5, 4.0],
+            "seeds": 3,
             "steps": 3000,
             "eval_every": 500,
         },
@@ -151,6 +159,13 @@ _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"depths": [32, 128, 512, 2048], "steps": 20000, "eval_every": 1000},
     },
 }
+SMOKE_TEST_NOTICE = (
+    "smoke test, not a result: --scale tiny only checks that the experiment runs end to end"
+    " (a handful of tiny networks trained for a few steps); its numbers say nothing about"
+    " the theory"
+)
+"""The line ``--scale tiny`` puts on stderr, in ``report.md`` and in ``summary.json``."""
+
 _SIGMA_B2 = {"trainability": 0.05, "learning-speed": 1e-5, "ultra-deep": 1e-5}
 _DEFAULT_SIGMA_B2 = 0.05  # spatial-modes: the line of Schoenholz et al.
 
@@ -225,10 +240,11 @@ def plan_experiment(
     overrides : mapping, optional
         Settings to replace, None values ignored: ``dataset``, ``data_dir``, ``max_train``,
         ``max_test``, ``channels``, ``depths``, ``sigma_w2`` (the trainability axis),
-        ``sigma_b2``, ``schemes`` (learning-speed, ultra-deep), ``v_presets``
-        (spatial-modes); ultra-deep: ``lrs`` (a grid of rates, the same at every depth),
-        ``lr_times_depth`` (a grid of ``lr x depth``: rates ``g / depth``), ``seeds``
-        (repeats per rate), ``low_threshold`` (a second, lower accuracy counted);
+        ``sigma_b2``, ``seeds`` (trainability: networks per grid point; ultra-deep: repeats
+        per rate), ``schemes`` (learning-speed, ultra-deep), ``v_presets`` (spatial-modes);
+        ultra-deep: ``lrs`` (a grid of rates, the same at every depth), ``lr_times_depth``
+        (a grid of ``lr x depth``: rates ``g / depth``), ``low_threshold`` (a second, lower
+        accuracy counted);
         ``steps``, ``epochs`` (ultra-deep; or any experiment, instead of steps),
         ``eval_every``, ``batch_size``, ``lr``, ``momentum``, ``eval_size``, ``seed``,
         ``split_seed``, ``device``, ``threads``, ``threshold``; ``n_train`` (the training
@@ -372,14 +388,25 @@ def _cells(experiment: str, s: dict[str, Any]) -> list[Cell]:
     variants: list[tuple[str, dict[str, Any]]] = []
     if experiment == "trainability":
         s["sigma_w2"] = _variances("sigma_w2", s["sigma_w2"])
+        (s["seeds"],) = _positive_ints("seeds", [s.get("seeds", 1)])
+        # a cell stops at its first evaluation that reaches the threshold: same verdict
+        base["stop_at"] = "auto" if s["threshold"] is None else float(s["threshold"])
+        s["stop_at"] = base["stop_at"]
         for d in s["depths"]:
             for w2 in s["sigma_w2"]:
-                variants.append(
-                    (
-                        f"depth={d:05d}_sigma_w2={w2:.4f}",
-                        {"depth": d, "sigma_w2": w2, "scheme": "gaussian", "v": "uniform"},
+                for k in range(s["seeds"]):
+                    variants.append(
+                        (
+                            f"depth={d:05d}_sigma_w2={w2:.4f}_seed={k}",
+                            {
+                                "depth": d,
+                                "sigma_w2": w2,
+                                "scheme": "gaussian",
+                                "v": "uniform",
+                                "replicate": k,
+                            },
+                        )
                     )
-                )
     else:
         s["sigma_w2_critical"] = w2c = _critical_sigma_w2(s["sigma_b2"])
         if experiment == "learning-speed":
@@ -456,9 +483,14 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
     -------
     dict
         Always ``experiment``, ``scale``, ``threshold``, ``cells`` (one row a finished
-        cell), ``failed`` (count) and ``headline`` (one sentence). Per experiment:
+        cell, with ``stopped_at_step`` where it stopped early at the threshold), ``failed``
+        (count) and ``headline`` (one sentence); ``notice`` (``SMOKE_TEST_NOTICE``) at scale
+        ``tiny``. Per experiment:
 
         - trainability: ``agreement`` (share of cells where trainable == predicted),
+          ``agreeing_cells``, ``agreement_ci95`` (95% Wilson score interval),
+          ``agreement_groups`` (per side and prediction, with the "all train" and "none
+          train" baselines: ``mftheory.validation.agreement.agreement_groups``),
           ``critical_sigma_w2``, ``curve`` (``sigma_w2`` and ``six_xi_c`` on a fine grid);
         - learning-speed, ultra-deep: per row ``steps_to_threshold`` /
           ``epochs_to_threshold``;
@@ -485,6 +517,8 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
                 "test_accuracy": r["final"].get("test_accuracy"),
                 "diverged": r["diverged"],
                 "trained": _final(r, "train_accuracy") >= thr,
+                "replicate": c.get("replicate", 0),
+                "stopped_at_step": r.get("stopped_at_step"),
                 "steps_to_threshold": _first_reaching(r, thr, "step"),
                 "epochs_to_threshold": _first_reaching(r, thr, "epoch"),
                 "wall_time_s": r["wall_time_s"],
@@ -499,6 +533,8 @@ def summarise(plan: Plan, results: Sequence[Mapping[str, Any]]) -> dict[str, Any
         "failed": len(results) - len(done),
         "wall_time_s": float(sum(r["wall_time_s"] for r in rows)),
     }
+    if plan.scale == "tiny":
+        out["notice"] = SMOKE_TEST_NOTICE
     exp = plan.experiment
     if exp == "ultra-deep":
         out |= _ultra_deep(plan, done, rows, thr)
@@ -560,9 +596,20 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     fine_xi = fixed_point("tanh", sigma_w2=fine, sigma_b2=b2).xi_c
     share = agree / len(rows) if rows else math.nan
     w2c = _critical_sigma_w2(b2)
+    groups = agreement_groups(rows, w2c)
+    low, high = wilson_interval(agree, len(rows))
+    trained = sum(bool(row["trained"]) for row in rows)
+    base = max(trained, len(rows) - trained) / len(rows) if rows else math.nan
+    per_side = "; ".join(
+        f"{g['side']} {g['agreeing']}/{g['cells']}"
+        for g in groups
+        if g["prediction"] == "any" and g["side"] != "all" and g["cells"]
+    )
     return {
         "agreement": share,
         "agreeing_cells": agree,
+        "agreement_ci95": [low, high] if rows else None,
+        "agreement_groups": groups,
         "critical_sigma_w2": w2c,
         "curve": {
             "sigma_w2": fine.tolist(),
@@ -573,7 +620,9 @@ def _trainability(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "headline": (
             f"trainable (training accuracy >= threshold) agrees with depth < 6 xi_c in"
-            f" {agree} of {len(rows)} cells ({100 * share:.0f}%)"
+            f" {agree} of {len(rows)} cells ({100 * share:.0f}%, 95% Wilson interval"
+            f" {100 * low:.0f}-{100 * high:.0f}%; {per_side}); the better trivial baseline"
+            f" ('all train' or 'none train') scores {100 * base:.0f}%"
         ),
     }
 

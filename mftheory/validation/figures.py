@@ -40,19 +40,32 @@ def _edges(values: Sequence[float], log: bool) -> np.ndarray:
 
 
 def trainability_figure(summary: Mapping[str, Any]) -> Figure:
-    """Heatmap of final training accuracy with the ``6 xi_c`` curve (the paper's Fig. 2)."""
+    """Heatmap of final training accuracy with the ``6 xi_c`` curve (the paper's Fig. 2).
+
+    With several seeds per ``(sigma_w2, depth)`` the colour is their mean accuracy and the
+    text in the square says how many of them trained (``2/3``). A ``sigma_w2`` axis that
+    spans more than a factor 8 is logarithmic.
+    """
     rows = summary["cells"]
     w2 = sorted({r["sigma_w2"] for r in rows})
     depths = sorted({r["depth"] for r in rows})
-    acc = np.full((len(depths), len(w2)), np.nan)
+    total = np.zeros((len(depths), len(w2)))
+    count = np.zeros((len(depths), len(w2)), dtype=int)
+    trained = np.zeros((len(depths), len(w2)), dtype=int)
     for r in rows:
         value = r["train_accuracy"]
-        acc[depths.index(r["depth"]), w2.index(r["sigma_w2"])] = 0.0 if value is None else value
+        i, j = depths.index(r["depth"]), w2.index(r["sigma_w2"])
+        total[i, j] += 0.0 if value is None else value
+        count[i, j] += 1
+        trained[i, j] += bool(r["trained"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()
     log_depth = min(depths) > 0 and len(depths) > 2 and max(depths) / min(depths) > 8
+    log_w2 = min(w2) > 0 and len(w2) > 1 and max(w2) / min(w2) > 8
     mesh = ax.pcolormesh(
-        _edges(w2, False),
+        _edges(w2, log_w2),
         _edges(depths, log_depth),
         acc,
         cmap=colormaps["viridis"],
@@ -79,6 +92,20 @@ def trainability_figure(summary: Mapping[str, Any]) -> Figure:
         path_effects=outline,
         label=r"critical $\sigma_w^2$",
     )
+    if count.max(initial=0) > 1:
+        for i, d in enumerate(depths):
+            for j, w in enumerate(w2):
+                if count[i, j]:
+                    ax.annotate(
+                        f"{trained[i, j]}/{count[i, j]}",
+                        (w, d),
+                        xytext=(0, 8),
+                        textcoords="offset points",
+                        ha="center",
+                        color="white",
+                        fontsize="x-small",
+                        path_effects=outline,
+                    )
     bad = [r for r in rows if not r["agrees"]]
     if bad:
         ax.plot(
@@ -88,10 +115,15 @@ def trainability_figure(summary: Mapping[str, Any]) -> Figure:
             color="red",
             ms=8,
             mew=2,
-            label="disagrees",
+            label="disagrees (any seed)" if count.max(initial=0) > 1 else "disagrees",
         )
     if log_depth:
         ax.set_yscale("log")
+    if log_w2:
+        ax.set_xscale("log")
+        ax.set_xticks(w2, [f"{w:g}" for w in w2])
+        ew = _edges(w2, log_w2)
+        ax.set_xlim(ew[0], ew[-1])
     e = _edges(depths, log_depth)
     ax.set_ylim(e[0], e[-1])
     ax.set_yticks(depths, [str(d) for d in depths])

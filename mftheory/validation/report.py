@@ -28,7 +28,7 @@ from mftheory.validation.experiments import Plan
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["figure_for", "markdown_report", "write_outputs"]
+__all__ = ["AGREEMENT_COLUMNS", "agreement_lines", "figure_for", "markdown_report", "write_outputs"]
 
 _TITLES = {
     "trainability": "Trainability against the predicted depth limit 6 xi_c (paper Fig. 2)",
@@ -77,12 +77,14 @@ _COLUMNS = {
     "trainability": (
         "depth",
         "sigma_w2",
+        "replicate",
         "six_xi_c",
         "train_accuracy",
         "test_accuracy",
         "trained",
         "predicted_trainable",
         "agrees",
+        "stopped_at_step",
     ),
     "learning-speed": (
         "scheme",
@@ -126,14 +128,43 @@ def _lr_table(summary: Mapping[str, Any]) -> list[str]:
     return [*lines, "", *(f"- {v}" for v in summary["verdict"]), ""]
 
 
+AGREEMENT_COLUMNS: tuple[str, ...] = (
+    "group",
+    "cells",
+    "agreeing",
+    "agreement",
+    "ci95_low",
+    "ci95_high",
+    "all_train_baseline",
+    "none_train_baseline",
+)
+"""The columns of the trainability agreement table (``agreement_groups``' fields)."""
+
+
+def agreement_lines(groups: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The markdown table of agreement per side and prediction, with intervals and baselines."""
+    lines = [
+        "Agreement of trained with `depth < 6 xi_c` per group of cells; 95% interval: Wilson"
+        " score interval, cells counted as independent trials; baselines: the agreement of"
+        ' predicting "every network trains" and "no network trains" on the same cells.',
+        "",
+        "| " + " | ".join(AGREEMENT_COLUMNS) + " |",
+        "|" + "---|" * len(AGREEMENT_COLUMNS),
+    ]
+    for g in groups:
+        lines.append("| " + " | ".join(_fmt(g.get(c)) for c in AGREEMENT_COLUMNS) + " |")
+    return lines
+
+
 def markdown_report(
     plan: Plan, summary: Mapping[str, Any], meta: Mapping[str, Any], figure: str | None
 ) -> str:
     """The text of ``report.md``."""
     s = plan.settings
-    lines = [
-        f"# {_TITLES[plan.experiment]}",
-        "",
+    lines = [f"# {_TITLES[plan.experiment]}", ""]
+    if summary.get("notice"):
+        lines += [f"> **{summary['notice']}**", ""]
+    lines += [
         f"- command: `{meta['command_line']}`",
         f"- finished: {meta['finished_at']}; mftheory {__version__}, torch"
         f" {meta.get('torch_version', '?')}, device {meta.get('device', '?')}",
@@ -147,8 +178,13 @@ def markdown_report(
         + (", ".join(f"{x:g}" for x in s["lrs"]) if "lrs" in s else f"{s['lr']:g}")
         + (f", momentum {s['momentum']:g}" if s["optimizer"] == "sgd" else "")
         + f", batch {s['batch_size']}, {s['steps']} steps, constant learning rate;"
-        f" seed {s['seed']}",
-        f"- trained means training accuracy >= {summary['threshold']:.3f}",
+        f" seed {s['seed']}" + (f", {s['seeds']} seeds per cell" if "seeds" in s else ""),
+        f"- trained means training accuracy >= {summary['threshold']:.3f}"
+        + (
+            " (a cell stops at the first evaluation that reaches it)"
+            if s.get("stop_at") is not None
+            else ""
+        ),
         "",
         f"**{summary['headline']}**",
         "",
@@ -157,6 +193,8 @@ def markdown_report(
         lines += [f"![{plan.experiment}]({figure})", ""]
     if "table" in summary:
         lines += _lr_table(summary)
+    if summary.get("agreement_groups"):
+        lines += [*agreement_lines(summary["agreement_groups"]), ""]
     cols = columns(plan.experiment)
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))

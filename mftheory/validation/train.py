@@ -54,7 +54,13 @@ CONFIG_KEYS: tuple[str, ...] = (
     "device",
     "threads",
 )
-"""Keys every cell config has (extra keys, such as the experiment's labels, are kept)."""
+"""Keys every cell config has (extra keys, such as the experiment's labels, are kept).
+
+An optional key ``stop_at`` (a training accuracy in (0, 1], ``"auto"`` for halfway from
+chance to 1, or None) ends the run at the first evaluation whose training accuracy reaches
+it; the step is recorded as ``stopped_at_step``. An optional ``test_at_end`` (true: the
+test set is evaluated only at the last evaluation, the curve's other test accuracies None)
+saves time on very deep networks."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,7 +91,7 @@ def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> t
 
 
 def _optimizer(net: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam, or SGD with momentum, at the cell's constant learning rate."""
+    """Adam, or SGD with momentum, at the config's constant learning rate."""
     lr = float(config["lr"])
     if config["optimizer"] == "adam":
         return torch.optim.Adam(net.parameters(), lr=lr)
@@ -93,17 +99,29 @@ def _optimizer(net: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
 
 
 def _minibatches(
-    n_train: int, batch: int, order_gen: torch.Generator, device: torch.device
+    n_train: int, batch: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[torch.Tensor]:
-    """Indices of successive minibatches: a fresh permutation whenever one runs out."""
-    perm = torch.randperm(n_train, generator=order_gen).to(device)
+    """Index minibatches without end: a new permutation whenever a batch would run over."""
+    perm = torch.randperm(n_train, generator=generator).to(device)
     pos = 0
     while True:
         if pos + batch > n_train:
-            perm = torch.randperm(n_train, generator=order_gen).to(device)
+            perm = torch.randperm(n_train, generator=generator).to(device)
             pos = 0
         yield perm[pos : pos + batch]
         pos += batch
+
+
+def _stop_accuracy(value: Any, chance: float) -> float | None:
+    """The training accuracy that ends a run early: given, ``"auto"`` (halfway), or None."""
+    if value is None:
+        return None
+    if value == "auto":
+        return 0.5 * (1.0 + chance)
+    f = float(value)
+    if not 0 < f <= 1:
+        raise MFTheoryError(f"stop_at must be in (0, 1] or 'auto', got {value!r}")
+    return f
 
 
 def train_cell(config: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +135,7 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         ``v``, ``sigma_w2``, ``sigma_b2``), the optimiser (``lr``, ``momentum``,
         ``batch_size``, ``steps``), the evaluation (``eval_every`` steps, on at most
         ``eval_size`` training samples and the whole test set), ``seed``, ``device`` and
-        ``threads`` (CPU threads, 0 to leave torch's default). Optional: ``stop_at`` (end
-        the run at the first evaluation whose training accuracy reaches it) and
-        ``test_at_end`` (true: the test set is evaluated only at the last evaluation, the
-        curve's other test accuracies are None; saves time on very deep networks).
+        ``threads`` (CPU threads, 0 to leave torch's default).
 
     Returns
     -------
@@ -128,9 +143,10 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         ``curve`` (lists ``step``, ``epoch``, ``train_loss``, ``train_accuracy``,
         ``test_accuracy``; a non-finite loss is None), ``final`` (the last evaluation; its
         accuracies and loss None when the run diverged), ``diverged`` and
-        ``diverged_at_step``, ``stopped_early`` (``stop_at`` reached), ``chance``,
-        ``dataset`` (its description), ``notes`` (from the initialiser), ``wall_time_s``,
-        ``device``, ``torch_version``, ``mftheory_version``.
+        ``diverged_at_step``, ``stop_at`` and ``stopped_at_step`` (early stopping, None
+        when off or not reached), ``chance``, ``dataset`` (its description), ``notes`` (from the
+        initialiser), ``wall_time_s``, ``device``, ``torch_version``,
+        ``mftheory_version``.
 
     Notes
     -----
@@ -167,10 +183,8 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         generator=init_gen,
     )
     net.to(device)
-    x_train = torch.as_tensor(data.x_train, device=device)
-    y_train = torch.as_tensor(data.y_train, device=device)
-    x_test = torch.as_tensor(data.x_test, device=device)
-    y_test = torch.as_tensor(data.y_test, device=device)
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
+    x_train, y_train, x_test, y_test = (torch.as_tensor(a, device=device) for a in arrays)
     x_eval, y_eval = x_train[: int(config["eval_size"])], y_train[: int(config["eval_size"])]
     batch = int(config["batch_size"])
     steps = int(config["steps"])
@@ -181,14 +195,10 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         k: [] for k in ("step", "epoch", "train_loss", "train_accuracy", "test_accuracy")
     }
 
-    stop_at = math.inf if config.get("stop_at") is None else float(config["stop_at"])
-    test_at_end = bool(config.get("test_at_end", False))
-
     def record(step: int) -> bool:
         train_acc, train_loss = _evaluate(net, x_eval, y_eval, max(batch, 256))
-        test_acc: float | None = None
-        if not test_at_end:
-            test_acc, _ = _evaluate(net, x_test, y_test, max(batch, 256))
+        at_end = config.get("test_at_end")  # the test set only at the last evaluation
+        test_acc = None if at_end else _evaluate(net, x_test, y_test, max(batch, 256))[0]
         curve["step"].append(step)
         curve["epoch"].append(step * batch / n_train)
         curve["train_loss"].append(train_loss)
@@ -196,13 +206,21 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         curve["test_accuracy"].append(test_acc)
         return math.isfinite(train_loss)
 
+    chance = float(np.max(np.bincount(data.y_test)) / len(data.y_test))
+    stop_at = _stop_accuracy(config.get("stop_at"), chance)
+    stopped_at: int | None = None
+
+    def reached() -> bool:
+        return stop_at is not None and float(curve["train_accuracy"][-1] or 0) >= stop_at
+
     diverged_at: int | None = None
-    stopped = False
     if not record(0):
         diverged_at = 0
+    elif reached():
+        stopped_at = 0
     batches = _minibatches(n_train, batch, order_gen, device)
     step = 0
-    while diverged_at is None and step < steps:
+    while diverged_at is None and stopped_at is None and step < steps:
         idx = next(batches)
         loss = nn.functional.cross_entropy(net(x_train[idx]), y_train[idx])
         step += 1
@@ -212,26 +230,25 @@ def train_cell(config: dict[str, Any]) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if (step % eval_every == 0 or step == steps) and not record(step):
-            diverged_at = step
-        elif curve["step"][-1] == step and float(curve["train_accuracy"][-1] or 0) >= stop_at:
-            stopped = True  # the cell's target accuracy is reached: stop here
-            break
-    if test_at_end and diverged_at is None and curve["test_accuracy"][-1] is None:
+        if step % eval_every == 0 or step == steps:
+            if not record(step):
+                diverged_at = step
+            elif reached():
+                stopped_at = step
+    if config.get("test_at_end") and diverged_at is None:
         curve["test_accuracy"][-1] = _evaluate(net, x_test, y_test, max(batch, 256))[0]
     final: dict[str, float | None] = {k: v[-1] for k, v in curve.items()}
     if diverged_at is not None:
-        final = dict.fromkeys(curve, None) | {
-            "step": diverged_at,
-            "epoch": diverged_at * batch / n_train,
-        }
+        epoch = diverged_at * batch / n_train
+        final = dict.fromkeys(curve, None) | {"step": diverged_at, "epoch": epoch}
     result = {
         "curve": curve,
         "final": final,
         "diverged": diverged_at is not None,
         "diverged_at_step": diverged_at,
-        "stopped_early": stopped,
-        "chance": float(np.max(np.bincount(data.y_test)) / len(data.y_test)),
+        "stop_at": stop_at,
+        "stopped_at_step": stopped_at,
+        "chance": chance,
         "dataset": data.as_dict(),
         "notes": notes,
         "wall_time_s": time.perf_counter() - start,

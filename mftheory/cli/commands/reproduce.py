@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
-from mftheory.cli.modes import Backend, BackendName, Channels, Depth, Device, Networks, Seed
+from mftheory.cli.modes import (
+    Backend,
+    BackendName,
+    Bootstrap,
+    Channels,
+    Depth,
+    Device,
+    Networks,
+    Seed,
+)
 from mftheory.cli.options import (
     DEFAULT_DPI,
     DEFAULT_FIGSIZE,
@@ -71,6 +80,7 @@ def reproduce(
     channels: Channels = 300,
     networks: Networks = 400,
     seed: Seed = 0,
+    bootstrap: Bootstrap = 200,
     perturbation: PerturbationOpt = 1.0,
     old_scale: OldScaleOpt = None,
     backend: Backend = BackendName.numpy,
@@ -129,6 +139,7 @@ def reproduce(
         Sigma0=setup.sigma0,
         image_shape=setup.n,
         seed=seed,
+        bootstrap=bootstrap,
         backend=backend.value,
         device=device,
     )

@@ -10,6 +10,7 @@ from mftheory.cli.common import DEFAULT_ALPHA, DEFAULT_NEGATIVE_SLOPE, DEFAULT_S
 from mftheory.cli.modes import (
     Backend,
     BackendName,
+    Bootstrap,
     Channels,
     Depth,
     Device,
@@ -60,6 +61,7 @@ def simulate(
     channels: Channels = 256,
     networks: Networks = 100,
     seed: Seed = 0,
+    bootstrap: Bootstrap = 200,
     backend: Backend = BackendName.numpy,
     device: Device = None,
     negative_slope: NegativeSlope = DEFAULT_NEGATIVE_SLOPE,
@@ -77,8 +79,10 @@ def simulate(
     weights, a control input at the fixed point Sigma* (variance reduction: the difference of
     the two empirical covariances estimates Sigma* - Sigma^l with far less noise). Each
     Fourier mode's amplitude is fitted against depth where it stands 5 standard errors above
-    the noise; the fitted per-layer rate is shown beside chi_c*|lambda_f| and beside the same
-    fit of the mean-field map. -o modes.png draws measured points, mean-field curves and the
+    the noise; the fitted per-layer rate is shown beside chi_c*|lambda_f| and beside the
+    mean-field map's amplitudes fitted by the same rule (same layers, same weights). The
+    standard errors come from a bootstrap over networks (--bootstrap resamples of whole
+    networks, seeded by --seed). -o modes.png draws measured points, mean-field curves and the
     predicted slopes.
 
     Example:
@@ -125,6 +129,7 @@ def simulate(
         channels=channels,
         images=images,
         seed=seed,
+        bootstrap=bootstrap,
         backend=backend.value,
         device=device,
     )

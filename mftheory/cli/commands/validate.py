@@ -103,7 +103,8 @@ ScaleOpt = Annotated[
     _opt(
         "--scale",
         _SCALE.metavar,
-        "tiny: seconds (tests); cpu: minutes on a laptop (8x8 digits); paper: the "
+        "tiny: a smoke test, not a result (seconds); cpu: minutes on a laptop (8x8 digits); "
+        "paper: the "
         "paper's depths and widths on MNIST (--data-dir), for a GPU.",
         _SCALE,
     ),
@@ -188,6 +189,10 @@ ThresholdOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, _int("--seed", "Seed of the sweep (each cell derives its own).", 0)]
+SeedsOpt = Annotated[
+    int | None,
+    _int("--seeds", "trainability: networks (seeds) per sigma_w2 and depth, 1-1000.", 1, 1000),
+]
 DeviceOpt = Annotated[str, _opt("--device", "cpu|cuda|cuda:N|auto", "Where to train.")]
 JobsOpt = Annotated[
     int | None,
@@ -231,6 +236,7 @@ def validate(
     max_test: MaxTestOpt = None,
     threshold: ThresholdOpt = None,
     seed: SeedOpt = 0,
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "cpu",
     jobs: JobsOpt = None,
     scheduler: SchedulerOpt = None,
@@ -243,13 +249,15 @@ def validate(
 ) -> None:
     """Train tanh CNNs and check the mean-field predictions against them.
 
-    trainability (paper Fig. 2): a sigma_w2 x depth grid; prints the share of cells where
-    "trained" agrees with depth < 6 xi_c. learning-speed (Fig. 5): a deep critical network,
-    Gaussian against orthogonal kernels. ultra-deep (Fig. 1): Delta-Orthogonal at criticality
-    over depths, accuracy against epochs. spatial-modes (Fig. 3/4): variance vectors GS0..GS4.
-    Every cell is one JSON file in the -o folder's cells/; a rerun skips finished cells. Data
-    are never downloaded: digits ship with scikit-learn, mnist1d is generated, mnist and
-    cifar10 come from --data-dir.
+    trainability (paper Fig. 2): a sigma_w2 x depth x seed grid on both sides of the critical
+    line; prints the share of cells where "trained" agrees with depth < 6 xi_c, overall, per
+    side and per prediction, with 95% Wilson intervals and the "all train" / "none train"
+    baselines (a cell stops once it reaches the threshold). learning-speed (Fig. 5): a deep
+    critical network, Gaussian against orthogonal kernels. ultra-deep (Fig. 1):
+    Delta-Orthogonal at criticality over depths, accuracy against epochs. spatial-modes
+    (Fig. 3/4): variance vectors GS0..GS4. Every cell is one JSON file in the -o folder's
+    cells/; a rerun skips finished cells. Data are never downloaded: digits ship with
+    scikit-learn, mnist1d is generated, mnist and cifar10 come from --data-dir.
 
     Example:
 
@@ -296,6 +304,7 @@ def validate(
         "max_test": max_test,
         "threshold": threshold,
         "seed": seed,
+        "seeds": seeds,
         "device": device,
         "threads": n_threads,
     }
@@ -342,12 +351,13 @@ def _run(
 ) -> bool:
     """Plan, load the data, train every cell, write the outputs and print the summary table;
     True when a cell failed (reported on stderr)."""
+    from mftheory.cli.options import OutputFormat
     from mftheory.cli.output import Interrupted, OutputError, Report, emit
     from mftheory.cli.render import Column, Records
     from mftheory.errors import MFTheoryError
     from mftheory.files import folder_lock
     from mftheory.validation.data import load_dataset
-    from mftheory.validation.experiments import plan_experiment, summarise
+    from mftheory.validation.experiments import SMOKE_TEST_NOTICE, plan_experiment, summarise
     from mftheory.validation.report import columns, write_outputs
     from mftheory.validation.runner import run_cells
     from mftheory.validation.train import resolve_device, train_cell
@@ -381,6 +391,8 @@ def _run(
             messages.note(
                 f"{experiment} ({scale}): {len(plan.cells)} cells on {where}, results in {folder}"
             )
+            if scale == "tiny":
+                typer.echo(f"Note: {SMOKE_TEST_NOTICE}", err=True)
             # A rich bar on an interactive stderr (the per-cell lines print above it).
             with messages.progress(f"{experiment}: training", points=len(plan.cells)) as bar:
                 results = run_cells(
@@ -414,6 +426,8 @@ def _run(
         ),
     )
     emit(report, fmt=fmt, output=None, messages=messages)
+    if summary.get("agreement_groups") and fmt in (None, OutputFormat.table):
+        _agreement_table(summary["agreement_groups"])
     failed = [r for r in results if r.get("status") != "done"]
     if failed:
         # A failure is a crash in a cell (a diverging network is a result, not a failure).
@@ -423,6 +437,21 @@ def _run(
             err=True,
         )
     return bool(failed)
+
+
+def _agreement_table(groups: Sequence[dict[str, Any]]) -> None:
+    """Print the trainability agreement per side and prediction (Wilson 95% intervals and the
+    "all train" / "none train" baselines) under the per-cell table."""
+    from mftheory.cli.render import Column, Records, render_table
+    from mftheory.validation.report import AGREEMENT_COLUMNS
+
+    render_table(
+        Records(
+            [Column(c, justify="left" if c == "group" else "right") for c in AGREEMENT_COLUMNS],
+            [{c: g.get(c) for c in AGREEMENT_COLUMNS} for g in groups],
+            title="agreement per group (95% Wilson score interval; baselines on the same cells)",
+        )
+    )
 
 
 #: Bytes a training worker holds besides its network (torch, the data set).
