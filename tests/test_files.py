@@ -264,7 +264,7 @@ def test_cli_writer_failure_keeps_the_old_output(
     assert mftheory.plotting  # the figure path goes through plotting.save_figure
     out = tmp_path / f"grid{suffix}"
     out.write_bytes(b"the old good file")
-    result = run("phase-diagram", "--sigma-w2", "0.5:4:5", "--sigma-b2", "0:1:4", "-o", str(out))
+    result = run("phase-diagram", "--sigma-w2", "0.5:4:5", "--sigma-b2", "0.01:1:4", "-o", str(out))
     assert_one_line_error(result, code=1, mentions="No space left on device")
     assert out.read_bytes() == b"the old good file"
     assert _leftovers(tmp_path) == []

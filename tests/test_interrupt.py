@@ -124,7 +124,7 @@ def test_signal_during_the_write_keeps_the_old_file(
     out = tmp_path / f"g{suffix}"
     out.write_bytes(b"the old good file")
     marker = tmp_path / "writing"
-    args = ["phase-diagram", "--sigma-w2", "0.5:4:5", "--sigma-b2", "0:1:4", "-o", str(out)]
+    args = ["phase-diagram", "--sigma-w2", "0.5:4:5", "--sigma-b2", "0.01:1:4", "-o", str(out)]
     with subprocess.Popen(
         [sys.executable, "-c", SLOW_WRITER, str(marker), *args],
         stdout=subprocess.PIPE,
@@ -147,7 +147,7 @@ def test_ctrl_c_at_random_times_leaves_the_old_or_the_new_file(tmp_path: Path) -
     # The example, smaller: a grid over an existing good g.json, interrupted at random
     # times from the start of the computation to the end of the write.
     out = tmp_path / "g.json"
-    args = _mftheory("phase-diagram", "--sigma-w2", "0.5:4:300", "--sigma-b2", "0:1:300")
+    args = _mftheory("phase-diagram", "--sigma-w2", "0.5:4:300", "--sigma-b2", "0.01:1:300")
     start = time.monotonic()
     subprocess.run(_mftheory("--version"), check=True, capture_output=True)
     startup = time.monotonic() - start
