@@ -100,12 +100,13 @@ _COMMON: dict[str, dict[str, Any]] = {
 _GRIDS: dict[str, dict[str, dict[str, Any]]] = {
     "trainability": {
         "tiny": {"depths": [2, 8], "sigma_w2": [0.5, 1.76, 4.0], "steps": 8, "eval_every": 4},
-        # both sides: 6 xi_c = 21.8 (ordered, 1.0), 41.9 (4.0) and 20.8 (20.0) at sigma_b2 = 0.05;
-        # depth 32 is past the limit on both sides; 3 seeds per cell; ~35 minutes on one loaded
-        # core (a cell costs ~4 s per layer when it runs its 200 steps; depth 128 would be ~9 min)
+        # both sides of the line (critical sigma_w2 = 1.761 at sigma_b2 = 0.05): 6 xi_c = 12.3
+        # (0.75), 21.8 (1.0), 94.7 (1.5) ordered; 70.8 (2.5), 41.9 (4.0), 20.8 (20.0) chaotic;
+        # every sigma_w2 has depths on both sides of 6 xi_c; 3 seeds per cell: 108 cells,
+        # ~1 hour on one idle core (a failing depth-128 cell runs its 200 steps in ~70 s)
         "cpu": {
-            "depths": [4, 8, 16, 32],
-            "sigma_w2": [1.0, 4.0, 20.0],
+            "depths": [4, 8, 16, 32, 64, 128],
+            "sigma_w2": [0.75, 1.0, 1.5, 2.5, 4.0, 20.0],
             "seeds": 3,
             "steps": 200,
             "eval_every": 25,
