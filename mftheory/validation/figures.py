@@ -213,6 +213,9 @@ def _shown_run(
     return max(mine, key=lambda r: r["final"].get("train_accuracy") or 0.0, default=None)
 
 
+_SHORT = {"delta-orthogonal": "D-O", "gaussian": "Gauss."}
+
+
 def ultra_deep_figure(
     summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, title: str = ""
 ) -> Figure:
@@ -262,12 +265,13 @@ def ultra_deep_figure(
             continue
         k = depths.index(e["depth"]) / max(1, len(depths) - 1)
         y = [np.nan if v is None else v for v in r["curve"]["train_accuracy"]]
+        lr = r["config"]["lr"]
         right.plot(
             r["curve"]["step"],
             y,
             color=shades(0.9 * k),
             ls="-" if e["scheme"] == "delta-orthogonal" else "--",
-            label=f"{e['scheme']}, depth {e['depth']}, lr {r['config']['lr']:.2g}",
+            label=f"{_SHORT.get(e['scheme'], e['scheme'])} {e['depth']}, lr {lr:.2g}",
         )
     for j, n in enumerate(names):
         right.axhline(summary["thresholds"][n], color="grey", lw=0.8, ls="-" if j == 0 else ":")
@@ -275,6 +279,12 @@ def ultra_deep_figure(
     right.set_xlabel("training steps")
     right.set_ylabel("training accuracy")
     right.grid(alpha=0.3)
-    right.legend(fontsize="x-small", ncol=2)
+    right.legend(
+        fontsize="x-small",
+        ncol=2,
+        loc="upper left",
+        title="scheme depth, lr",
+        title_fontsize="x-small",
+    )
     fig.suptitle(title)
     return fig

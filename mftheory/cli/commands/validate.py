@@ -208,6 +208,8 @@ ThreadsOpt = Annotated[
 ]
 #: Size (inches) of the PNG figure in the -o folder.
 VALIDATE_FIGSIZE = FigureSize(6.4, 4.6)
+#: ultra-deep draws two panels side by side: its default is wider
+ULTRA_DEEP_FIGSIZE = FigureSize(11.0, 4.4)
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Retrain every cell instead of resuming.")]
 
 
@@ -270,6 +272,8 @@ def validate(
     from mftheory.cli.output import FigureStyle
     from mftheory.errors import MFTheoryError
 
+    if experiment.value == "ultra-deep" and figsize == VALIDATE_FIGSIZE:
+        figsize = ULTRA_DEEP_FIGSIZE
     style = FigureStyle(figsize.inches, dpi)
     messages = begin(quiet)
     try:
