@@ -147,3 +147,14 @@ def test_a_stray_warning_is_a_one_line_failure(monkeypatch: pytest.MonkeyPatch) 
     assert len(lines) == 1, result.stderr  # the one line, no warning text of its own
     assert lines[-1].startswith("Error: internal warning: RuntimeWarning: divide by zero")
     assert "please report it" in lines[-1]
+
+
+def test_propagate_without_fixed_point_whose_variance_overflows(tmp_path: Path) -> None:
+    """Found by the long fuzz: with no finite q*, `propagate --sigma-w 1e154` iterated the
+    covariance and the mean of a diagonal near the largest double overflowed (internal warning,
+    exit 1); now the variance is named as diverging, exit 2."""
+    img = tmp_path / "img.npy"
+    np.save(img, np.random.default_rng(0).normal(size=(8, 8)))
+    result = run("propagate", "--sigma-w", "1e154", "--image", str(img), "--depth", "5")
+    lines = assert_clean(result, 2)
+    assert lines[-1].startswith("Error: ") and "stopped being finite" in lines[-1], lines

@@ -638,7 +638,12 @@ def _iterate(
             acc_err += stats.error_bound
             methods[stats.method] = methods.get(stats.method, 0) + 1
         diag = np.diag(sigma)
-        q_mean[k] = float(np.mean(diag))
+        with np.errstate(over="ignore"):
+            q_mean[k] = float(np.mean(diag))
+        if not np.isfinite(q_mean[k]):
+            raise MFTheoryError(
+                f"covariance stopped being finite at layer {layer}: the variance diverges"
+            )
         scale = star[0] if star is not None else float(np.max(diag))
         floor[k] = acc_err + _ROUNDING * scale * (k + 1)
         if sigma_star is not None:
